@@ -1,0 +1,19 @@
+/* cli: the subcommands of the facrnn executable. main.c only dispatches;
+ * each command lives with the module that owns it. Every command is
+ * collective over MPI_COMM_WORLD and returns an fr_err that all ranks agree
+ * on (errors found on a single rank go through fr_fatal instead).
+ * argv[0] is the subcommand name. */
+#ifndef FACRNN_CLI_H
+#define FACRNN_CLI_H
+
+#include "facrnn/common.h"
+
+fr_err fr_cmd_synth(int argc, char **argv);
+fr_err fr_cmd_fit(int argc, char **argv);
+fr_err fr_cmd_sweep(int argc, char **argv);
+fr_err fr_cmd_eval(int argc, char **argv);
+fr_err fr_cmd_simulate(int argc, char **argv);
+fr_err fr_cmd_info(int argc, char **argv);
+fr_err fr_cmd_selftest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# run.sh: the whole test suite on a fresh Debian machine (README command two).
+# Installs what is missing, builds, then runs every CTest test: CUnit suites,
+# MPI suites at 1, 2 and 3 ranks, shell end-to-end tests and pytest files.
+#   tests/run.sh            everything
+#   tests/run.sh -R REGEX   only matching tests (ctest -R)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../jobs/setup.sh"
+cd "$FACRNN_BUILD"
+ctest --output-on-failure --timeout 1500 "$@"
