@@ -1,0 +1,101 @@
+/* config: the YAML configuration of a fit or sweep. One option table (key,
+ * type, default, range, help) drives parsing, `--set key=value` overrides,
+ * validation, defaults and the resolved-YAML echo. Rank 0 parses; the
+ * status is broadcast before the struct, so a bad config stops every rank
+ * cleanly. Keys and defaults are documented in README "Configuration".
+ */
+#ifndef FACRNN_CONFIG_H
+#define FACRNN_CONFIG_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "facrnn/common.h"
+
+#define FR_CFG_PATH_MAX 1024
+#define FR_CFG_MAX_LIST 64       /* longest list (ranks, betas, seeds, psi, groups) */
+#define FR_CFG_MAX_PARTS 256     /* explicit sweep partitions */
+#define FR_CFG_MAX_GROUPS 64
+
+typedef struct {
+    /* data */
+    char data_path[FR_CFG_PATH_MAX];      /* data.path (required for fit/sweep) */
+    char observation[16];                 /* data.observation: "", "gaussian", "poisson" ("" = file attribute) */
+
+    /* model */
+    int rank;                              /* model.rank K (default 6) */
+    int n_groups;                          /* length of model.groups (0 = [K]) */
+    int groups[FR_CFG_MAX_GROUPS];         /* model.groups */
+    int lags;                              /* model.lags L (default 1) */
+    int psi_learned;                       /* model.psi == "learned" */
+    int n_psi;                             /* length of the fixed psi list (0 = uniform 1/L) */
+    double psi[FR_CFG_MAX_LIST];           /* model.psi fixed weights */
+    char nonlinearity[16];                 /* "tanh" (default) | "identity" */
+    char link[16];                         /* "softplus" (default) | "exp" */
+    int inputs;                            /* model.inputs (default true) */
+    double encoder_std;                    /* model.encoder_std: <= 0 means auto */
+    char init[16];                         /* "uniform" | "pca" (default "pca") */
+
+    /* train */
+    char optimizer[16];                    /* "adam" | "adamw" (default adamw) */
+    double lr;                             /* 1e-3 */
+    double weight_decay;                   /* 0 */
+    int batch_size;                        /* M = 128 */
+    int epochs;                            /* default 300 */
+    double beta;                           /* 20 */
+    long long seed;                        /* 0 */
+    int eval_every;                        /* epochs, default 10 */
+    int checkpoint_every;                  /* epochs, default 50 (0 = never) */
+    int restarts;                          /* default 1 */
+    int log_every;                         /* epochs between progress lines, default 10 */
+
+    /* cv */
+    int folds;                             /* default 5 (1 = no held-out) */
+    int fold;                              /* default 0 */
+
+    /* sweep */
+    int n_sweep_ranks;
+    int sweep_ranks[FR_CFG_MAX_LIST];      /* sweep.ranks */
+    int sweep_partitions_all;              /* sweep.partitions == "all" */
+    int n_sweep_partitions;
+    int sweep_partitions[FR_CFG_MAX_PARTS][FR_CFG_MAX_GROUPS + 1]; /* each: [G, h1, ..., hG] */
+    int sweep_max_groups;                  /* bound on "all" (0 = none) */
+    int sweep_min_group_size;              /* bound on "all" (default 1) */
+    int n_sweep_betas;
+    double sweep_betas[FR_CFG_MAX_LIST];
+    int n_sweep_seeds;
+    long long sweep_seeds[FR_CFG_MAX_LIST];
+    int ranks_per_fit;                     /* team size (default 1) */
+
+    /* output */
+    char output_path[FR_CFG_PATH_MAX];     /* output.path (default "facrnn_results.h5") */
+    char checkpoint_dir[FR_CFG_PATH_MAX];  /* output.checkpoint_dir (default "<output.path>.ckpt") */
+    int connectivity_max_n;                /* output.connectivity_max_n: dense W_g only when N <= this (2000) */
+} fr_config;
+
+/* Fill every field with its documented default. Not collective. */
+void fr_config_defaults(fr_config *cfg);
+
+/* Parse the YAML file `path` (NULL: defaults only), then apply `nset`
+ * overrides "key=value" in order, then validate (types, ranges, partition
+ * sums, required keys when `require_data`). Collective over comm: rank 0
+ * parses and validates, broadcasts the status, then the struct. Errors name
+ * the key, e.g. "config: unknown key 'train.lrr'". */
+fr_err fr_config_load(MPI_Comm comm, const char *path, int nset, char *const *sets, int require_data,
+                      fr_config *cfg);
+
+/* Resolved configuration as YAML text (every key, in table order), written
+ * to buf (cap bytes, NUL-terminated). Not collective. */
+fr_err fr_config_to_yaml(const fr_config *cfg, char *buf, size_t cap);
+
+/* Parse YAML text (for configs stored in results files). Not collective. */
+fr_err fr_config_from_yaml_text(const char *text, fr_config *cfg);
+
+/* Hash of the keys that define a fit's trajectory (data path, model, train,
+ * cv), used to refuse a checkpoint from a different config. Not collective. */
+uint64_t fr_config_fit_hash(const fr_config *cfg);
+
+/* Print the option table (key, type, default, help) for --help. */
+void fr_config_print_help(void);
+
+#endif

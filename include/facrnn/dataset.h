@@ -1,0 +1,86 @@
+/* dataset: the input HDF5 contract (see docs in README "Input format"),
+ * strict collective validation, the shard plan, and parallel hyperslab reads
+ * of each rank's own trials. Also cross-validation folds.
+ *
+ * Every rank holds the small per-trial metadata (offsets, conditions) and
+ * only its own contiguous block of trials' rows of /data, /inputs,
+ * /behavior and /truth/latents. Nothing here knows about training.
+ */
+#ifndef FACRNN_DATASET_H
+#define FACRNN_DATASET_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "facrnn/common.h"
+
+#define FR_INPUT_FORMAT_VERSION 1
+
+typedef struct {
+    int lags;           /* L: every trial must have at least L + 1 bins */
+    int poisson;        /* 1: /data must hold non-negative integers;
+                           -1: take the file's `observation` attribute */
+    int read_inputs;    /* read /inputs if present */
+    int read_behavior;  /* read /behavior if present */
+    int read_truth;     /* read /truth/latents if present */
+} fr_read_opts;
+
+typedef struct {
+    char path[1024];
+    /* global metadata, identical on every rank */
+    long long n_trials;
+    long long total_bins;
+    int N;                      /* channels */
+    int D;                      /* inputs (0 if absent or not read) */
+    int P;                      /* behaviour columns (0 if absent or not read) */
+    long long *offsets;         /* (n_trials + 1) */
+    int *condition;             /* (n_trials) or NULL */
+    char observation[16];       /* file attribute: "gaussian", "poisson" or "" */
+    double bin_size_s;          /* 0 if absent */
+    uint64_t checksum;          /* FNV-1a over /data and /trial_offsets, as stored (agreed over ranks) */
+    int truth_K;                /* width of /truth/latents, 0 if absent */
+    int truth_G;                /* number of true groups */
+    int truth_groups[64];       /* (truth_G) true group sizes */
+
+    /* this rank's shard: trials [trial_lo, trial_hi), rows [row_lo, row_hi) */
+    long long trial_lo, trial_hi;
+    long long row_lo, row_hi;
+    double *x;                  /* (row_hi - row_lo, N) */
+    double *u;                  /* (rows, D) or NULL */
+    double *behavior;           /* (rows, P) or NULL */
+    double *truth_latents;      /* (rows, truth_K) or NULL */
+} fr_dataset;
+
+/* Pure shard plan: contiguous trial ranges for `nranks` ranks, balancing the
+ * number of samples (T_k - lags per trial), every trial exactly once.
+ * first_trial (nranks + 1): rank r owns [first_trial[r], first_trial[r+1]).
+ * Not collective. */
+fr_err fr_shard_plan(long long n_trials, const long long *offsets, int lags, int nranks,
+                     long long *first_trial);
+
+/* Open, validate and read this rank's shard. Collective over comm: every
+ * rank returns the same error code, with a one-line message naming the
+ * dataset and the first offending index (e.g. "/data: NaN at row 1234,
+ * column 5"). */
+fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts, fr_dataset *ds);
+void fr_dataset_free(fr_dataset *ds);
+
+/* Ground-truth parameters (/truth/A, B, c, d), read on every rank; absent
+ * entries stay NULL. Collective. */
+typedef struct {
+    int N, K;
+    double *A; /* (N, K) */
+    double *B; /* (K, N) */
+    double *c; /* (N) */
+    double *d; /* (K) */
+} fr_truth_params;
+fr_err fr_truth_params_read(MPI_Comm comm, const char *path, fr_truth_params *tp);
+void fr_truth_params_free(fr_truth_params *tp);
+
+/* Cross-validation split: split[k] = 1 for training trials, 0 for held-out,
+ * for `folds` folds (folds == 1: all training), holding out fold `fold`.
+ * Stratified by condition when non-NULL; deterministic in seed. Pure. */
+fr_err fr_cv_split(long long n_trials, const int *condition, int folds, int fold, uint64_t seed,
+                   unsigned char *split /* (n_trials) */);
+
+#endif
