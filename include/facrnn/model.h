@@ -27,6 +27,9 @@
 
 #include "facrnn/common.h"
 
+/* ln(2 pi); M_PI is not in strict C11. */
+#define FR_LN_2PI 1.83787706640934548356065947281123527
+
 #define FR_LAYOUT_VERSION 1
 #define FR_MAX_GROUPS 64
 #define FR_MAX_LAGS 32

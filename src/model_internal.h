@@ -1,0 +1,28 @@
+/* model_internal: the workspace layout and helpers shared by model.c,
+ * model_ref.c and pc.c. Not part of the public API. */
+#ifndef FACRNN_MODEL_INTERNAL_H
+#define FACRNN_MODEL_INTERNAL_H
+
+#include "facrnn/model.h"
+
+struct fr_ws {
+    int m_max, M_max;
+    double psi[FR_MAX_LAGS]; /* (L) effective kernel of the last encode */
+    double *H;               /* (m_max, N) gathered histories h_i */
+    double *mu, *z;          /* (m_max, K) */
+    double *eta, *deta;      /* (m_max, N) linear predictor and inv_M * dNLL/deta */
+    double *U;               /* (m_max, D) gathered inputs */
+    double *dz, *dmu;        /* (m_max, K) */
+    double *dH;              /* (m_max, N) */
+    double *pc_a;            /* (G + 1, M_max) per-column log terms of one PC row */
+    int *kgroup;             /* (K) group of each latent dimension */
+    double *pc_dz, *pc_dmu;  /* (M_max, K) PC gradients in fr_model_loss_grad */
+};
+
+/* ln(1 + e^x), overflow safe. */
+double fr_softplus(double x);
+/* NLL of one entry x_n under eta_n (channel n; s is the log-std view or
+ * NULL for Poisson); writes dNLL/deta and dNLL/ds_n where non-NULL. */
+double fr_obs_nll(const fr_model *m, const double *s, int n, double x, double eta, double *deta, double *ds);
+
+#endif
