@@ -9,11 +9,14 @@
  * times in ln q(z_i) and sum_g H_g = K times in sum_g ln q(z_ig), so they
  * cancel exactly; the fast kernels drop them (the reference keeps them).
  *
- * Bias: at finite M the minibatch estimator is biased upward even for
- * independent groups (the KDE over M points is too peaked, and the product
- * of marginal KDEs is smoother than the joint). For two independent 3-D
- * Gaussian groups it is about 0.38 at M = 128 and 0.17 at M = 4096, and
- * single estimates can be negative. Compare PC values only at equal M.
+ * Bias: at finite M the minibatch estimator is biased even for independent
+ * groups. With n_train comparable to M it is biased upward (the self term
+ * j = i weighs more in the joint KDE than in the smoother product of the
+ * marginal KDEs): for two independent 3-D Gaussian groups about 0.35-0.38
+ * at M = n = 128 and 0.17 at M = n = 4096. With n_train >> M the weights
+ * (n-1)/(M-1) swamp the self term and the joint KDE over M points in K
+ * dimensions is too sparse, so the bias turns negative (about -1.0 at
+ * M = 128, n = 1e5). Compare PC values only at equal M and n_train.
  */
 #include <math.h>
 #include <stdlib.h>
