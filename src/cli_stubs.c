@@ -11,7 +11,6 @@
     }
 
 FR_STUB(synth)
-FR_STUB(fit)
 FR_STUB(sweep)
 FR_STUB(eval)
 FR_STUB(simulate)

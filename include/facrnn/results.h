@@ -1,0 +1,59 @@
+/* results: the output contract of the format spec in parallel HDF5.
+ * A fit writes "<path>.tmp" collectively and renames it into place only
+ * after a clean close, so an existing results file is never corrupted and an
+ * interrupted run never leaves an unreadable one. Knows nothing of training
+ * logic: it writes what fr_fit_result holds.
+ *
+ * Layout (README "Results format"): root attributes format_version, version,
+ * git_revision, n_ranks, config (YAML), input_path, input_checksum;
+ * /runs/<run_id>/{params/..., latents, split, history/..., metrics (attributes),
+ * connectivity/..., pca_eigenvalues}.
+ */
+#ifndef FACRNN_RESULTS_H
+#define FACRNN_RESULTS_H
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include "facrnn/config.h"
+#include "facrnn/dataset.h"
+#include "facrnn/trainer.h"
+
+#define FR_RESULTS_FORMAT_VERSION 1
+
+typedef struct {
+    MPI_Comm comm;
+    int rank;
+    hid_t file;
+    int atomic;
+    char path[FR_CFG_PATH_MAX];
+    char tmp[FR_CFG_PATH_MAX + 8];
+} fr_results;
+
+/* Stable, readable run id from the configuration, e.g. "K6_g3+3_b20_s0_f0". Not collective. */
+void fr_run_id(const fr_config *cfg, char *buf, size_t cap);
+
+/* Fail early (before any training) if `path` cannot be written. Collective. */
+fr_err fr_results_check_writable(MPI_Comm comm, const char *path);
+
+/* Create a results file. atomic = 1: write "<path>.tmp", rename on close.
+ * Collective over comm. */
+fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results *r);
+/* Root attributes. Collective. */
+fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds);
+/* One run's group. Collective (each rank writes its own trials' latent rows). */
+fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
+                            const unsigned char *split, const fr_fit_result *res, const char *status);
+/* Close (and rename into place when atomic). Collective. */
+fr_err fr_results_close(fr_results *r);
+
+/* Small attribute helpers shared with the sweep writer. Collective (every
+ * rank passes identical values). */
+fr_err fr_h5_attr_double(hid_t loc, const char *name, double v);
+fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v);
+fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s);
+/* A replicated small dataset written by rank 0 inside a collective call. */
+fr_err fr_h5_write_small(hid_t loc, const char *name, hid_t memtype, int rank, int ndims, const hsize_t *dims,
+                         const void *data);
+
+#endif

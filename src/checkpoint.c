@@ -1,0 +1,194 @@
+/* checkpoint: atomic versioned checkpoints (see checkpoint.h). Serial HDF5
+ * on one rank: a checkpoint is small (a few flat parameter-sized buffers),
+ * and one writer makes the temp-file-and-rename protocol simple. */
+#include "facrnn/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+fr_err fr_mkdir_p(const char *dir)
+{
+    char buf[1024];
+    if (!dir || !*dir) return FR_OK;
+    if (strlen(dir) >= sizeof buf) return FR_FAIL(FR_EINVAL, "directory path too long: %s", dir);
+    strcpy(buf, dir);
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+            return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+        return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return FR_OK;
+}
+
+static fr_err attr_u64(hid_t loc, const char *name, uint64_t v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_UINT64, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_UINT64, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    if (rc < 0) return FR_FAIL(FR_EIO, "cannot write checkpoint attribute %s", name);
+    return FR_OK;
+}
+
+static int read_attr_u64(hid_t loc, const char *name, uint64_t *v)
+{
+    if (H5Aexists(loc, name) <= 0) return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    herr_t rc = H5Aread(a, H5T_NATIVE_UINT64, v);
+    H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+static fr_err write_1d(hid_t f, const char *name, const double *data, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : (n ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    if (rc < 0) return FR_FAIL(FR_EIO, "cannot write checkpoint dataset %s", name);
+    return FR_OK;
+}
+
+static fr_err save_body(hid_t f, const fr_ckpt_tag *tag, int nscalar, const fr_ckpt_scalar *sc, int narray,
+                        const fr_ckpt_array *arr)
+{
+    TRY(attr_u64(f, "format_version", FR_CKPT_FORMAT_VERSION));
+    TRY(attr_u64(f, "layout_version", (uint64_t)tag->layout_version));
+    TRY(attr_u64(f, "config_hash", tag->config_hash));
+    TRY(attr_u64(f, "data_checksum", tag->data_checksum));
+    double vals[FR_CKPT_MAX_ITEMS];
+    for (int i = 0; i < nscalar; ++i) vals[i] = sc[i].value;
+    /* Scalars as one dataset plus a names attribute would need string
+     * arrays; one tiny dataset per scalar keeps h5dump output readable. */
+    hid_t g = H5Gcreate2(f, "scalars", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return FR_FAIL(FR_EIO, "cannot create checkpoint group /scalars");
+    fr_err rc = FR_OK;
+    for (int i = 0; i < nscalar && rc == FR_OK; ++i) rc = write_1d(g, sc[i].name, &vals[i], 1);
+    H5Gclose(g);
+    TRY(rc);
+    for (int i = 0; i < narray; ++i) TRY(write_1d(f, arr[i].name, arr[i].data, arr[i].n));
+    return FR_OK;
+}
+
+fr_err fr_ckpt_save(const char *path, const fr_ckpt_tag *tag, int nscalar, const fr_ckpt_scalar *sc, int narray,
+                    const fr_ckpt_array *arr)
+{
+    if (nscalar > FR_CKPT_MAX_ITEMS || narray > FR_CKPT_MAX_ITEMS)
+        return FR_FAIL(FR_EINTERNAL, "too many checkpoint items");
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    hid_t f;
+    H5E_BEGIN_TRY { f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
+    if (f < 0) return FR_FAIL(FR_EIO, "cannot create checkpoint file %s", tmp);
+    fr_err rc = save_body(f, tag, nscalar, sc, narray, arr);
+    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close checkpoint file %s", tmp);
+    if (rc != FR_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    /* Make the bytes durable before the rename publishes them. */
+    int fd = open(tmp, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return FR_FAIL(FR_EIO, "cannot rename checkpoint %s -> %s: %s", tmp, path, strerror(e));
+    }
+    return FR_OK;
+}
+
+int fr_ckpt_exists(MPI_Comm comm, const char *path)
+{
+    int rank, ok = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0) ok = access(path, R_OK) == 0;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    return ok;
+}
+
+static fr_err load_root(const char *path, const fr_ckpt_tag *expect, int nscalar, fr_ckpt_scalar *sc, int narray,
+                        fr_ckpt_array *arr)
+{
+    hid_t f;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); } H5E_END_TRY;
+    if (f < 0) return FR_FAIL(FR_EINVAL, "checkpoint %s is not a readable HDF5 file", path);
+    fr_err rc = FR_OK;
+    uint64_t fv = 0, lv = 0, ch = 0, dc = 0;
+    if (read_attr_u64(f, "format_version", &fv) || read_attr_u64(f, "layout_version", &lv) ||
+        read_attr_u64(f, "config_hash", &ch) || read_attr_u64(f, "data_checksum", &dc)) {
+        rc = FR_FAIL(FR_EINVAL, "checkpoint %s lacks its version/hash attributes", path);
+    } else if (fv != FR_CKPT_FORMAT_VERSION || lv != (uint64_t)expect->layout_version) {
+        rc = FR_FAIL(FR_EINVAL, "checkpoint %s has format/layout version %llu/%llu, expected %d/%d", path,
+                     (unsigned long long)fv, (unsigned long long)lv, FR_CKPT_FORMAT_VERSION, expect->layout_version);
+    } else if (ch != expect->config_hash) {
+        rc = FR_FAIL(FR_EINVAL,
+                     "checkpoint %s was written for a different config (hash %016llx, this config %016llx); "
+                     "remove it or use another output.checkpoint_dir",
+                     path, (unsigned long long)ch, (unsigned long long)expect->config_hash);
+    } else if (dc != expect->data_checksum) {
+        rc = FR_FAIL(FR_EINVAL,
+                     "checkpoint %s was written for a different data file (checksum %016llx, this data %016llx)",
+                     path, (unsigned long long)dc, (unsigned long long)expect->data_checksum);
+    }
+    for (int i = 0; i < narray && rc == FR_OK; ++i) {
+        hid_t ds;
+        H5E_BEGIN_TRY { ds = H5Dopen2(f, arr[i].name, H5P_DEFAULT); } H5E_END_TRY;
+        if (ds < 0) {
+            rc = FR_FAIL(FR_EINVAL, "checkpoint %s: dataset %s missing", path, arr[i].name);
+            break;
+        }
+        hid_t sp = H5Dget_space(ds);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        if (n != (hssize_t)arr[i].n)
+            rc = FR_FAIL(FR_EINVAL, "checkpoint %s: dataset %s has %lld values, expected %zu", path, arr[i].name,
+                         (long long)n, arr[i].n);
+        else if (n && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, arr[i].data) < 0)
+            rc = FR_FAIL(FR_EIO, "checkpoint %s: cannot read %s", path, arr[i].name);
+        H5Dclose(ds);
+    }
+    for (int i = 0; i < nscalar && rc == FR_OK; ++i) {
+        char name[128];
+        snprintf(name, sizeof name, "scalars/%s", sc[i].name);
+        hid_t ds;
+        H5E_BEGIN_TRY { ds = H5Dopen2(f, name, H5P_DEFAULT); } H5E_END_TRY;
+        if (ds < 0 || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &sc[i].value) < 0)
+            rc = FR_FAIL(FR_EINVAL, "checkpoint %s: scalar %s missing", path, sc[i].name);
+        if (ds >= 0) H5Dclose(ds);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+fr_err fr_ckpt_load(MPI_Comm comm, const char *path, const fr_ckpt_tag *expect, int nscalar, fr_ckpt_scalar *sc,
+                    int narray, fr_ckpt_array *arr)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    fr_err rc = FR_OK;
+    if (rank == 0) rc = load_root(path, expect, nscalar, sc, narray, arr);
+    /* Rank 0 alone read the file: agree on its status, then share contents. */
+    TRY(fr_error_agree(&comm, rc));
+    for (int i = 0; i < narray; ++i)
+        if (arr[i].n) CHECK_MPI(MPI_Bcast(arr[i].data, (int)arr[i].n, MPI_DOUBLE, 0, comm));
+    for (int i = 0; i < nscalar; ++i) CHECK_MPI(MPI_Bcast(&sc[i].value, 1, MPI_DOUBLE, 0, comm));
+    return FR_OK;
+}

@@ -1,0 +1,146 @@
+/* fit: the `facrnn fit CONFIG [--set key=value ...]` command. Loads and
+ * validates the config and data collectively, splits trials into folds,
+ * runs the data-parallel trainer (resuming from a matching checkpoint),
+ * and writes the results file atomically. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facrnn/checkpoint.h"
+#include "facrnn/cli.h"
+#include "facrnn/config.h"
+#include "facrnn/dataset.h"
+#include "facrnn/results.h"
+#include "facrnn/trainer.h"
+
+static void fit_usage(void)
+{
+    printf("usage: [mpirun -n P] facrnn fit CONFIG.yaml [--set key=value ...]\n\n"
+           "Fits one configuration; trials are sharded over the ranks. Reruns resume from\n"
+           "the checkpoint in output.checkpoint_dir. Configuration keys:\n\n");
+    fr_config_print_help();
+}
+
+/* Parse "CONFIG [--set k=v]..." into the config path and override list. */
+fr_err fr_cli_config_args(int argc, char **argv, const char **path, int *nset, char **sets, int maxset,
+                          void (*usage)(void), int *want_help)
+{
+    *path = NULL;
+    *nset = 0;
+    *want_help = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *want_help = 1;
+            return FR_OK;
+        } else if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "--set needs key=value");
+            if (*nset >= maxset) return FR_FAIL(FR_EUSAGE, "too many --set options");
+            sets[(*nset)++] = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            if (*nset >= maxset) return FR_FAIL(FR_EUSAGE, "too many --set options");
+            sets[(*nset)++] = argv[i] + 6;
+        } else if (argv[i][0] == '-') {
+            return FR_FAIL(FR_EUSAGE, "%s: unknown option '%s'", argv[0], argv[i]);
+        } else if (!*path) {
+            *path = argv[i];
+        } else {
+            return FR_FAIL(FR_EUSAGE, "%s: unexpected argument '%s'", argv[0], argv[i]);
+        }
+    }
+    (void)usage;
+    if (!*path) return FR_FAIL(FR_EUSAGE, "%s: missing CONFIG.yaml (see facrnn %s --help)", argv[0], argv[0]);
+    return FR_OK;
+}
+
+static void log_metrics(const char *what, const fr_fit_metrics *m)
+{
+    LOG_INFO("%-8s nll/bin %.5g  R2 %.4f  PC %.4f  TC %.4f  group-latent R2 %.4f  component R2 %.4f  "
+             "bits/spike %.4g  behaviour R2 %.4g  (%lld samples)",
+             what, m->nll_per_bin, m->r2, m->pc, m->tc, m->group_latent_r2, m->component_latent_r2,
+             m->bits_per_spike, m->behavior_r2, m->n_samples);
+}
+
+/* Load config + data + split for one fit. Collective. */
+fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split)
+{
+    fr_read_opts ro = {0};
+    ro.lags = cfg->lags;
+    ro.poisson = !strcmp(cfg->observation, "poisson") ? 1 : (!strcmp(cfg->observation, "gaussian") ? 0 : -1);
+    ro.read_inputs = cfg->inputs;
+    ro.read_behavior = 1;
+    ro.read_truth = 1;
+    TRY(fr_dataset_open(comm, cfg->data_path, &ro, ds));
+    TRY(FR_CALLOC(*split, ds->n_trials));
+    fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, (uint64_t)cfg->seed, *split);
+    return fr_error_agree(&comm, rc);
+}
+
+fr_err fr_cmd_fit(int argc, char **argv)
+{
+    MPI_Comm comm = MPI_COMM_WORLD;
+    const char *path;
+    char *sets[256];
+    int nset, help;
+    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, 256, fit_usage, &help);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rc == FR_OK && help) {
+        if (rank == 0) fit_usage();
+        return FR_OK;
+    }
+    TRY(rc);
+    fr_config *cfg;
+    TRY(FR_CALLOC(cfg, 1));
+    rc = fr_config_load(comm, path, nset, sets, 1, cfg);
+    if (rc != FR_OK) {
+        free(cfg);
+        return rc;
+    }
+    static char yaml[1 << 16];
+    if (rank == 0 && fr_config_to_yaml(cfg, yaml, sizeof yaml) == FR_OK) LOG_INFO("resolved config:\n%s", yaml);
+
+    fr_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    unsigned char *split = NULL;
+    fr_fit_result res;
+    memset(&res, 0, sizeof res);
+    char run_id[256], ckpt[FR_CFG_PATH_MAX + 300];
+    fr_run_id(cfg, run_id, sizeof run_id);
+    rc = fr_results_check_writable(comm, cfg->output_path);
+    if (rc == FR_OK) rc = fr_fit_prepare(comm, cfg, &ds, &split);
+    if (rc == FR_OK) {
+        fr_err mk = rank == 0 ? fr_mkdir_p(cfg->checkpoint_dir) : FR_OK;
+        rc = fr_error_agree(&comm, mk);
+        snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt.h5", cfg->checkpoint_dir, run_id);
+    }
+    if (rc == FR_OK) {
+        fr_trainer_install_signals();
+        LOG_INFO("fit %s: data %s (%lld trials, %lld bins, N=%d), fold %d of %d", run_id, cfg->data_path,
+                 ds.n_trials, ds.total_bins, ds.N, cfg->fold, cfg->folds);
+        rc = fr_train(comm, cfg, &ds, split, ckpt, &res);
+    }
+    if (rc == FR_OK) {
+        log_metrics("train", &res.train);
+        log_metrics("held-out", &res.heldout);
+        fr_results out;
+        rc = fr_results_create(comm, cfg->output_path, 1, &out);
+        if (rc == FR_OK) {
+            fr_err w = fr_results_write_root(&out, cfg, &ds);
+            if (w == FR_OK) w = fr_results_write_run(&out, run_id, cfg, &ds, split, &res, "done");
+            /* Metadata calls are collective and see the same state, so a
+             * failure here is seen by every rank; agree anyway. */
+            w = fr_error_agree(&comm, w);
+            fr_err c = fr_results_close(&out);
+            rc = w != FR_OK ? w : c;
+        }
+        if (rc == FR_OK)
+            LOG_INFO("results: %s (run /runs/%s), %.1f s, %lld steps", cfg->output_path, run_id, res.seconds,
+                     res.steps);
+    }
+    fr_fit_result_free(&res);
+    free(split);
+    fr_dataset_free(&ds);
+    free(cfg);
+    return rc;
+}

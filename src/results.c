@@ -1,0 +1,286 @@
+/* results: the results HDF5 contract in parallel HDF5 (see results.h).
+ * Every rank makes the same metadata calls (HDF5 requires collective
+ * metadata operations); small replicated datasets are written by rank 0 with
+ * the other ranks selecting nothing; the latents are written collectively,
+ * each rank its own contiguous rows. */
+#include "facrnn/results.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "facrnn/version.h"
+
+void fr_run_id(const fr_config *cfg, char *buf, size_t cap)
+{
+    char groups[256] = "";
+    size_t len = 0;
+    int G = cfg->n_groups > 0 ? cfg->n_groups : 1;
+    for (int g = 0; g < G; ++g) {
+        int h = cfg->n_groups > 0 ? cfg->groups[g] : cfg->rank;
+        len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%d", g ? "+" : "", h);
+        if (len >= sizeof groups) break;
+    }
+    snprintf(buf, cap, "K%d_g%s_b%g_s%lld_f%d", cfg->rank, groups, cfg->beta, cfg->seed, cfg->fold);
+}
+
+fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    fr_err rc = FR_OK;
+    if (rank == 0) {
+        char tmp[FR_CFG_PATH_MAX + 16];
+        snprintf(tmp, sizeof tmp, "%s.probe", path);
+        FILE *f = fopen(tmp, "w");
+        if (!f) rc = FR_FAIL(FR_EINVAL, "output.path: cannot write results file %s (directory missing or not writable)", path);
+        else {
+            fclose(f);
+            unlink(tmp);
+        }
+    }
+    return fr_error_agree(&comm, rc);
+}
+
+fr_err fr_h5_attr_double(hid_t loc, const char *name, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+}
+
+fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+}
+
+fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(s) + 1);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, s);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+}
+
+fr_err fr_h5_write_small(hid_t loc, const char *name, hid_t memtype, int rank, int ndims, const hsize_t *dims,
+                         const void *data)
+{
+    hid_t fsp = H5Screate_simple(ndims, dims, NULL);
+    hid_t ds = H5Dcreate2(loc, name, memtype, fsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0) {
+        H5Sclose(fsp);
+        return FR_FAIL(FR_EIO, "cannot create dataset %s", name);
+    }
+    hid_t msp = H5Screate_simple(ndims, dims, NULL);
+    if (rank != 0) {
+        H5Sselect_none(fsp);
+        H5Sselect_none(msp);
+    }
+    hid_t dx = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
+    herr_t rc = H5Dwrite(ds, memtype, msp, fsp, dx, data);
+    H5Pclose(dx);
+    H5Sclose(msp);
+    H5Sclose(fsp);
+    H5Dclose(ds);
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
+}
+
+fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results *r)
+{
+    memset(r, 0, sizeof *r);
+    r->comm = comm;
+    r->atomic = atomic;
+    MPI_Comm_rank(comm, &r->rank);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->tmp, sizeof r->tmp, "%s%s", path, atomic ? ".tmp" : "");
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    H5E_BEGIN_TRY { r->file = H5Fcreate(r->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
+    H5Pclose(fapl);
+    fr_err rc = r->file < 0 ? FR_FAIL(FR_EIO, "output.path: cannot create results file %s", r->tmp) : FR_OK;
+    return fr_error_agree(&comm, rc);
+}
+
+fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds)
+{
+    static char yaml[1 << 16];
+    TRY(fr_config_to_yaml(cfg, yaml, sizeof yaml));
+    int size;
+    MPI_Comm_size(r->comm, &size);
+    char sum[32];
+    snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds->checksum);
+    TRY(fr_h5_attr_int(r->file, "format_version", FR_RESULTS_FORMAT_VERSION));
+    TRY(fr_h5_attr_str(r->file, "version", FACRNN_VERSION));
+    TRY(fr_h5_attr_str(r->file, "git_revision", FACRNN_GIT_REV));
+    TRY(fr_h5_attr_int(r->file, "n_ranks", size));
+    TRY(fr_h5_attr_str(r->file, "config", yaml));
+    TRY(fr_h5_attr_str(r->file, "input_path", ds->path));
+    TRY(fr_h5_attr_str(r->file, "input_checksum", sum));
+    TRY(fr_h5_attr_str(r->file, "program", "facrnn"));
+    return FR_OK;
+}
+
+static fr_err write_metrics(hid_t g, const char *prefix, const fr_fit_metrics *m)
+{
+    char name[96];
+    struct { const char *n; double v; } items[] = {
+        {"nll_per_bin", m->nll_per_bin},     {"r2", m->r2},
+        {"bits_per_spike", m->bits_per_spike}, {"pc", m->pc},
+        {"tc", m->tc},                       {"group_latent_r2", m->group_latent_r2},
+        {"component_latent_r2", m->component_latent_r2}, {"behavior_r2", m->behavior_r2},
+        {"n_samples", (double)m->n_samples}};
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; ++i) {
+        snprintf(name, sizeof name, "%s_%s", prefix, items[i].n);
+        TRY(fr_h5_attr_double(g, name, items[i].v));
+    }
+    return FR_OK;
+}
+
+static fr_err write_latents(hid_t run, const fr_dataset *ds, int K, const double *lat)
+{
+    hsize_t dims[2] = {(hsize_t)ds->total_bins, (hsize_t)K};
+    hid_t fsp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(run, "latents", H5T_NATIVE_DOUBLE, fsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) {
+        H5Sclose(fsp);
+        return FR_FAIL(FR_EIO, "cannot create latents dataset");
+    }
+    hsize_t start[2] = {(hsize_t)ds->row_lo, 0}, count[2] = {(hsize_t)(ds->row_hi - ds->row_lo), (hsize_t)K};
+    hid_t msp = H5Screate_simple(2, count[0] ? count : (hsize_t[2]){1, (hsize_t)K}, NULL);
+    if (count[0]) H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+    else {
+        H5Sselect_none(fsp);
+        H5Sselect_none(msp);
+    }
+    hid_t dx = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
+    herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, lat);
+    H5Pclose(dx);
+    H5Sclose(msp);
+    H5Sclose(fsp);
+    H5Dclose(d);
+    /* A failed collective write is seen by every rank. */
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write latents") : FR_OK;
+}
+
+fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
+                            const unsigned char *split, const fr_fit_result *res, const char *status)
+{
+    const fr_model *m = &res->model;
+    int N = m->spec.N, K = m->spec.K, D = m->spec.D, L = m->spec.L;
+    hid_t runs;
+    H5E_BEGIN_TRY { runs = H5Gopen2(r->file, "runs", H5P_DEFAULT); } H5E_END_TRY;
+    if (runs < 0) runs = H5Gcreate2(r->file, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t run = H5Gcreate2(runs, run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (run < 0) {
+        H5Gclose(runs);
+        return FR_FAIL(FR_EIO, "cannot create group /runs/%s", run_id);
+    }
+    fr_err rc = FR_OK;
+    /* params */
+    hid_t pg = H5Gcreate2(run, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    fr_view v = fr_model_view(m, res->params);
+    hsize_t dA[2] = {(hsize_t)N, (hsize_t)K}, dB[2] = {(hsize_t)K, (hsize_t)N}, dN[1] = {(hsize_t)N},
+            dK[1] = {(hsize_t)K}, dE[2] = {(hsize_t)N, (hsize_t)D}, dL[1] = {(hsize_t)L};
+    double psi[FR_MAX_LAGS];
+    fr_model_psi(m, res->params, psi);
+    if (rc == FR_OK) rc = fr_h5_write_small(pg, "A", H5T_NATIVE_DOUBLE, r->rank, 2, dA, v.A);
+    if (rc == FR_OK) rc = fr_h5_write_small(pg, "B", H5T_NATIVE_DOUBLE, r->rank, 2, dB, v.B);
+    if (rc == FR_OK) rc = fr_h5_write_small(pg, "c", H5T_NATIVE_DOUBLE, r->rank, 1, dN, v.c);
+    if (rc == FR_OK) rc = fr_h5_write_small(pg, "d", H5T_NATIVE_DOUBLE, r->rank, 1, dK, v.d);
+    if (rc == FR_OK && v.s) rc = fr_h5_write_small(pg, "s", H5T_NATIVE_DOUBLE, r->rank, 1, dN, v.s);
+    if (rc == FR_OK && v.E) rc = fr_h5_write_small(pg, "E", H5T_NATIVE_DOUBLE, r->rank, 2, dE, v.E);
+    if (rc == FR_OK) rc = fr_h5_write_small(pg, "psi", H5T_NATIVE_DOUBLE, r->rank, 1, dL, psi);
+    if (rc == FR_OK) {
+        hsize_t dF[1] = {m->n_params};
+        rc = fr_h5_write_small(pg, "flat", H5T_NATIVE_DOUBLE, r->rank, 1, dF, res->params);
+    }
+    if (rc == FR_OK) rc = fr_h5_attr_int(pg, "layout_version", FR_LAYOUT_VERSION);
+    H5Gclose(pg);
+    /* latents, split */
+    if (rc == FR_OK) rc = write_latents(run, ds, K, res->latents);
+    if (rc == FR_OK) {
+        hsize_t dT[1] = {(hsize_t)ds->n_trials};
+        rc = fr_h5_write_small(run, "split", H5T_NATIVE_UCHAR, r->rank, 1, dT, split);
+    }
+    /* history: one 1-D dataset per column */
+    if (rc == FR_OK) {
+        static const char *cols[FR_H_NCOL] = {"epoch", "loss", "nll", "kl", "pc", "heldout_nll"};
+        hid_t hg = H5Gcreate2(run, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        int E = res->epochs_done;
+        double *col = malloc((size_t)(E ? E : 1) * sizeof(double));
+        if (!col) rc = FR_FAIL(FR_ENOMEM, "out of memory writing history");
+        for (int c = 0; c < FR_H_NCOL && rc == FR_OK; ++c) {
+            for (int e = 0; e < E; ++e) col[e] = res->history[(size_t)e * FR_H_NCOL + c];
+            hsize_t dH[1] = {(hsize_t)E};
+            rc = fr_h5_write_small(hg, cols[c], H5T_NATIVE_DOUBLE, r->rank, 1, dH, col);
+        }
+        free(col);
+        H5Gclose(hg);
+    }
+    if (rc == FR_OK && res->pca_evals) {
+        hsize_t dN2[1] = {(hsize_t)N};
+        rc = fr_h5_write_small(run, "pca_eigenvalues", H5T_NATIVE_DOUBLE, r->rank, 1, dN2, res->pca_evals);
+    }
+    /* metrics as attributes */
+    if (rc == FR_OK) {
+        hid_t mg = H5Gcreate2(run, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        char groups[256] = "";
+        size_t len = 0;
+        for (int g = 0; g < m->spec.G && len < sizeof groups; ++g)
+            len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%d", g ? "+" : "", m->spec.group_size[g]);
+        rc = write_metrics(mg, "train", &res->train);
+        if (rc == FR_OK) rc = write_metrics(mg, "heldout", &res->heldout);
+        if (rc == FR_OK) rc = fr_h5_attr_double(mg, "objective", res->objective);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restart_chosen", res->restart_chosen);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restarts", res->restarts_done);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "best_epoch", res->best_epoch);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "epochs_done", res->epochs_done);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "steps", res->steps);
+        if (rc == FR_OK) rc = fr_h5_attr_double(mg, "seconds", res->seconds);
+        if (rc == FR_OK) rc = fr_h5_attr_double(mg, "encoder_std", m->s_enc);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "K", K);
+        if (rc == FR_OK) rc = fr_h5_attr_str(mg, "groups", groups);
+        if (rc == FR_OK) rc = fr_h5_attr_double(mg, "beta", cfg->beta);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "seed", cfg->seed);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "fold", cfg->fold);
+        if (rc == FR_OK) rc = fr_h5_attr_int(mg, "folds", cfg->folds);
+        if (rc == FR_OK) rc = fr_h5_attr_str(mg, "status", status);
+        H5Gclose(mg);
+    }
+    H5Gclose(run);
+    H5Gclose(runs);
+    return rc;
+}
+
+fr_err fr_results_close(fr_results *r)
+{
+    fr_err rc = FR_OK;
+    if (r->file >= 0 && H5Fclose(r->file) < 0) rc = FR_FAIL(FR_EIO, "cannot close results file %s", r->tmp);
+    r->file = -1;
+    rc = fr_error_agree(&r->comm, rc);
+    if (rc != FR_OK) return rc;
+    if (r->atomic) {
+        if (r->rank == 0 && rename(r->tmp, r->path) != 0)
+            rc = FR_FAIL(FR_EIO, "cannot rename %s to %s", r->tmp, r->path);
+        rc = fr_error_agree(&r->comm, rc);
+    }
+    return rc;
+}
