@@ -401,6 +401,39 @@ static void test_help(void)
     free(text);
 }
 
+/* The example configs shipped in configs/ load (with require_data) and say
+ * what their comments promise. The source tree is found from this file. */
+static void test_example_configs(void)
+{
+    char dir[512], path[640];
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *slash = strrchr(dir, '/');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(slash);
+    *slash = '\0';
+    MPI_Comm comm = MPI_COMM_WORLD;
+
+    snprintf(path, sizeof path, "%s/../configs/lorenz_thomas.yaml", dir);
+    CU_ASSERT_EQUAL_FATAL(fr_config_load(comm, path, 0, NULL, 1, &g_a), FR_OK);
+    CU_ASSERT(g_a.rank == 6 && g_a.n_groups == 2 && g_a.groups[0] == 3 && g_a.beta == 20.0);
+    CU_ASSERT_STRING_EQUAL(g_a.data_path, "lorenz_thomas.h5");
+
+    snprintf(path, sizeof path, "%s/../configs/lorenz_thomas_lrrnn.yaml", dir);
+    CU_ASSERT_EQUAL_FATAL(fr_config_load(comm, path, 0, NULL, 1, &g_a), FR_OK);
+    CU_ASSERT(g_a.rank == 6 && g_a.n_groups == 1 && g_a.groups[0] == 6);
+
+    snprintf(path, sizeof path, "%s/../configs/sweep_lorenz_thomas.yaml", dir);
+    CU_ASSERT_EQUAL_FATAL(fr_config_load(comm, path, 0, NULL, 1, &g_a), FR_OK);
+    CU_ASSERT(g_a.n_sweep_ranks == 3 && g_a.sweep_ranks[0] == 4 && g_a.sweep_ranks[2] == 8);
+    CU_ASSERT(g_a.sweep_partitions_all == 1 && g_a.sweep_max_groups == 3 && g_a.sweep_min_group_size == 2);
+    CU_ASSERT(g_a.n_sweep_betas == 2 && g_a.sweep_betas[1] == 20.0 && g_a.n_sweep_seeds == 2);
+    CU_ASSERT_EQUAL(g_a.folds, 3);
+
+    snprintf(path, sizeof path, "%s/../configs/monkey_poisson.yaml", dir);
+    CU_ASSERT_EQUAL_FATAL(fr_config_load(comm, path, 0, NULL, 1, &g_a), FR_OK);
+    CU_ASSERT_STRING_EQUAL(g_a.observation, "poisson");
+    CU_ASSERT(g_a.rank == 4 && g_a.n_groups == 2 && g_a.groups[1] == 2 && g_a.beta == 2.0);
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -412,6 +445,7 @@ static void reg(void)
     CU_add_test(s, "yaml round trip", test_round_trip);
     CU_add_test(s, "fit hash", test_fit_hash);
     CU_add_test(s, "help lists every key", test_help);
+    CU_add_test(s, "example configs load", test_example_configs);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }
