@@ -10,9 +10,7 @@
         return FR_FAIL(FR_EUSAGE, "subcommand '" #name "' is not implemented yet"); \
     }
 
-FR_STUB(synth)
 FR_STUB(sweep)
 FR_STUB(eval)
 FR_STUB(simulate)
-FR_STUB(info)
 FR_STUB(selftest)

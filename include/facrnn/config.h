@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "facrnn/common.h"
 
@@ -16,6 +17,7 @@
 #define FR_CFG_MAX_LIST 64       /* longest list (ranks, betas, seeds, psi, groups) */
 #define FR_CFG_MAX_PARTS 256     /* explicit sweep partitions */
 #define FR_CFG_MAX_GROUPS 64
+#define FR_CFG_YAML_MAX (1 << 18) /* a buffer this large always holds fr_config_to_yaml's output */
 
 typedef struct {
     /* data */
@@ -92,10 +94,17 @@ fr_err fr_config_to_yaml(const fr_config *cfg, char *buf, size_t cap);
 fr_err fr_config_from_yaml_text(const char *text, fr_config *cfg);
 
 /* Hash of the keys that define a fit's trajectory (data path, model, train,
- * cv), used to refuse a checkpoint from a different config. Not collective. */
+ * cv), used to refuse a checkpoint from a different config. 64-bit FNV-1a
+ * over the canonical "key: value" lines of every data.*, model.*, train.*
+ * and cv.* key except train.eval_every, train.checkpoint_every and
+ * train.log_every (cadences that do not change the trajectory). Call it on
+ * a loaded (resolved) config. Not collective. */
 uint64_t fr_config_fit_hash(const fr_config *cfg);
 
-/* Print the option table (key, type, default, help) for --help. */
+/* Print the option table (key, type, default, help) for --help, to stdout.
+ * Not collective (call it on rank 0). */
 void fr_config_print_help(void);
+/* The same text, to any stream. Not collective. */
+void fr_config_write_help(FILE *out);
 
 #endif

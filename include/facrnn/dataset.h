@@ -37,7 +37,8 @@ typedef struct {
     int *condition;             /* (n_trials) or NULL */
     char observation[16];       /* file attribute: "gaussian", "poisson" or "" */
     double bin_size_s;          /* 0 if absent */
-    uint64_t checksum;          /* FNV-1a over /data and /trial_offsets, as stored (agreed over ranks) */
+    uint64_t checksum;          /* FNV-1a over /data (as doubles) and /trial_offsets, see
+                                   fr_dataset_checksum_serial; the same at any rank count */
     int truth_K;                /* width of /truth/latents, 0 if absent */
     int truth_G;                /* number of true groups */
     int truth_groups[64];       /* (truth_G) true group sizes */
@@ -64,6 +65,13 @@ fr_err fr_shard_plan(long long n_trials, const long long *offsets, int lags, int
  * column 5"). */
 fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts, fr_dataset *ds);
 void fr_dataset_free(fr_dataset *ds);
+
+/* The checksum of fr_dataset_open computed from a whole data set held in
+ * memory (reference for tests and for tools): FNV-1a 64 over the per-trial
+ * FNV-1a 64 hashes of each trial's rows as native doubles, in trial order,
+ * followed by the offsets as int64. Not collective. */
+uint64_t fr_dataset_checksum_serial(long long n_trials, const long long *offsets, int N,
+                                    const double *x /* (total_bins, N) */);
 
 /* Ground-truth parameters (/truth/A, B, c, d), read on every rank; absent
  * entries stay NULL. Collective. */

@@ -1,0 +1,73 @@
+/* synth: synthetic data sets with ground truth, written in the input format
+ * (see the generator documentation at the top of src/synth.c). Generation
+ * is a pure function of (generator, settings, seed) through the
+ * counter-based RNG; nothing depends on the number of MPI ranks.
+ */
+#ifndef FACRNN_SYNTH_H
+#define FACRNN_SYNTH_H
+
+#include <stdint.h>
+
+#include "facrnn/common.h"
+
+#define FR_SYNTH_MAX_GROUPS 64
+
+typedef enum { FR_SYNTH_LORENZ_THOMAS, FR_SYNTH_FACRNN, FR_SYNTH_ENTANGLED, FR_SYNTH_MULTIREGION } fr_synth_kind;
+
+typedef struct {
+    fr_synth_kind kind;
+    char name[32];
+    uint64_t seed;        /* seed */
+    long long trials;     /* trials */
+    long long bins;       /* bins per trial (all trials equal) */
+    int N;                /* N channels */
+    int G;                /* number of groups (areas for multiregion) */
+    int groups[FR_SYNTH_MAX_GROUPS]; /* groups: sizes H_g */
+    int poisson;          /* obs = gaussian (0) | poisson (1) */
+    int lags;             /* lags L (psi uniform 1/L) */
+    int D;                /* inputs: number of input channels */
+    int burn;             /* burn: bins simulated and discarded before each trial */
+    double noise;         /* noise: Gaussian observation noise std */
+    double enc_noise;     /* enc_noise: std of z around mu (facrnn-type generators) */
+    double coupling;      /* coupling: std of cross-group latent recurrence entries */
+    double gain;          /* gain: |eigenvalues| of each J_g at the base point */
+    double rate;          /* rate: Poisson base rate per bin */
+    double leak;          /* leak: lorenz-thomas off-group loading relative std */
+    double b;             /* b: Thomas damping */
+    double dt;            /* dt: lorenz-thomas sampling step */
+    double bin_size_s;    /* bin_size: written as the bin_size_s attribute */
+} fr_synth_spec;
+
+/* Defaults for a generator by name ("lorenz-thomas", "facrnn", "entangled",
+ * "multiregion"); FR_EUSAGE naming the generator if unknown. Not collective. */
+fr_err fr_synth_spec_init(fr_synth_spec *s, const char *name);
+/* Apply one "key=value" setting; FR_EUSAGE naming an unknown key or a bad
+ * value. Not collective. */
+fr_err fr_synth_spec_set(fr_synth_spec *s, const char *kv);
+/* Check the settings together (group sizes against N, ...). Not collective. */
+fr_err fr_synth_spec_check(const fr_synth_spec *s);
+
+typedef struct {
+    long long n_trials, total_bins;
+    int N, K, D, L;
+    long long *offsets;   /* (n_trials + 1) */
+    double *x;            /* (total_bins, N) observations */
+    double *u;            /* (total_bins, D) or NULL */
+    double *latents;      /* (total_bins, K) true latents (see synth.c for each generator) */
+    double *A;            /* (N, K) */
+    double *B;            /* (K, N) or NULL (lorenz-thomas) */
+    double *c;            /* (N) */
+    double *d;            /* (K) or NULL */
+    double *E;            /* (N, D) or NULL */
+    double *psi;          /* (L) or NULL */
+    int *channel_area;    /* (N) group/area that drives each channel, or NULL */
+} fr_synth_data;
+
+/* Generate in memory. Not collective. */
+fr_err fr_synth_generate(const fr_synth_spec *s, fr_synth_data *out);
+/* Write the input format with /truth to `path` using serial HDF5 (call on
+ * one rank only). Not collective. */
+fr_err fr_synth_write(const fr_synth_spec *s, const fr_synth_data *data, const char *path);
+void fr_synth_free(fr_synth_data *data);
+
+#endif

@@ -1,0 +1,865 @@
+/* synth: the `facrnn synth` generators of synthetic data sets with ground
+ * truth, written in the input format. Every draw comes from the
+ * counter-based RNG (stream FR_STREAM_SYNTH) keyed by global ids (trial,
+ * step, channel, parameter index), so a data set is a pure function of the
+ * generator, its settings and the seed.
+ *
+ * ---- Documentation (for the README, section "Synthetic data") -------------
+ *
+ *   facrnn synth NAME --out FILE [--seed S] [--set key=value ...]
+ *
+ * Rank 0 generates and writes the file (serial HDF5); other ranks wait.
+ * Unknown keys, keys that do not apply to the generator, and bad values are
+ * errors that name the key (exit code 2). Every file has /data,
+ * /trial_offsets, /truth/latents (attribute `groups`), /truth/A, /truth/c,
+ * and root attributes format_version = 1, bin_size_s, observation,
+ * description (generator and every setting), generator, seed. Trials all
+ * have `bins` bins. Poisson data are stored as int32 counts, Gaussian data
+ * as float64.
+ *
+ * Keys common to all generators (default in brackets, per generator below):
+ *   trials    number of trials
+ *   bins      bins per trial
+ *   N         channels
+ *   noise     Gaussian observation noise std
+ *   seed      same as --seed [0]
+ *   obs       gaussian | poisson; Poisson rate = softplus(eta)
+ *   rate      Poisson base rate (counts per bin) at the resting point [2]
+ *   burn      bins simulated and discarded before each recorded trial
+ *   bin_size  value of the bin_size_s attribute [0.1 for lorenz-thomas, 0.02 otherwise]
+ *
+ * lorenz-thomas (the published synthetic benchmark). Two independent 3-D
+ *   systems: Lorenz  dx = s(y - x), dy = x(r - z) - y, dz = xy - B z with
+ *   s = 10, r = 28, B = 8/3, integrated by RK4 with 10 internal substeps of
+ *   dt/10 for stability; Thomas dx = sin y - b x, dy = sin z - b y,
+ *   dz = sin x - b z, RK4 with step dt. Both are sampled every dt. Random
+ *   initial conditions per trial (Lorenz ~ (10 e1, 10 e2, 25 + 10 e3), Thomas
+ *   ~ 1.5 e, e standard normal), `burn` bins discarded, then each of the 6
+ *   dimensions is z-scored over all recorded bins of all trials. These 6 are
+ *   /truth/latents with groups [3, 3] (Lorenz first). Observations
+ *   x = A z + c + noise e: channel n < N/2 loads on Lorenz, the rest on
+ *   Thomas, with N(0,1) loadings on its own group and leak * N(0,1) on the
+ *   other, each row of A then scaled so the channel's signal A z has unit
+ *   variance; c ~ N(0, 0.5^2). With unit signal variance the best possible
+ *   reconstruction R^2 is 1 / (1 + noise^2) = 0.92 at noise 0.3; one-step
+ *   prediction by a rank-6 RNN loses some more, which lands near the
+ *   published ~0.85. /truth/A and /truth/c are stored (no B, d: the truth
+ *   is not an RNN). Keys: b [0.208], dt [0.1], leak [0.1]; defaults trials
+ *   20, bins 100, N 20, noise 0.3, burn 100.
+ *
+ * facrnn (samples the FacRNN generative process itself). Groups H_g
+ *   (groups=[2,2,1]), K = sum H_g, channels split into G contiguous blocks
+ *   (block g drives and is driven by group g only). For each bin t of a trial:
+ *       h_t  = sum_{l=1..L} psi_l tanh(x_{t-l}),  psi_l = 1/L
+ *       mu_t = B h_t + d,   z_t = mu_t + enc_noise e
+ *       eta_t = A z_t + c + E u_t
+ *       x_t = eta_t + noise e (gaussian)  or  x_t ~ Poisson(softplus(eta_t))
+ *   The first L steps of the burn-in draw mu ~ N(0, I) instead (random
+ *   initial condition per trial); `burn` further bins are discarded, so the
+ *   recorded latents of every bin, context bins included, are mu_t = B h_t + d
+ *   (/truth/latents is mu, before encoder noise). Construction: A_g = a_g Q_g
+ *   with Q_g (n_g x H_g) random orthonormal columns on group g's channels
+ *   and a_g = sqrt(n_g / H_g); B is chosen so that the latent recurrence
+ *   linearised at the resting point, B diag(s) A with s_n the expected slope
+ *   of tanh(x_n) with respect to eta_n there, equals J: J_g is gain times a
+ *   block-diagonal of 2x2 rotations with periods 8 + 5 g + 3 j bins (g the
+ *   group, j the pair; an odd leftover dimension gets eigenvalue -gain, a
+ *   period-2 flip). With gain > 1 the resting point is unstable and tanh
+ *   saturation makes each group settle on its own limit cycle. d = -B m
+ *   with m_n the expected tanh(x_n) at rest, so the latents are centred.
+ *   c ~ N(0, 0.1^2) (gaussian) or softplus^{-1}(rate * exp(0.25 e))
+ *   (poisson). The groups are exactly independent unless coupling > 0,
+ *   which adds cross-group blocks of J with N(0, coupling^2) entries. With
+ *   inputs = D > 0, u_t ~ N(0, I) per bin and E ~ N(0, 0.25/D). Stored:
+ *   /truth/A, B, c, d, psi, E (if D > 0), channel_area (group of each
+ *   channel), /inputs. Under Poisson, tanh of counts is a coarse signal and
+ *   the latent dynamics are more noise-driven. Keys: groups [[2,2]], lags
+ *   [1], inputs [0], coupling [0], gain [1.3], enc_noise [0]; defaults
+ *   trials 40, bins 100, N 20, noise 0.1, burn 50, obs gaussian.
+ *
+ * entangled (does the method invent groups?). As facrnn with one group of
+ *   K = 4 (groups=[K] sets K) whose channels are all N and whose J = gain
+ *   V R V^T, R two rotations (periods 8 and 11 bins), V a random 4x4
+ *   orthogonal matrix: every latent dimension is coupled to every other.
+ *   Same keys and defaults as facrnn, except groups [[4]] (one entry only).
+ *
+ * multiregion (areas with their own low-rank dynamics). As facrnn with one
+ *   group per area, weak coupling between areas and Poisson counts; the
+ *   area of each channel is /truth/channel_area. Defaults: groups
+ *   [[2,2,2]] (three areas with 2-D dynamics), N 60, coupling 0.1,
+ *   obs poisson, rate 2, trials 40, bins 100, burn 50. With coupling > 0
+ *   the true groups are only approximately independent.
+ * ---------------------------------------------------------------------------
+ */
+#include "facrnn/synth.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facrnn/cli.h"
+#include "facrnn/dataset.h"
+#include "facrnn/rng.h"
+
+#define PI 3.14159265358979323846
+
+/* RNG tags (the `a` counter word): one per purpose within FR_STREAM_SYNTH. */
+enum {
+    TAG_LORENZ_IC = 1,
+    TAG_THOMAS_IC = 2,
+    TAG_A = 3,
+    TAG_C = 4,
+    TAG_NOISE = 5,
+    TAG_Q = 7,
+    TAG_COUPLING = 8,
+    TAG_V = 9,
+    TAG_MU0 = 11,
+    TAG_ENC = 12,
+    TAG_E = 13,
+    TAG_U = 14
+};
+
+static double nrm(const fr_synth_spec *s, uint32_t tag, uint64_t id)
+{
+    return fr_rng_normal(s->seed, FR_STREAM_SYNTH, tag, id);
+}
+
+/* ---- settings --------------------------------------------------------------- */
+
+enum { APPLY_LT = 1, APPLY_FR = 2, APPLY_ENT = 4, APPLY_MR = 8, APPLY_ALL = 15 };
+
+static unsigned kind_bit(fr_synth_kind k)
+{
+    switch (k) {
+    case FR_SYNTH_LORENZ_THOMAS: return APPLY_LT;
+    case FR_SYNTH_FACRNN: return APPLY_FR;
+    case FR_SYNTH_ENTANGLED: return APPLY_ENT;
+    default: return APPLY_MR;
+    }
+}
+
+fr_err fr_synth_spec_init(fr_synth_spec *s, const char *name)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->trials = 40;
+    s->bins = 100;
+    s->N = 20;
+    s->noise = 0.1;
+    s->lags = 1;
+    s->burn = 50;
+    s->gain = 1.3;
+    s->rate = 2.0;
+    s->leak = 0.1;
+    s->b = 0.208;
+    s->dt = 0.1;
+    s->bin_size_s = 0.02;
+    s->G = 2;
+    s->groups[0] = s->groups[1] = 2;
+    if (!strcmp(name, "lorenz-thomas")) {
+        s->kind = FR_SYNTH_LORENZ_THOMAS;
+        s->trials = 20;
+        s->noise = 0.3;
+        s->burn = 100;
+        s->bin_size_s = 0.1;
+        s->groups[0] = s->groups[1] = 3;
+    } else if (!strcmp(name, "facrnn")) {
+        s->kind = FR_SYNTH_FACRNN;
+    } else if (!strcmp(name, "entangled")) {
+        s->kind = FR_SYNTH_ENTANGLED;
+        s->G = 1;
+        s->groups[0] = 4;
+    } else if (!strcmp(name, "multiregion")) {
+        s->kind = FR_SYNTH_MULTIREGION;
+        s->G = 3;
+        s->groups[0] = s->groups[1] = s->groups[2] = 2;
+        s->N = 60;
+        s->coupling = 0.1;
+        s->poisson = 1;
+    } else {
+        return FR_FAIL(FR_EUSAGE, "unknown synthetic generator '%s' (lorenz-thomas, facrnn, entangled, multiregion)",
+                       name);
+    }
+    return FR_OK;
+}
+
+static fr_err parse_ll(const char *key, const char *v, long long lo, long long *out)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end) return FR_FAIL(FR_EUSAGE, "--set %s=%s: expected an integer", key, v);
+    if (x < lo) return FR_FAIL(FR_EUSAGE, "--set %s=%s: must be >= %lld", key, v, lo);
+    *out = x;
+    return FR_OK;
+}
+
+static fr_err parse_dbl(const char *key, const char *v, double lo, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x)) return FR_FAIL(FR_EUSAGE, "--set %s=%s: expected a number", key, v);
+    if (x < lo) return FR_FAIL(FR_EUSAGE, "--set %s=%s: must be >= %g", key, v, lo);
+    *out = x;
+    return FR_OK;
+}
+
+/* "[2,2,1]", "2,2,1" or "2+2+1". */
+static fr_err parse_groups(const char *v, fr_synth_spec *s)
+{
+    const char *p = v;
+    int g = 0;
+    if (*p == '[') ++p;
+    while (*p && *p != ']') {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 1 || x > 1000) return FR_FAIL(FR_EUSAGE, "--set groups=%s: expected a list of sizes >= 1, e.g. [2,2,1]", v);
+        if (g == FR_SYNTH_MAX_GROUPS) return FR_FAIL(FR_EUSAGE, "--set groups=%s: more than %d groups", v, FR_SYNTH_MAX_GROUPS);
+        s->groups[g++] = (int)x;
+        p = end;
+        while (*p == ' ') ++p;
+        if (*p == ',' || *p == '+') ++p;
+        while (*p == ' ') ++p;
+    }
+    if (g == 0 || (*p == ']' && p[1]) || (v[0] == '[' && *p != ']'))
+        return FR_FAIL(FR_EUSAGE, "--set groups=%s: expected a list of sizes >= 1, e.g. [2,2,1]", v);
+    s->G = g;
+    return FR_OK;
+}
+
+fr_err fr_synth_spec_set(fr_synth_spec *s, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return FR_FAIL(FR_EUSAGE, "--set '%s': expected key=value", kv);
+    char key[64];
+    size_t kn = (size_t)(eq - kv);
+    if (kn >= sizeof key) return FR_FAIL(FR_EUSAGE, "--set '%s': key too long", kv);
+    memcpy(key, kv, kn);
+    key[kn] = '\0';
+    const char *v = eq + 1;
+    static const struct {
+        const char *key;
+        unsigned apply;
+    } keys[] = {{"trials", APPLY_ALL}, {"bins", APPLY_ALL},  {"N", APPLY_ALL},      {"noise", APPLY_ALL},
+                {"seed", APPLY_ALL},   {"obs", APPLY_ALL},   {"rate", APPLY_ALL},   {"burn", APPLY_ALL},
+                {"bin_size", APPLY_ALL}, {"b", APPLY_LT},    {"dt", APPLY_LT},      {"leak", APPLY_LT},
+                {"groups", APPLY_FR | APPLY_ENT | APPLY_MR}, {"lags", APPLY_FR | APPLY_ENT | APPLY_MR},
+                {"inputs", APPLY_FR | APPLY_ENT | APPLY_MR}, {"coupling", APPLY_FR | APPLY_MR},
+                {"gain", APPLY_FR | APPLY_ENT | APPLY_MR},   {"enc_noise", APPLY_FR | APPLY_ENT | APPLY_MR}};
+    int found = -1;
+    for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); ++i)
+        if (!strcmp(keys[i].key, key)) found = i;
+    if (found < 0) return FR_FAIL(FR_EUSAGE, "unknown synth key '%s' (see the synth documentation)", key);
+    if (!(keys[found].apply & kind_bit(s->kind)))
+        return FR_FAIL(FR_EUSAGE, "synth key '%s' does not apply to generator %s", key, s->name);
+    long long ll;
+    if (!strcmp(key, "trials")) { TRY(parse_ll(key, v, 1, &s->trials)); }
+    else if (!strcmp(key, "bins")) { TRY(parse_ll(key, v, 2, &s->bins)); }
+    else if (!strcmp(key, "N")) { TRY(parse_ll(key, v, 1, &ll)); if (ll > 100000) return FR_FAIL(FR_EUSAGE, "--set N=%s: too large", v); s->N = (int)ll; }
+    else if (!strcmp(key, "noise")) { TRY(parse_dbl(key, v, 0, &s->noise)); }
+    else if (!strcmp(key, "seed")) { TRY(parse_ll(key, v, 0, &ll)); s->seed = (uint64_t)ll; }
+    else if (!strcmp(key, "obs")) {
+        if (!strcmp(v, "gaussian")) s->poisson = 0;
+        else if (!strcmp(v, "poisson")) s->poisson = 1;
+        else return FR_FAIL(FR_EUSAGE, "--set obs=%s: expected gaussian or poisson", v);
+    }
+    else if (!strcmp(key, "rate")) { TRY(parse_dbl(key, v, 1e-6, &s->rate)); }
+    else if (!strcmp(key, "burn")) { TRY(parse_ll(key, v, 0, &ll)); s->burn = (int)ll; }
+    else if (!strcmp(key, "bin_size")) { TRY(parse_dbl(key, v, 0, &s->bin_size_s)); }
+    else if (!strcmp(key, "b")) { TRY(parse_dbl(key, v, 0, &s->b)); }
+    else if (!strcmp(key, "dt")) { TRY(parse_dbl(key, v, 1e-6, &s->dt)); }
+    else if (!strcmp(key, "leak")) { TRY(parse_dbl(key, v, 0, &s->leak)); }
+    else if (!strcmp(key, "groups")) { TRY(parse_groups(v, s)); }
+    else if (!strcmp(key, "lags")) { TRY(parse_ll(key, v, 1, &ll)); if (ll > 64) return FR_FAIL(FR_EUSAGE, "--set lags=%s: at most 64", v); s->lags = (int)ll; }
+    else if (!strcmp(key, "inputs")) { TRY(parse_ll(key, v, 0, &ll)); if (ll > 1000) return FR_FAIL(FR_EUSAGE, "--set inputs=%s: at most 1000", v); s->D = (int)ll; }
+    else if (!strcmp(key, "coupling")) { TRY(parse_dbl(key, v, 0, &s->coupling)); }
+    else if (!strcmp(key, "gain")) { TRY(parse_dbl(key, v, 0, &s->gain)); }
+    else if (!strcmp(key, "enc_noise")) { TRY(parse_dbl(key, v, 0, &s->enc_noise)); }
+    return FR_OK;
+}
+
+fr_err fr_synth_spec_check(const fr_synth_spec *s)
+{
+    if (s->kind == FR_SYNTH_LORENZ_THOMAS) {
+        if (s->N < 2) return FR_FAIL(FR_EUSAGE, "lorenz-thomas: N = %d, needs at least 2 channels", s->N);
+        return FR_OK;
+    }
+    if (s->kind == FR_SYNTH_ENTANGLED && s->G != 1)
+        return FR_FAIL(FR_EUSAGE, "entangled: groups must have one entry (the rank K), got %d", s->G);
+    if (s->burn < s->lags)
+        return FR_FAIL(FR_EUSAGE, "burn = %d must be >= lags = %d (the first lags steps are initial conditions)",
+                       s->burn, s->lags);
+    if (s->N < s->G) return FR_FAIL(FR_EUSAGE, "N = %d channels is fewer than %d groups", s->N, s->G);
+    for (int g = 0; g < s->G; ++g) {
+        int ng = s->N / s->G + (g < s->N % s->G);
+        if (ng < s->groups[g])
+            return FR_FAIL(FR_EUSAGE, "N = %d too small: group %d (size %d) gets only %d channels", s->N, g,
+                           s->groups[g], ng);
+    }
+    return FR_OK;
+}
+
+/* ---- shared pieces ------------------------------------------------------- */
+
+static double softplus(double x) { return x > 30 ? x : log1p(exp(x)); }
+static double softplus_inv(double y) { return y > 30 ? y : log(expm1(y)); }
+
+/* Poisson draw by inversion of one uniform (normal approximation for very
+ * large rates, where inversion would underflow). */
+static double poisson_draw(const fr_synth_spec *s, double lam, uint64_t id)
+{
+    if (lam > 500) {
+        double v = floor(lam + sqrt(lam) * nrm(s, TAG_NOISE, id) + 0.5);
+        return v < 0 ? 0 : v;
+    }
+    double u = fr_rng_uniform(s->seed, FR_STREAM_SYNTH, TAG_NOISE, id);
+    double p = exp(-lam), F = p;
+    long k = 0;
+    while (u > F && k < 100000) {
+        ++k;
+        p *= lam / (double)k;
+        F += p;
+        if (p == 0 && F < u) break; /* rounding: take the tail value */
+    }
+    return (double)k;
+}
+
+static double observe(const fr_synth_spec *s, double eta, uint64_t id)
+{
+    if (s->poisson) return poisson_draw(s, softplus(eta), id);
+    return eta + s->noise * nrm(s, TAG_NOISE, id);
+}
+
+/* Orthonormal columns of an (n, k) matrix, in place (modified Gram-Schmidt). */
+static void orthonormalise(double *Q /* (n, k) */, int n, int k)
+{
+    for (int j = 0; j < k; ++j) {
+        for (int i = 0; i < j; ++i) {
+            double dot = 0;
+            for (int r = 0; r < n; ++r) dot += Q[r * k + i] * Q[r * k + j];
+            for (int r = 0; r < n; ++r) Q[r * k + j] -= dot * Q[r * k + i];
+        }
+        double nn = 0;
+        for (int r = 0; r < n; ++r) nn += Q[r * k + j] * Q[r * k + j];
+        nn = sqrt(nn);
+        for (int r = 0; r < n; ++r) Q[r * k + j] /= nn > 0 ? nn : 1;
+    }
+}
+
+static fr_err alloc_common(const fr_synth_spec *s, int K, fr_synth_data *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_trials = s->trials;
+    o->total_bins = s->trials * s->bins;
+    o->N = s->N;
+    o->K = K;
+    TRY(FR_CALLOC(o->offsets, o->n_trials + 1));
+    for (long long k = 0; k <= o->n_trials; ++k) o->offsets[k] = k * s->bins;
+    TRY(FR_CALLOC(o->x, o->total_bins * o->N));
+    TRY(FR_CALLOC(o->latents, o->total_bins * K));
+    TRY(FR_CALLOC(o->A, (size_t)o->N * K));
+    TRY(FR_CALLOC(o->c, o->N));
+    return FR_OK;
+}
+
+/* ---- lorenz-thomas ------------------------------------------------------------ */
+
+static void lorenz_f(const double *v, double *f)
+{
+    f[0] = 10.0 * (v[1] - v[0]);
+    f[1] = v[0] * (28.0 - v[2]) - v[1];
+    f[2] = v[0] * v[1] - (8.0 / 3.0) * v[2];
+}
+
+static double g_thomas_b;
+static void thomas_f(const double *v, double *f)
+{
+    f[0] = sin(v[1]) - g_thomas_b * v[0];
+    f[1] = sin(v[2]) - g_thomas_b * v[1];
+    f[2] = sin(v[0]) - g_thomas_b * v[2];
+}
+
+static void rk4(void (*f)(const double *, double *), double *v, double h)
+{
+    double k1[3], k2[3], k3[3], k4[3], t[3];
+    f(v, k1);
+    for (int i = 0; i < 3; ++i) t[i] = v[i] + 0.5 * h * k1[i];
+    f(t, k2);
+    for (int i = 0; i < 3; ++i) t[i] = v[i] + 0.5 * h * k2[i];
+    f(t, k3);
+    for (int i = 0; i < 3; ++i) t[i] = v[i] + h * k3[i];
+    f(t, k4);
+    for (int i = 0; i < 3; ++i) v[i] += h / 6.0 * (k1[i] + 2 * k2[i] + 2 * k3[i] + k4[i]);
+}
+
+static fr_err gen_lorenz_thomas(const fr_synth_spec *s, fr_synth_data *o)
+{
+    const int K = 6, N = s->N;
+    TRY(alloc_common(s, K, o));
+    g_thomas_b = s->b;
+    const long long S = s->burn + s->bins;
+    for (long long k = 0; k < s->trials; ++k) {
+        double L[3], T[3];
+        for (int i = 0; i < 3; ++i) {
+            L[i] = 10.0 * nrm(s, TAG_LORENZ_IC, (uint64_t)(k * 3 + i)) + (i == 2 ? 25.0 : 0.0);
+            T[i] = 1.5 * nrm(s, TAG_THOMAS_IC, (uint64_t)(k * 3 + i));
+        }
+        for (long long t = 0; t < S; ++t) {
+            if (t >= s->burn) {
+                double *z = o->latents + (k * s->bins + t - s->burn) * K; /* (K) */
+                for (int i = 0; i < 3; ++i) {
+                    z[i] = L[i];
+                    z[3 + i] = T[i];
+                }
+            }
+            for (int sub = 0; sub < 10; ++sub) rk4(lorenz_f, L, s->dt / 10.0);
+            rk4(thomas_f, T, s->dt);
+        }
+    }
+    /* z-score each dimension over all recorded bins of all trials. */
+    const long long R = o->total_bins;
+    for (int j = 0; j < K; ++j) {
+        double m = 0, v = 0;
+        for (long long r = 0; r < R; ++r) m += o->latents[r * K + j];
+        m /= (double)R;
+        for (long long r = 0; r < R; ++r) v += pow(o->latents[r * K + j] - m, 2);
+        double sd = sqrt(v / (double)R);
+        for (long long r = 0; r < R; ++r) o->latents[r * K + j] = (o->latents[r * K + j] - m) / (sd > 0 ? sd : 1);
+    }
+    /* Block-ish loadings, rows scaled to unit signal variance. */
+    TRY(FR_CALLOC(o->channel_area, N));
+    for (int n = 0; n < N; ++n) {
+        int g = n < N / 2 ? 0 : 1;
+        o->channel_area[n] = g;
+        for (int j = 0; j < K; ++j) {
+            double w = nrm(s, TAG_A, (uint64_t)(n * K + j));
+            o->A[n * K + j] = (j / 3 == g) ? w : s->leak * w;
+        }
+        double m = 0, v = 0;
+        for (long long r = 0; r < R; ++r) {
+            double sig = 0;
+            for (int j = 0; j < K; ++j) sig += o->A[n * K + j] * o->latents[r * K + j];
+            m += sig;
+            v += sig * sig;
+        }
+        m /= (double)R;
+        double sd = sqrt(fmax(v / (double)R - m * m, 0));
+        for (int j = 0; j < K; ++j) o->A[n * K + j] /= sd > 0 ? sd : 1;
+        o->c[n] = s->poisson ? softplus_inv(s->rate) + 0.25 * nrm(s, TAG_C, (uint64_t)n)
+                             : 0.5 * nrm(s, TAG_C, (uint64_t)n);
+    }
+    for (long long r = 0; r < R; ++r)
+        for (int n = 0; n < N; ++n) {
+            double eta = o->c[n];
+            for (int j = 0; j < K; ++j) eta += o->A[n * K + j] * o->latents[r * K + j];
+            o->x[r * N + n] = observe(s, eta, (uint64_t)(r * N + n));
+        }
+    return FR_OK;
+}
+
+/* ---- FacRNN-process generators (facrnn, entangled, multiregion) ----------- */
+
+/* Expected tanh(x) and its slope with respect to eta at eta = c (the
+ * resting point), for the observation model. */
+static void rest_moments(const fr_synth_spec *s, double c, double *m, double *slope)
+{
+    if (!s->poisson) {
+        *m = tanh(c);
+        *slope = 1 - tanh(c) * tanh(c);
+        return;
+    }
+    double lam = softplus(c), p = exp(-lam), mm = 0, dm = 0;
+    long kmax = (long)(lam + 12 * sqrt(lam) + 30);
+    for (long k = 0; k <= kmax; ++k) {
+        if (k > 0) p *= lam / (double)k;
+        mm += p * tanh((double)k);
+        dm += p * (tanh((double)k + 1) - tanh((double)k));
+    }
+    *m = mm;
+    *slope = dm / (1 + exp(-c)); /* d lambda / d eta = sigmoid(c) */
+}
+
+/* Fill a 2x2 rotation by angle w times gain into J (K, K) at (r, r). */
+static void put_rotation(double *J, int K, int r, double w, double gain)
+{
+    J[r * K + r] = gain * cos(w);
+    J[r * K + r + 1] = -gain * sin(w);
+    J[(r + 1) * K + r] = gain * sin(w);
+    J[(r + 1) * K + r + 1] = gain * cos(w);
+}
+
+static fr_err gen_rnn(const fr_synth_spec *s, fr_synth_data *o)
+{
+    int K = 0, N = s->N, G = s->G, L = s->lags, D = s->D;
+    for (int g = 0; g < G; ++g) K += s->groups[g];
+    TRY(alloc_common(s, K, o));
+    o->D = D;
+    o->L = L;
+    int dense = s->kind == FR_SYNTH_ENTANGLED;
+    int cstart[FR_SYNTH_MAX_GROUPS + 1], kstart[FR_SYNTH_MAX_GROUPS + 1];
+    cstart[0] = kstart[0] = 0;
+    for (int g = 0; g < G; ++g) {
+        cstart[g + 1] = cstart[g] + N / G + (g < N % G);
+        kstart[g + 1] = kstart[g] + s->groups[g];
+    }
+    TRY(FR_CALLOC(o->B, (size_t)K * N));
+    TRY(FR_CALLOC(o->d, K));
+    TRY(FR_CALLOC(o->psi, L));
+    TRY(FR_CALLOC(o->channel_area, N));
+    for (int l = 0; l < L; ++l) o->psi[l] = 1.0 / L;
+
+    fr_err rc = FR_OK;
+    double *J = NULL, *Q = NULL, *V = NULL, *m = NULL, *slope = NULL, *xs = NULL, *mus = NULL, *h = NULL,
+           *z = NULL, *R = NULL;
+    const long long S = s->burn + s->bins;
+    TRY_GOTO(rc, FR_CALLOC(J, (size_t)K * K), done);
+    TRY_GOTO(rc, FR_CALLOC(R, (size_t)K * K), done);
+    TRY_GOTO(rc, FR_CALLOC(V, (size_t)K * K), done);
+    TRY_GOTO(rc, FR_CALLOC(Q, (size_t)N * K), done);
+    TRY_GOTO(rc, FR_CALLOC(m, N), done);
+    TRY_GOTO(rc, FR_CALLOC(slope, N), done);
+    TRY_GOTO(rc, FR_CALLOC(xs, S * N), done);
+    TRY_GOTO(rc, FR_CALLOC(mus, S * K), done);
+    TRY_GOTO(rc, FR_CALLOC(h, N), done);
+    TRY_GOTO(rc, FR_CALLOC(z, K), done);
+
+    /* Offsets c and the resting-point moments of each channel. */
+    for (int n = 0; n < N; ++n) {
+        double e = nrm(s, TAG_C, (uint64_t)n);
+        o->c[n] = s->poisson ? softplus_inv(s->rate * exp(0.25 * e)) : 0.1 * e;
+        rest_moments(s, o->c[n], &m[n], &slope[n]);
+    }
+    /* J: rotations per group (or a dense rotation for entangled), plus
+     * optional cross-group coupling. */
+    for (int g = 0; g < G; ++g) {
+        int H = s->groups[g], k0 = kstart[g];
+        for (int j = 0; j + 1 < H; j += 2) put_rotation(R, K, k0 + j, 2 * PI / (8.0 + 5.0 * g + 3.0 * (j / 2)), s->gain);
+        if (H % 2) R[(k0 + H - 1) * K + k0 + H - 1] = -s->gain;
+    }
+    if (dense) {
+        /* J = V R V^T with V random orthogonal; R uses periods 8, 11, ... */
+        for (int i = 0; i < K * K; ++i) V[i] = nrm(s, TAG_V, (uint64_t)i);
+        orthonormalise(V, K, K);
+        for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j) {
+                double acc = 0;
+                for (int a = 0; a < K; ++a)
+                    for (int b = 0; b < K; ++b) acc += V[i * K + a] * R[a * K + b] * V[j * K + b];
+                J[i * K + j] = acc;
+            }
+    } else {
+        memcpy(J, R, sizeof(double) * (size_t)K * K);
+        for (int g = 0; g < G; ++g)
+            for (int hh = 0; hh < G; ++hh) {
+                if (g == hh || s->coupling == 0) continue;
+                for (int i = kstart[g]; i < kstart[g + 1]; ++i)
+                    for (int j = kstart[hh]; j < kstart[hh + 1]; ++j)
+                        J[i * K + j] = s->coupling * nrm(s, TAG_COUPLING, (uint64_t)(i * K + j));
+            }
+    }
+    /* A_g = a_g Q_g on group g's channel block; B = J_{gh} Q_h^T diag(1/slope) / a_h. */
+    for (int g = 0; g < G; ++g) {
+        int n0 = cstart[g], ng = cstart[g + 1] - n0, H = s->groups[g], k0 = kstart[g];
+        double *Qg = Q + (size_t)n0 * K; /* (ng, H) packed, reusing Q's rows */
+        for (int i = 0; i < ng * H; ++i) Qg[i] = nrm(s, TAG_Q, ((uint64_t)g << 32) | (uint64_t)i);
+        orthonormalise(Qg, ng, H);
+        double a = sqrt((double)ng / H);
+        for (int i = 0; i < ng; ++i) {
+            o->channel_area[n0 + i] = g;
+            for (int j = 0; j < H; ++j) o->A[(n0 + i) * K + k0 + j] = a * Qg[i * H + j];
+        }
+        for (int r = 0; r < K; ++r)
+            for (int i = 0; i < ng; ++i) {
+                double acc = 0;
+                for (int j = 0; j < H; ++j) acc += J[r * K + k0 + j] * Qg[i * H + j];
+                o->B[r * N + n0 + i] = acc / (a * slope[n0 + i]);
+            }
+    }
+    for (int r = 0; r < K; ++r) {
+        double acc = 0;
+        for (int n = 0; n < N; ++n) acc += o->B[r * N + n] * m[n];
+        o->d[r] = -acc;
+    }
+    if (D > 0) {
+        TRY_GOTO(rc, FR_CALLOC(o->E, (size_t)N * D), done);
+        TRY_GOTO(rc, FR_CALLOC(o->u, o->total_bins * D), done);
+        for (int i = 0; i < N * D; ++i) o->E[i] = 0.5 / sqrt((double)D) * nrm(s, TAG_E, (uint64_t)i);
+    }
+
+    /* Simulate each trial: L initial steps from random mu, then the RNN. */
+    for (long long k = 0; k < s->trials; ++k) {
+        for (long long t = 0; t < S; ++t) {
+            double *mu = mus + t * K; /* (K) */
+            uint64_t step = (uint64_t)(k * S + t);
+            if (t < L) {
+                for (int j = 0; j < K; ++j) mu[j] = nrm(s, TAG_MU0, step * (uint64_t)K + (uint64_t)j);
+            } else {
+                for (int n = 0; n < N; ++n) {
+                    double acc = 0;
+                    for (int l = 1; l <= L; ++l) acc += o->psi[l - 1] * tanh(xs[(t - l) * N + n]);
+                    h[n] = acc;
+                }
+                for (int j = 0; j < K; ++j) {
+                    double acc = o->d[j];
+                    for (int n = 0; n < N; ++n) acc += o->B[j * N + n] * h[n];
+                    mu[j] = acc;
+                }
+            }
+            for (int j = 0; j < K; ++j)
+                z[j] = mu[j] + (s->enc_noise > 0 ? s->enc_noise * nrm(s, TAG_ENC, step * (uint64_t)K + (uint64_t)j) : 0);
+            long long row = t >= s->burn ? k * s->bins + t - s->burn : -1;
+            double *ut = NULL;
+            if (D > 0 && row >= 0) {
+                ut = o->u + row * D;
+                for (int j = 0; j < D; ++j) ut[j] = nrm(s, TAG_U, step * (uint64_t)D + (uint64_t)j);
+            }
+            for (int n = 0; n < N; ++n) {
+                double eta = o->c[n];
+                for (int j = 0; j < K; ++j) eta += o->A[n * K + j] * z[j];
+                if (ut)
+                    for (int j = 0; j < D; ++j) eta += o->E[n * D + j] * ut[j];
+                xs[t * N + n] = observe(s, eta, step * (uint64_t)N + (uint64_t)n);
+            }
+            if (row >= 0) {
+                memcpy(o->x + row * N, xs + t * N, sizeof(double) * (size_t)N);
+                memcpy(o->latents + row * K, mu, sizeof(double) * (size_t)K);
+            }
+        }
+    }
+    if (dense)
+        for (int n = 0; n < N; ++n) o->channel_area[n] = 0;
+done:
+    free(J);
+    free(R);
+    free(V);
+    free(Q);
+    free(m);
+    free(slope);
+    free(xs);
+    free(mus);
+    free(h);
+    free(z);
+    return rc;
+}
+
+fr_err fr_synth_generate(const fr_synth_spec *s, fr_synth_data *o)
+{
+    TRY(fr_synth_spec_check(s));
+    fr_err rc = s->kind == FR_SYNTH_LORENZ_THOMAS ? gen_lorenz_thomas(s, o) : gen_rnn(s, o);
+    if (rc != FR_OK) fr_synth_free(o);
+    return rc;
+}
+
+void fr_synth_free(fr_synth_data *o)
+{
+    free(o->offsets);
+    free(o->x);
+    free(o->u);
+    free(o->latents);
+    free(o->A);
+    free(o->B);
+    free(o->c);
+    free(o->d);
+    free(o->E);
+    free(o->psi);
+    free(o->channel_area);
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+/* Create a dataset without modification times (so equal seeds give equal
+ * bytes) and write buf (memory type mt) into it. */
+static fr_err write_ds(hid_t loc, const char *name, hid_t ft, hid_t mt, int rank, const hsize_t *dims,
+                       const void *buf)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    hid_t d = H5Dcreate2(loc, name, ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    fr_err rc = FR_OK;
+    if (sp < 0 || d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = FR_FAIL(FR_EIO, "synth: cannot write dataset %s", name);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+static fr_err write_attr(hid_t obj, const char *name, hid_t ft, hid_t mt, hsize_t n, const void *buf)
+{
+    hid_t sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(obj, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+    fr_err rc = FR_OK;
+    if (a < 0 || H5Awrite(a, mt, buf) < 0) rc = FR_FAIL(FR_EIO, "synth: cannot write attribute %s", name);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc;
+}
+
+static fr_err write_str_attr(hid_t obj, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    fr_err rc = write_attr(obj, name, t, t, 0, v);
+    H5Tclose(t);
+    return rc;
+}
+
+static fr_err write_contents(hid_t f, const fr_synth_spec *s, const fr_synth_data *o)
+{
+    hsize_t dx[2] = {(hsize_t)o->total_bins, (hsize_t)o->N};
+    if (s->poisson) {
+        int *counts = NULL;
+        TRY(FR_CALLOC(counts, o->total_bins * o->N));
+        for (long long i = 0; i < o->total_bins * o->N; ++i) counts[i] = (int)o->x[i];
+        fr_err rc = write_ds(f, "/data", H5T_STD_I32LE, H5T_NATIVE_INT, 2, dx, counts);
+        free(counts);
+        TRY(rc);
+    } else {
+        TRY(write_ds(f, "/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dx, o->x));
+    }
+    hsize_t doff = (hsize_t)o->n_trials + 1;
+    TRY(write_ds(f, "/trial_offsets", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &doff, o->offsets));
+    if (o->u) {
+        hsize_t du[2] = {(hsize_t)o->total_bins, (hsize_t)o->D};
+        TRY(write_ds(f, "/inputs", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, du, o->u));
+    }
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t tg = H5Gcreate2(f, "/truth", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (tg < 0) return FR_FAIL(FR_EIO, "synth: cannot create group /truth");
+    H5Gclose(tg);
+    hsize_t dl[2] = {(hsize_t)o->total_bins, (hsize_t)o->K};
+    TRY(write_ds(f, "/truth/latents", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dl, o->latents));
+    hid_t dlat = H5Dopen2(f, "/truth/latents", H5P_DEFAULT);
+    fr_err rc = write_attr(dlat, "groups", H5T_STD_I32LE, H5T_NATIVE_INT, (hsize_t)s->G, s->groups);
+    H5Dclose(dlat);
+    TRY(rc);
+    hsize_t dA[2] = {(hsize_t)o->N, (hsize_t)o->K}, dB[2] = {(hsize_t)o->K, (hsize_t)o->N};
+    hsize_t dN = (hsize_t)o->N, dK = (hsize_t)o->K, dL = (hsize_t)o->L;
+    TRY(write_ds(f, "/truth/A", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dA, o->A));
+    TRY(write_ds(f, "/truth/c", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &dN, o->c));
+    if (o->B) TRY(write_ds(f, "/truth/B", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dB, o->B));
+    if (o->d) TRY(write_ds(f, "/truth/d", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &dK, o->d));
+    if (o->psi) TRY(write_ds(f, "/truth/psi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &dL, o->psi));
+    if (o->E) {
+        hsize_t dE[2] = {(hsize_t)o->N, (hsize_t)o->D};
+        TRY(write_ds(f, "/truth/E", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dE, o->E));
+    }
+    if (o->channel_area)
+        TRY(write_ds(f, "/truth/channel_area", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &dN, o->channel_area));
+
+    int fv = FR_INPUT_FORMAT_VERSION;
+    unsigned long long seed = (unsigned long long)s->seed;
+    TRY(write_attr(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &fv));
+    TRY(write_attr(f, "bin_size_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &s->bin_size_s));
+    TRY(write_attr(f, "seed", H5T_STD_U64LE, H5T_NATIVE_ULLONG, 0, &seed));
+    TRY(write_str_attr(f, "observation", s->poisson ? "poisson" : "gaussian"));
+    TRY(write_str_attr(f, "generator", s->name));
+    char desc[1024], gs[256] = "";
+    for (int g = 0; g < s->G; ++g)
+        snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%d", g ? "," : "", s->groups[g]);
+    if (s->kind == FR_SYNTH_LORENZ_THOMAS)
+        snprintf(desc, sizeof desc,
+                 "facrnn synth %s: seed=%llu trials=%lld bins=%lld N=%d noise=%g obs=%s rate=%g burn=%d b=%g dt=%g leak=%g",
+                 s->name, seed, s->trials, s->bins, s->N, s->noise, s->poisson ? "poisson" : "gaussian", s->rate,
+                 s->burn, s->b, s->dt, s->leak);
+    else
+        snprintf(desc, sizeof desc,
+                 "facrnn synth %s: seed=%llu trials=%lld bins=%lld N=%d groups=[%s] noise=%g obs=%s rate=%g burn=%d "
+                 "lags=%d inputs=%d coupling=%g gain=%g enc_noise=%g",
+                 s->name, seed, s->trials, s->bins, s->N, gs, s->noise, s->poisson ? "poisson" : "gaussian", s->rate,
+                 s->burn, s->lags, s->D, s->coupling, s->gain, s->enc_noise);
+    TRY(write_str_attr(f, "description", desc));
+    return FR_OK;
+}
+
+fr_err fr_synth_write(const fr_synth_spec *s, const fr_synth_data *o, const char *path)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5Pclose(fcpl);
+    if (f < 0) return FR_FAIL(FR_EIO, "synth: cannot create output file '%s'", path);
+    fr_err rc = write_contents(f, s, o);
+    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "synth: cannot close '%s'", path);
+    return rc;
+}
+
+/* ---- the subcommand ----------------------------------------------------------- */
+
+static void synth_usage(void)
+{
+    printf("usage: facrnn synth NAME --out FILE [--seed S] [--set key=value ...]\n"
+           "generators: lorenz-thomas, facrnn, entangled, multiregion\n"
+           "keys: trials bins N noise seed obs rate burn bin_size (all);\n"
+           "      b dt leak (lorenz-thomas); groups lags inputs gain enc_noise (facrnn,\n"
+           "      entangled, multiregion); coupling (facrnn, multiregion)\n");
+}
+
+static fr_err parse_synth_args(int argc, char **argv, fr_synth_spec *s, const char **out, int *help)
+{
+    *out = NULL;
+    *help = 0;
+    const char *name = NULL;
+    for (int i = 1; i < argc; ++i)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *help = 1;
+            return FR_OK;
+        }
+    if (argc < 2 || argv[1][0] == '-')
+        return FR_FAIL(FR_EUSAGE, "synth: missing generator NAME (lorenz-thomas, facrnn, entangled, multiregion)");
+    name = argv[1];
+    TRY(fr_synth_spec_init(s, name));
+    for (int i = 2; i < argc; ++i) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--out") || !strcmp(a, "--seed") || !strcmp(a, "--set")) && i + 1 >= argc)
+            return FR_FAIL(FR_EUSAGE, "synth: %s needs a value", a);
+        if (!strcmp(a, "--out")) *out = argv[++i];
+        else if (!strcmp(a, "--seed")) {
+            char kv[128];
+            snprintf(kv, sizeof kv, "seed=%s", argv[++i]);
+            TRY(fr_synth_spec_set(s, kv));
+        } else if (!strcmp(a, "--set")) TRY(fr_synth_spec_set(s, argv[++i]));
+        else if (!strncmp(a, "--set=", 6)) TRY(fr_synth_spec_set(s, a + 6));
+        else return FR_FAIL(FR_EUSAGE, "synth: unexpected argument '%s'", a);
+    }
+    if (!*out) return FR_FAIL(FR_EUSAGE, "synth: --out FILE is required");
+    return fr_synth_spec_check(s);
+}
+
+fr_err fr_cmd_synth(int argc, char **argv)
+{
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    fr_synth_spec s;
+    const char *out = NULL;
+    int help = 0;
+    /* Every rank parses the same arguments, so they agree without talking. */
+    fr_err rc = parse_synth_args(argc, argv, &s, &out, &help);
+    if (help) {
+        if (rank == 0) synth_usage();
+        return FR_OK;
+    }
+    rc = fr_error_agree(&comm, rc);
+    if (rc != FR_OK) return rc;
+    if (rank == 0) {
+        fr_synth_data d;
+        rc = fr_synth_generate(&s, &d);
+        if (rc == FR_OK) {
+            rc = fr_synth_write(&s, &d, out);
+            if (rc == FR_OK)
+                LOG_INFO("synth %s: wrote %s (%lld trials x %lld bins, N = %d, K = %d, %s)", s.name, out, d.n_trials,
+                         s.bins, d.N, d.K, s.poisson ? "poisson" : "gaussian");
+            fr_synth_free(&d);
+        }
+    }
+    return fr_error_agree(&comm, rc);
+}
