@@ -59,7 +59,27 @@ int main(int argc, char **argv)
     int data_rank = 2, write_data = 1, write_off = 1;
     const char *obs = "gaussian";
 
-    if (!strcmp(c, "good")) {
+    if (!strcmp(c, "results")) {
+        /* A minimal results-shaped file for `facrnn info`: /runs/<id>/params/A
+         * with attributes, and a /sweep/table of 3 rows. */
+        hid_t f = H5Fcreate(argv[2], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        if (f < 0) return 1;
+        str_attr(f, "config", "model:\n  rank: 3\n");
+        hid_t g1 = H5Gcreate2(f, "/runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t g2 = H5Gcreate2(f, "/runs/r0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t g3 = H5Gcreate2(f, "/runs/r0/params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t g4 = H5Gcreate2(f, "/sweep", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        str_attr(g2, "status", "done");
+        hsize_t dA[2] = {N, 3}, dt = 3;
+        put(f, "/runs/r0/params/A", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dA, z);
+        put(f, "/sweep/table", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &dt, b);
+        H5Gclose(g4);
+        H5Gclose(g3);
+        H5Gclose(g2);
+        H5Gclose(g1);
+        H5Fclose(f);
+        return 0;
+    } else if (!strcmp(c, "good")) {
     } else if (!strcmp(c, "good_poisson")) obs = "poisson";
     else if (!strcmp(c, "nodata")) write_data = 0;
     else if (!strcmp(c, "nooffsets")) write_off = 0;
