@@ -231,6 +231,39 @@ static void test_synth_facrnn_groups(void)
     fr_synth_free(&d);
 }
 
+/* B A (the latent recurrence up to the resting slopes) has no zero block
+ * for entangled; multiregion records one area per channel block. */
+static void test_synth_entangled_multiregion(void)
+{
+    fr_synth_spec s;
+    fr_synth_data d;
+    CU_ASSERT_EQUAL_FATAL(gen("entangled", "trials=5", &d, &s), FR_OK);
+    CU_ASSERT_EQUAL(d.K, 4);
+    CU_ASSERT_EQUAL(s.G, 1);
+    int dense = 1;
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+            double m = 0;
+            for (int n = 0; n < d.N; ++n) m += d.B[i * d.N + n] * d.A[n * 4 + j];
+            if (i != j && fabs(m) < 1e-3) dense = 0;
+        }
+    CU_ASSERT(dense);
+    for (int n = 0; n < d.N; ++n) CU_ASSERT_NOT_EQUAL(d.A[n * 4 + 1], 0.0); /* every channel sees every dim */
+    fr_synth_free(&d);
+
+    CU_ASSERT_EQUAL_FATAL(gen("multiregion", "trials=5", &d, &s), FR_OK);
+    CU_ASSERT_EQUAL(d.N, 60);
+    CU_ASSERT_EQUAL(d.K, 6);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.channel_area);
+    CU_ASSERT_EQUAL(d.channel_area[0], 0);
+    CU_ASSERT_EQUAL(d.channel_area[25], 1);
+    CU_ASSERT_EQUAL(d.channel_area[59], 2);
+    int counts_ok = 1;
+    for (long long i = 0; i < d.total_bins * d.N; ++i) counts_ok &= d.x[i] >= 0 && d.x[i] == floor(d.x[i]);
+    CU_ASSERT(counts_ok);
+    fr_synth_free(&d);
+}
+
 static void test_synth_lorenz_thomas(void)
 {
     fr_synth_spec s;
@@ -318,6 +351,7 @@ static void reg(void)
     CU_add_test(t, "determinism", test_synth_determinism);
     CU_add_test(t, "facrnn groups independent and oscillating", test_synth_facrnn_groups);
     CU_add_test(t, "lorenz-thomas shapes and z-scoring", test_synth_lorenz_thomas);
+    CU_add_test(t, "entangled dense, multiregion areas", test_synth_entangled_multiregion);
     CU_add_test(t, "settings", test_synth_settings);
     CU_add_test(t, "poisson with inputs and lags", test_synth_poisson_inputs);
 }
