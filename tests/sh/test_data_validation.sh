@@ -15,7 +15,13 @@ expect() {
     local np=$1 phrase=$2 file=$3
     shift 3
     local err="$dir/err" rc
-    timeout 60 "$MPIRUN" -n "$np" "$BIN" --quiet info "$file" --validate "$@" >/dev/null 2>"$err"
+    # One rank runs without the launcher (a singleton): mpirun adds about
+    # two seconds to every failing job, and these cases are many.
+    if [ "$np" -eq 1 ]; then
+        timeout 60 "$BIN" --quiet info "$file" --validate "$@" >/dev/null 2>"$err"
+    else
+        timeout 60 "$MPIRUN" -n "$np" "$BIN" --quiet info "$file" --validate "$@" >/dev/null 2>"$err"
+    fi
     rc=$?
     if [ "$rc" -ne 2 ]; then
         echo "FAIL: $file (np $np $*): exit $rc, expected 2"; cat "$err"; fails=$((fails + 1)); return
@@ -50,31 +56,31 @@ timeout 60 "$MPIRUN" -n 2 "$BIN" --quiet info "$dir/good_poisson.h5" --validate 
     { echo "FAIL: good_poisson.h5 rejected"; fails=$((fails + 1)); }
 
 # Not a file / not HDF5 / truncated.
-expect 2 "cannot be read" "$dir/missing.h5"
+expect 1 "cannot be read" "$dir/missing.h5"
 echo "hello" >"$dir/text.h5"
 expect 2 "not an HDF5 file" "$dir/text.h5"
 head -c 1500 "$dir/good.h5" >"$dir/truncated.h5"
-expect 2 "truncated" "$dir/truncated.h5"
+expect 1 "truncated" "$dir/truncated.h5"
 
 # Structure.
-expect 2 "required dataset /data is missing" "$dir/nodata.h5"
-expect 2 "required dataset /trial_offsets is missing" "$dir/nooffsets.h5"
-expect 2 "/data: expected rank 2" "$dir/data_rank1.h5"
+expect 1 "required dataset /data is missing" "$dir/nodata.h5"
+expect 1 "required dataset /trial_offsets is missing" "$dir/nooffsets.h5"
+expect 1 "/data: expected rank 2" "$dir/data_rank1.h5"
 expect 2 "/inputs: has 87 rows but /data has 90" "$dir/inputs_rows.h5"
 expect 2 "/trial_offsets: not strictly increasing at index 4" "$dir/offsets_nonmono.h5"
-expect 2 "/trial_offsets: index 0 is 2, must be 0" "$dir/offsets_start.h5"
-expect 2 "/trial_offsets: last entry (index 9) is 85" "$dir/offsets_end.h5"
+expect 1 "/trial_offsets: index 0 is 2, must be 0" "$dir/offsets_start.h5"
+expect 1 "/trial_offsets: last entry (index 9) is 85" "$dir/offsets_end.h5"
 expect 1 "/data: N = 0 channels" "$dir/n0.h5"
-expect 2 "/truth/latents: attribute groups sums to 4 but the width is 3" "$dir/groups_sum.h5"
+expect 1 "/truth/latents: attribute groups sums to 4 but the width is 3" "$dir/groups_sum.h5"
 # Trial lengths against the lags.
-expect 2 "/trial_offsets: trial 5 has 1 bins, fewer than lags + 1 = 2" "$dir/short_trial.h5"
-expect 2 "/trial_offsets: trial 0 has 10 bins, fewer than lags + 1 = 11" "$dir/good.h5" --lags 10
+expect 1 "/trial_offsets: trial 5 has 1 bins, fewer than lags + 1 = 2" "$dir/short_trial.h5"
+expect 1 "/trial_offsets: trial 0 has 10 bins, fewer than lags + 1 = 11" "$dir/good.h5" --lags 10
 
 # Values (global row, trial and column).
 expect 3 "/data: NaN at row 13 (trial 1), column 2" "$dir/nan_data.h5"
 expect 2 "/inputs: Inf at row 7 (trial 0), column 1" "$dir/inf_inputs.h5"
-expect 2 "/behavior: NaN at row 22 (trial 2), column 0" "$dir/nan_behavior.h5"
-expect 2 "/data: negative count -1 at row 4 (trial 0), column 1" "$dir/negcount.h5"
+expect 1 "/behavior: NaN at row 22 (trial 2), column 0" "$dir/nan_behavior.h5"
+expect 1 "/data: negative count -1 at row 4 (trial 0), column 1" "$dir/negcount.h5"
 expect 3 "/data: non-integer count 0.5 at row 6 (trial 0), column 3" "$dir/noninteger.h5"
 # --gaussian overrides the file's poisson attribute: counts are not checked.
 timeout 60 "$MPIRUN" -n 1 "$BIN" --quiet info "$dir/noninteger.h5" --validate --gaussian >/dev/null 2>&1 ||
