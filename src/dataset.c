@@ -8,6 +8,7 @@
 #include "facrnn/dataset.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -257,6 +258,9 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
     if (si.dims[0] < 2)
         return FR_FAIL(FR_EINVAL, "/trial_offsets: has %llu entries, needs at least 2 (one trial)",
                        (unsigned long long)si.dims[0]);
+    if (si.dims[0] - 1 > (hsize_t)INT_MAX)
+        return FR_FAIL(FR_EINVAL, "/trial_offsets: %llu trials is more than this program handles (%d)",
+                       (unsigned long long)si.dims[0] - 1, INT_MAX);
     ds->n_trials = (long long)si.dims[0] - 1;
     TRY(FR_CALLOC(ds->offsets, ds->n_trials + 1));
     TRY(read_small(file, "/trial_offsets", H5T_NATIVE_LLONG, ds->offsets));
@@ -412,11 +416,13 @@ static fr_err compute_checksum(MPI_Comm comm, fr_dataset *ds, const long long *f
     long long nloc = ds->trial_hi - ds->trial_lo;
     uint64_t *mine = NULL, *all = NULL;
     int *counts = NULL, *displs = NULL;
-    fr_err rc = FR_OK;
-    TRY_GOTO(rc, FR_CALLOC(mine, nloc), done);
-    TRY_GOTO(rc, FR_CALLOC(all, ds->n_trials), done);
-    TRY_GOTO(rc, FR_CALLOC(counts, size), done);
-    TRY_GOTO(rc, FR_CALLOC(displs, size), done);
+    /* Allocation failures are local: agree before the collective. */
+    fr_err rc = FR_CALLOC(mine, nloc);
+    if (rc == FR_OK) rc = FR_CALLOC(all, ds->n_trials);
+    if (rc == FR_OK) rc = FR_CALLOC(counts, size);
+    if (rc == FR_OK) rc = FR_CALLOC(displs, size);
+    rc = fr_error_agree(&comm, rc);
+    if (rc != FR_OK) goto done;
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         const double *rows = ds->x + (ds->offsets[k] - ds->row_lo) * ds->N;
         size_t n = (size_t)(ds->offsets[k + 1] - ds->offsets[k]) * (size_t)ds->N * sizeof(double);

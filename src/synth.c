@@ -43,8 +43,9 @@
  *   variance; c ~ N(0, 0.5^2). With unit signal variance the best possible
  *   reconstruction R^2 is 1 / (1 + noise^2) = 0.92 at noise 0.3; one-step
  *   prediction by a rank-6 RNN loses some more, which lands near the
- *   published ~0.85. /truth/A and /truth/c are stored (no B, d: the truth
- *   is not an RNN). Keys: b [0.208], dt [0.1], leak [0.1]; defaults trials
+ *   published ~0.85. /truth/A, /truth/c and /truth/channel_area (the group
+ *   each channel mainly loads on) are stored (no B, d: the truth is not an
+ *   RNN). Keys: b [0.208], dt [0.1], leak [0.1]; defaults trials
  *   20, bins 100, N 20, noise 0.3, burn 100.
  *
  * facrnn (samples the FacRNN generative process itself). Groups H_g
