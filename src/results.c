@@ -66,12 +66,13 @@ fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v)
 
 fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s)
 {
+    /* Variable-length UTF-8, so h5py users get str rather than bytes. */
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(s) + 1);
+    H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, s);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, &s);
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
