@@ -475,7 +475,12 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     fr_sweep_selection sel;
     TRY(fr_sweep_select(runs, recs, n, rule, &sel));
     snprintf(tmp, sizeof tmp, "%s.tmp", base->output_path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* MPI-IO on MPI_COMM_SELF, so the shared small-dataset writers (which
+     * use a collective transfer) work unchanged on this one rank */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     fr_err rc = f < 0 ? FR_FAIL(FR_EIO, "cannot create %s", tmp) : FR_OK;
     static char yaml[1 << 16];
     int ndone = 0;
