@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.titlesize": 11, "axes.labelsize": 10, "font.size": 9,
-                     "axes.spines.top": False, "axes.spines.right": False})
+                     "axes.spines.top": False, "axes.spines.right": False,
+                     "figure.constrained_layout.use": True})
 
 MAX_TRIALS_SHOWN = 6
 MAX_DIMS_SHOWN = 3
@@ -136,7 +137,7 @@ def fig_training(ctx):
     ax.set_xlabel("epoch")
     ax.set_ylabel("PC estimate (nats)")
     ax.set_title("Group partial correlation (β = %s)" % (fmt(beta) if beta is not None else "?"))
-    fig.suptitle("Training curves, run %s" % ctx.run_id, y=1.03)
+    fig.suptitle("Training curves, run %s" % ctx.run_id)
     ctx.save(fig, "training.png", "Training curves: loss terms, training vs held-out NLL, and the PC penalty per epoch.")
 
 
@@ -162,8 +163,14 @@ def latent_grid(ctx, title):
     G = len(ctx.sizes)
     ncol = min(max(ctx.sizes), MAX_DIMS_SHOWN)
     fig, axs = plt.subplots(G, ncol, figsize=(3.6 * ncol + 0.6, 2.5 * G), squeeze=False, sharex=True)
-    fig.suptitle(title, y=1.0)
+    fig.suptitle(title)
     return fig, axs, ncol
+
+
+def legend_right(axs, sizes, ncol, handles, labels):
+    """Legend outside, right of the last visible panel of the first row."""
+    ax = axs[0, min(sizes[0], ncol) - 1]
+    ax.legend(list(handles), list(labels), loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
 
 
 def fig_latents(ctx):
@@ -196,7 +203,7 @@ def fig_latents(ctx):
             ax.set_xlabel(ctx.t_axis(2)[1])
     h, lab = axs[0, 0].get_legend_handles_labels()
     uniq = dict(zip(lab, h))
-    axs[0, 0].legend(uniq.values(), uniq.keys(), frameon=False, fontsize=7)
+    legend_right(axs, ctx.sizes, ncol, uniq.values(), uniq.keys())
     ctx.save(fig, "latents_trials.png", "Single-trial latent trajectories per group (first %d latents of each group)." % ncol)
     # condition averages
     P = fr.psth(lat, ctx.offsets, conds)
@@ -219,7 +226,7 @@ def fig_latents(ctx):
             ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
             ax.set_ylabel("z (a.u.)")
             ax.set_xlabel(ctx.t_axis(2)[1])
-    axs[0, 0].legend(frameon=False, fontsize=7)
+    legend_right(axs, ctx.sizes, ncol, *axs[0, 0].get_legend_handles_labels())
     ctx.save(fig, "latents_condavg.png", "Condition-averaged latent time courses per group; shading is ± 1 SE over trials.")
     # phase portraits of the condition averages (groups with >= 2 latents)
     multi = [(g, a, b) for g, (a, b) in enumerate(bounds) if b - a >= 2]
@@ -229,14 +236,16 @@ def fig_latents(ctx):
             ax = axs[0, i]
             for c, (mean, se, n) in P.items():
                 ok = np.isfinite(mean[:, a])
-                ax.plot(mean[ok, a], mean[ok, a + 1], color=cols[c], lw=1.3)
+                ax.plot(mean[ok, a], mean[ok, a + 1], color=cols[c], lw=1.3,
+                        label=("cond %s" % c) if conds is not None else "all trials")
                 if ok.any():
                     first = np.argmax(ok)
                     ax.plot(mean[first, a], mean[first, a + 1], "o", color=cols[c], ms=4)
             ax.set_xlabel("group %d latent 1 (a.u.)" % (g + 1))
             ax.set_ylabel("group %d latent 2 (a.u.)" % (g + 1))
             ax.set_title("Group %d state space (dot = start)" % (g + 1))
-        fig.suptitle("Phase portraits of the %s latents" % ("condition-averaged" if conds is not None else "trial-averaged"), y=1.03)
+        axs[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+        fig.suptitle("Phase portraits of the %s latents" % ("condition-averaged" if conds is not None else "trial-averaged"))
         ctx.save(fig, "latents_phase.png", "Latent state-space trajectories of each group (first two latents), averaged per condition.")
 
 
@@ -322,7 +331,7 @@ def fig_connectivity(ctx):
             axs[0].set_yticklabels(keep[order], fontsize=6)
         axs[0].set_title("W_%d = A[:, g%d] B[g%d, :], rank %d, %s%s" % (g + 1, g + 1, g + 1, ctx.sizes[g], source, note))
         draw_graph(axs[1], Wk, order, TOP_EDGES, "Strongest %d connections of W_%d (arrow j → i)" % (TOP_EDGES, g + 1))
-        fig.suptitle("Sub-connectivity of group %d (neurons sorted by hierarchical clustering of rows)" % (g + 1), y=1.0)
+        fig.suptitle("Sub-connectivity of group %d (neurons sorted by hierarchical clustering of rows)" % (g + 1))
         ctx.save(fig, "connectivity_g%d.png" % (g + 1),
                  "Group %d sub-connectivity W_%d (%s): heatmap with neurons in clustering order, and a graph of its %d strongest off-diagonal weights."
                  % (g + 1, g + 1, source, TOP_EDGES))
@@ -348,7 +357,9 @@ def fig_J(ctx):
                 ax.text(j, i, "%.2f" % J[i, j], ha="center", va="center", fontsize=7,
                         color="w" if abs(J[i, j]) > 0.6 * vmax else "k")
     ax.set_xticks(range(K))
+    ax.set_xticklabels(range(1, K + 1))
     ax.set_yticks(range(K))
+    ax.set_yticklabels(range(1, K + 1))
     ax.set_xlabel("source latent l")
     ax.set_ylabel("target latent k")
     ax.set_title("Latent recurrence J = B A (groups %s; lines = group borders)" % fr.groups_text(ctx.sizes))
@@ -381,7 +392,7 @@ def fig_pca(ctx):
 def fig_sweep(ctx, summary, sel):
     if not summary:
         return
-    labels = ["K=%d  %s" % (d["K"], d["groups"]) for d in summary]
+    labels = ["K=%d: groups %s" % (d["K"], d["groups"]) for d in summary]
     is_sel = [sel is not None and d["K"] == sel["K"] and d["groups"] == sel["groups"] for d in summary]
     x = np.arange(len(summary))
     fig, axs = plt.subplots(2, 1, figsize=(max(6, 0.55 * len(summary) + 2), 6.5), sharex=True)
@@ -415,7 +426,8 @@ def fig_sweep(ctx, summary, sel):
     im = ax.imshow(np.ma.masked_invalid(M), cmap="viridis_r", aspect="auto")
     fig.colorbar(im, ax=ax).set_label("best held-out NLL (nats per bin)")
     for (i, j), (g, v, pc) in txt.items():
-        ax.text(j, i, "%s\n%.4g\nPC %.2g" % (g, v, pc), ha="center", va="center", fontsize=7, color="w")
+        ax.text(j, i, "groups %s\nNLL %.4g\nPC %.2g" % (g, v, pc), ha="center", va="center", fontsize=8,
+                color="k" if im.norm(v) < 0.5 else "w")  # viridis_r: low (good) values are light
         if sel is not None and sel["K"] == Ks[j] and sel["groups"] == g:
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=3))
     ax.set_xticks(range(len(Ks)))
@@ -476,7 +488,7 @@ def fig_behavior(ctx):
         ax.set_xlabel("measured behaviour dim %d" % (p + 1))
         ax.set_ylabel("decoded from latents")
         ax.set_title("dim %d: R² = %.3f" % (p + 1, dec["r2"][p]))
-    fig.suptitle("Behaviour decoding (affine map fitted on training trials, scored on %s)" % dec["scored_on"], y=1.03)
+    fig.suptitle("Behaviour decoding (affine map fitted on training trials, scored on %s)" % dec["scored_on"])
     ctx.save(fig, "behavior_decoding.png", "Behaviour decoded from all latents with an affine map fitted on training trials; points are %s bins." % dec["scored_on"])
     return dec
 
@@ -510,7 +522,7 @@ def fig_rollouts(ctx):
     axs[0, 0].plot([], [], "k-", label="data")
     axs[0, 0].plot([], [], "k--", label="rollout")
     axs[0, 0].legend(frameon=False)
-    fig.suptitle("PSTHs: data (solid) vs generative rollouts (dashed), 4 most variable neurons", y=1.04)
+    fig.suptitle("PSTHs: data (solid) vs generative rollouts (dashed), 4 most variable neurons")
     ctx.save(fig, "rollouts_psth.png", "Condition-averaged activity of the most variable neurons: data vs free-running rollouts of the fitted RNN.")
 
 
@@ -553,7 +565,7 @@ figure{margin:1.2em 0}figcaption{color:#555;font-size:90%}pre{background:#f7f7f7
             E.append("<tr><td>%s</td>%s</tr>" % (k, cell("attr:" + k, a[k])))
     if ctx.data is not None:
         E.append("<tr><td>data file used</td>%s</tr>" % cell("data_path", ctx.data["path"]))
-        E.append("<tr><td>bin size</td>%s</tr>" % cell("bin_size_s", ctx.bin_s if ctx.bin_s else "unknown"))
+        E.append("<tr><td>bin size (s)</td>%s</tr>" % cell("bin_size_s", ctx.bin_s if ctx.bin_s else "unknown"))
     E.append("</table>")
     E.append('<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>training trials</th><th>held-out trials</th></tr>')
     for n in METRIC_NAMES:
