@@ -97,15 +97,19 @@ def write(fits, out):
     names = ["fit%d" % (i + 1) for i in range(n)]
     # metrics bars
     keys = [k for k, _ in ROWS[2:] if any(k in f["vals"] for f in fits)]
-    fig, axs = plt.subplots(1, max(len(keys), 1), figsize=(2.6 * max(len(keys), 1) + 1, 3.6), squeeze=False)
-    for ax, key in zip(axs[0], keys):
+    ncol = min(max(len(keys), 1), 4)
+    nrow = (max(len(keys), 1) + ncol - 1) // ncol
+    fig, axs = plt.subplots(nrow, ncol, figsize=(3.2 * ncol + 0.5, 3.2 * nrow), squeeze=False)
+    for ax in axs.ravel()[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axs.ravel(), keys):
         v = [float(f["vals"].get(key, np.nan)) for f in fits]
         ax.bar(range(n), v, color=[plt.get_cmap("tab10")(i) for i in range(n)])
         ax.set_xticks(range(n))
         ax.set_xticklabels(["%s\n%s" % (names[i], fits[i]["vals"]["groups"]) for i in range(n)], fontsize=8)
         ax.set_title(dict(ROWS)[key], fontsize=9)
         ax.set_ylabel({"heldout_nll_per_bin": "nats per bin", "heldout_pc": "nats", "heldout_tc": "nats"}.get(key, "R²"))
-    fig.suptitle("Fits side by side (x: fit, group sizes)", y=1.04)
+    fig.suptitle("Fits side by side (x: fit, group sizes)")
     fig.savefig(os.path.join(out, "compare_metrics.png"), bbox_inches="tight")
     plt.close(fig)
     # connectivity in a common order and scale
@@ -125,10 +129,15 @@ def write(fits, out):
             axs[0, i].set_title("%s (%s): W = A B" % (names[i], fits[i]["vals"]["groups"]), fontsize=9)
             axs[0, i].set_xlabel("presynaptic neuron (order of fit1's clustering)")
             axs[0, i].set_ylabel("postsynaptic neuron")
+            if len(order) <= 40:  # tick labels are neuron ids, in the clustering order
+                for setter in (axs[0, i].set_xticks, axs[0, i].set_yticks):
+                    setter(range(len(order)))
+                axs[0, i].set_xticklabels(order, fontsize=6, rotation=90)
+                axs[0, i].set_yticklabels(order, fontsize=6)
             for j in range(n):
                 corr[i, j] = pearson(W, Ws[j])
         fig.colorbar(im, ax=axs[0, :].tolist(), fraction=0.02).set_label("weight (a.u.)")
-        fig.suptitle("Full connectivity of each fit, common colour scale", y=1.02)
+        fig.suptitle("Full connectivity of each fit, common colour scale")
         fig.savefig(os.path.join(out, "compare_connectivity.png"), bbox_inches="tight")
         plt.close(fig)
     for i, f in enumerate(fits):
@@ -152,7 +161,7 @@ def write(fits, out):
             ax.set_yticks(range(R.shape[0]))
             ax.set_title("%s (%s): matched R² %.3f" % (names[i], f["vals"]["groups"], f["vals"]["group_latent_r2_recomputed"]), fontsize=9)
         fig.colorbar(im, ax=axs[0, :].tolist(), fraction=0.03).set_label("affine R²")
-        fig.suptitle("Group alignment with ground truth (cyan = Hungarian match)", y=1.04)
+        fig.suptitle("Group alignment with ground truth (cyan = Hungarian match)")
         fig.savefig(os.path.join(out, "compare_alignment.png"), bbox_inches="tight")
         plt.close(fig)
     # tables
