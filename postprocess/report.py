@@ -215,7 +215,7 @@ def fig_latents(ctx):
         for g, (a, b) in enumerate(bounds):
             for j in range(min(b - a, ncol)):
                 ax = axs[g, j]
-                ax.plot(t, mean[:, a + j], color=cols[c], lw=1.5, label="cond %s (n=%d)" % (c, n) if conds is not None else "n=%d" % n)
+                ax.plot(t, mean[:, a + j], color=cols[c], lw=1.5, label="cond %s (n=%d)" % (c, n) if conds is not None else "all trials (n=%d)" % n)
                 ax.fill_between(t, mean[:, a + j] - se[:, a + j], mean[:, a + j] + se[:, a + j], color=cols[c], alpha=0.2, lw=0)
     for g, (a, b) in enumerate(bounds):
         for j in range(ncol):
