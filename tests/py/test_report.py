@@ -457,7 +457,7 @@ def test_html_images_load_in_chromium(built):
 def test_real_fit_if_available(tmp_path):
     binp = os.environ.get("FACRNN_BIN")
     if not binp or not os.access(binp, os.X_OK):
-        pytest.skip("FACRNN_BIN is not set: no real facrnn fit to report on")
+        pytest.skip("FACRNN_BIN is unset or not built (%r): no real facrnn fit to report on" % binp)
     data = str(tmp_path / "lt.h5")
     r = subprocess.run([binp, "synth", "lorenz-thomas", "--out", data], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
