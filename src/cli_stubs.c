@@ -10,7 +10,6 @@
         return FR_FAIL(FR_EUSAGE, "subcommand '" #name "' is not implemented yet"); \
     }
 
-FR_STUB(sweep)
 FR_STUB(eval)
 FR_STUB(simulate)
 FR_STUB(selftest)

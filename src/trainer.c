@@ -36,6 +36,16 @@ void fr_trainer_install_signals(void)
 
 int fr_trainer_stop_requested(void) { return g_stop_signal != 0; }
 
+/* ---- between-steps hook (sweep coordinator) ------------------------------------ */
+static void (*g_between_steps)(void *);
+static void *g_between_steps_ctx;
+
+void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx)
+{
+    g_between_steps = fn;
+    g_between_steps_ctx = ctx;
+}
+
 /* ---- model spec ---------------------------------------------------------------- */
 fr_err fr_trainer_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec)
 {
@@ -920,6 +930,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                     LOG_ERROR("non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept", r, ep,
                               ckpt_path);
                 if (rc != FR_OK) goto done;
+                if (g_between_steps) g_between_steps(g_between_steps_ctx);
                 ls.acc_nll += tail[TAIL_NLL] / len;
                 ls.acc_kl += tail[TAIL_KL] / len;
                 ls.acc_pc += tail[TAIL_PC] / len;

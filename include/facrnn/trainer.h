@@ -62,6 +62,11 @@ void fr_fit_result_free(fr_fit_result *r);
 /* Build the model spec from config + data + training-set size. Not collective. */
 fr_err fr_trainer_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec);
 
+/* Optional hook called once after every optimisation step, on every rank of
+ * every fit (NULL: none). The sweep coordinator uses it to service its work
+ * queue without a thread; it must not make collective calls. Not collective. */
+void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx);
+
 /* Install SIGTERM/SIGUSR1 handlers that request a checkpoint-and-stop at the
  * next step boundary. Not collective. */
 void fr_trainer_install_signals(void);

@@ -1,0 +1,151 @@
+/* sweep: cross-validated sweeps over K, partitions, beta, seeds and folds,
+ * and model selection. Owns the run list (pure), integer partitions, the
+ * cost estimate and work-queue order, slices for job arrays, the manifest
+ * of finished runs, the held-out independence null, and the selection rule.
+ * The `facrnn sweep` command (teams, coordinator, assembly of the results
+ * file) lives in sweep.c; everything declared here except fr_cmd_sweep is
+ * pure (no MPI) so it can be unit-tested alone. Design: README "Sweeps".
+ */
+#ifndef FACRNN_SWEEP_H
+#define FACRNN_SWEEP_H
+
+#include <stdint.h>
+
+#include "facrnn/common.h"
+#include "facrnn/config.h"
+
+#define FR_SWEEP_MAX_RUNS 100000  /* refuse larger sweeps (they are configuration mistakes) */
+#define FR_SWEEP_ID_MAX 128
+#define FR_SWEEP_REASON_MAX 256
+
+/* ---- integer partitions ---------------------------------------------------
+ * Every partition of K into non-increasing parts, in reverse lexicographic
+ * order ([K], [K-1,1], ..., [1,...,1]), keeping those with at most
+ * max_groups parts (0 = no bound) and every part >= min_size. Each partition
+ * is written as [G, h1, ..., hG] into a row of `parts` (cap rows of
+ * FR_CFG_MAX_GROUPS + 1 ints); parts may be NULL to count only. Fails when
+ * more than `cap` partitions qualify or a partition has more than
+ * FR_CFG_MAX_GROUPS parts. Not collective. */
+fr_err fr_sweep_partitions(int K, int max_groups, int min_size, int (*parts)[FR_CFG_MAX_GROUPS + 1], int cap,
+                           int *n);
+
+/* ---- run list ------------------------------------------------------------- */
+typedef struct {
+    int index;                      /* position in the canonical run list */
+    int K, G;
+    int groups[FR_CFG_MAX_GROUPS];  /* (G) group sizes, sum K */
+    double beta;
+    long long seed;
+    int fold;
+    double cost;                    /* relative cost estimate (K^2 epochs restarts) */
+    char id[FR_SWEEP_ID_MAX];       /* fr_run_id of the resolved run config */
+} fr_sweep_run;
+
+/* Expand the sweep keys of `base` into the canonical run list: for K in
+ * sweep.ranks (as listed) x partitions of K (explicit lists in listed order,
+ * or `all`, or model.groups / [K] when unset) x beta x seed x fold
+ * 0..cv.folds-1. Validates (empty lists, partitions not summing to any K, a K
+ * with no partition, duplicate runs, too many runs) before any work. *runs is
+ * allocated (free()). Not collective. */
+fr_err fr_sweep_expand(const fr_config *base, fr_sweep_run **runs, int *n);
+
+/* The resolved configuration of one run: base with model.rank, model.groups,
+ * train.beta, train.seed and cv.fold set. Not collective. */
+void fr_sweep_run_config(const fr_config *base, const fr_sweep_run *run, fr_config *out);
+
+/* Work-queue order: indices of runs sorted by cost, longest first, ties by
+ * canonical index. order (n). Not collective. */
+void fr_sweep_queue_order(const fr_sweep_run *runs, int n, int *order);
+
+/* Slice I of N (0 <= I < N) of a run list, for job arrays: run `index` is in
+ * the slice when index % N == I. Not collective. */
+int fr_sweep_in_slice(int index, int slice_i, int slice_n);
+
+/* Group sizes as text, e.g. "3+2+1". Not collective. */
+void fr_sweep_groups_text(int G, const int *groups, char *buf, size_t cap);
+
+/* ---- per-run records and the manifest ------------------------------------- */
+typedef enum { FR_RUN_PENDING = 0, FR_RUN_DONE = 1, FR_RUN_FAILED = 2 } fr_run_status;
+
+typedef struct {
+    char id[FR_SWEEP_ID_MAX];
+    int status;                     /* fr_run_status */
+    char reason[FR_SWEEP_REASON_MAX]; /* why a run failed ("" when done) */
+    double heldout_nll;             /* held-out NLL per bin */
+    double heldout_r2;
+    double heldout_pc;              /* evaluation PC of the held-out means (trainer's estimator) */
+    double group_latent_r2;         /* held-out, NaN without ground truth */
+    double train_nll;
+    double pc_obs;                  /* PC of held-out means under the fitted partition (null's estimator) */
+    double pc_null_mean, pc_null_sd;/* same under random rotations of the latent space */
+    int epochs_done;
+    double seconds;
+} fr_sweep_record;
+
+const char *fr_sweep_status_name(int status);
+
+/* Write records atomically (path.tmp, fsync, rename) as a tab-separated text
+ * file, one line per record, doubles printed exactly (%.17g). Not collective. */
+fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n);
+/* Read a manifest; a missing file gives n = 0. *recs allocated (free()).
+ * Not collective. */
+fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs, int *n);
+/* Match records to the run list by id: out[i] = the record of runs[i]
+ * (status PENDING when absent). A done record wins over a failed one.
+ * Not collective. */
+void fr_sweep_records_match(const fr_sweep_run *runs, int n, const fr_sweep_record *recs, int nrec,
+                            fr_sweep_record *out /* (n) */);
+
+/* ---- held-out independence null -------------------------------------------- */
+/* Selection settings. Config keys proposed: sweep.se_rule, sweep.min_independence,
+ * sweep.null_samples; hard-coded defaults until they exist. */
+typedef struct {
+    double se_mult;          /* one-standard-error rule multiplier (1.0) */
+    double min_independence; /* a partition is supported when mean - SE of its independence >= this (0.5) */
+    int null_samples;        /* random rotations per run (8) */
+    int null_max_points;     /* held-out points for the null's KDE (256) */
+    int null_nmc;            /* Monte-Carlo samples per point (4) */
+} fr_sweep_rule;
+void fr_sweep_rule_defaults(fr_sweep_rule *rule);
+
+/* PC of the n held-out means mu (n, K) under the fitted partition (pc_obs)
+ * and under `null_samples` Haar-random rotations of the latent space with
+ * the same group sizes (mean and sd). Deterministic in seed. Not collective. */
+fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
+                        const fr_sweep_rule *rule, uint64_t seed, double *pc_obs, double *null_mean,
+                        double *null_sd);
+
+/* Independence score of one run: (null_mean - pc_obs) / null_mean, the
+ * fraction of the PC of a random basis that the fitted partition removes;
+ * NaN for G = 1 (PC is 0 by construction) or no null. Not collective. */
+double fr_sweep_independence(const fr_sweep_run *run, const fr_sweep_record *rec);
+
+/* ---- selection ------------------------------------------------------------- */
+typedef struct {
+    int K, G;
+    int groups[FR_CFG_MAX_GROUPS];
+    double beta;
+    int n;                  /* done runs (folds x seeds) */
+    double nll_mean, nll_se;
+    double ind_mean, ind_se; /* independence score, NaN for G = 1 */
+    double pc_mean;
+    int in_band;            /* at the selected K, within the SE band of that K's best */
+    int supported;          /* multi-group and ind_mean - ind_se >= min_independence */
+} fr_sweep_score;
+
+typedef struct {
+    int n;                  /* configurations with at least one done run */
+    fr_sweep_score *ranked; /* (n) sorted by nll_mean, then canonical order */
+    int chosen;             /* index into ranked, -1 when nothing finished */
+    int best;               /* index of the lowest nll_mean overall */
+    char rule[1024];        /* the rule in words, with its parameters */
+    char why[512];          /* why the winner won */
+} fr_sweep_selection;
+
+/* Apply the selection rule to the done runs (recs[i] belongs to runs[i]).
+ * Not collective. */
+fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
+                       fr_sweep_selection *sel);
+void fr_sweep_selection_free(fr_sweep_selection *sel);
+
+#endif

@@ -1,0 +1,696 @@
+#!/usr/bin/python3
+"""report: figures and a self-contained HTML report for one facrnn results file.
+
+    report.py RESULTS.h5 --out DIR [--data FILE] [--run ID] [--rollouts FILE]
+
+Writes DIR/*.png and DIR/index.html (relative image links, key numbers in
+tables whose cells carry data-key/data-value attributes with the exact value
+read from the file). The input data file comes from --data or the results
+file's `input_path` attribute; without it the trial structure is inferred
+from the NaN context bins of the latents and data-dependent figures are
+skipped. Exit status: 0 success, 2 when an input is not a facrnn file or an
+option is wrong (one-line message on stderr).
+"""
+import argparse
+import html
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import facrnn_results as fr  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "axes.titlesize": 11, "axes.labelsize": 10, "font.size": 9,
+                     "axes.spines.top": False, "axes.spines.right": False,
+                     "figure.constrained_layout.use": True})
+
+MAX_TRIALS_SHOWN = 6
+MAX_DIMS_SHOWN = 3
+MAX_HEATMAP_NEURONS = 400
+TOP_EDGES = 40
+
+
+class ReportError(ValueError):
+    pass
+
+
+# --------------------------------------------------------------------------
+# context: everything a figure needs, resolved once
+
+
+class Context:
+    def __init__(self, res, run_id, data, rollouts, out):
+        self.res, self.run_id, self.data, self.rollouts, self.out = res, run_id, data, rollouts, out
+        self.run = res["runs"][run_id]
+        self.sizes = fr.run_groups(self.run)
+        self.bin_s = None
+        if data is not None and "bin_size_s" in data["attrs"]:
+            b = float(data["attrs"]["bin_size_s"])
+            self.bin_s = b if b > 0 else None
+        self.offsets = data["trial_offsets"] if data is not None else infer_offsets(self.run)
+        self.condition = data.get("trial_condition") if data is not None else None
+        self.figures = []  # (file, caption)
+        self.notes = []
+
+    def t_axis(self, n):
+        if self.bin_s:
+            return np.arange(n) * self.bin_s, "time from trial start (s)"
+        return np.arange(n), "time from trial start (bins)"
+
+    def save(self, fig, name, caption):
+        path = os.path.join(self.out, name)
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        self.figures.append((name, caption))
+
+
+def infer_offsets(run):
+    """Trial offsets from the latents alone: every trial opens with its L NaN
+    context bins, so a trial starts where a run of NaN rows starts."""
+    lat = run.get("latents")
+    if lat is None:
+        return None
+    nan = ~np.all(np.isfinite(lat), axis=1)
+    starts = np.where(nan & ~np.concatenate([[False], nan[:-1]]))[0]
+    if starts.size == 0 or starts[0] != 0:
+        return None
+    off = np.concatenate([starts, [lat.shape[0]]]).astype(np.int64)
+    split = run.get("split")
+    if split is not None and len(split) != len(off) - 1:
+        return None
+    return off
+
+
+def cond_colors(conds):
+    u = list(np.unique(conds))
+    cmap = plt.get_cmap("tab10" if len(u) <= 10 else "viridis")
+    return {c: cmap(i if len(u) <= 10 else i / max(len(u) - 1, 1)) for i, c in enumerate(u)}
+
+
+# --------------------------------------------------------------------------
+# figures
+
+
+def fig_training(ctx):
+    h = ctx.run.get("history") or {}
+    if "epoch" not in h or len(np.atleast_1d(h["epoch"])) == 0:
+        ctx.notes.append("No training history stored: training-curve figure skipped.")
+        return
+    ep = np.atleast_1d(h["epoch"])
+    beta = ctx.run["metrics"].get("beta")
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax = axs[0]
+    for key, lab in (("loss", "total loss"), ("nll", "NLL"), ("kl", "KL")):
+        if key in h:
+            ax.plot(ep, h[key], label=lab)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per sample (training)")
+    ax.set_title("Training objective and its terms")
+    ax.legend(frameon=False)
+    ax = axs[1]
+    if "nll" in h:
+        ax.plot(ep, h["nll"], label="training NLL")
+    if "heldout_nll" in h:
+        v = np.asarray(h["heldout_nll"], float)
+        ok = np.isfinite(v)
+        if ok.any():
+            ax.plot(ep[ok], v[ok], "o-", ms=3, label="held-out NLL")
+            best = np.nanargmin(v)
+            ax.axvline(ep[best], color="0.6", ls=":", lw=1)
+            ax.annotate("best held-out (epoch %d)" % ep[best], (ep[best], v[best]), xytext=(5, 10),
+                        textcoords="offset points", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NLL (nats per bin)")
+    ax.set_title("Training vs held-out NLL")
+    ax.legend(frameon=False)
+    ax = axs[2]
+    if "pc" in h:
+        ax.plot(ep, h["pc"], color="C3")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("PC estimate (nats)")
+    ax.set_title("Group partial correlation (β = %s)" % (fmt(beta) if beta is not None else "?"))
+    fig.suptitle("Training curves, run %s" % ctx.run_id)
+    ctx.save(fig, "training.png", "Training curves: loss terms, training vs held-out NLL, and the PC penalty per epoch.")
+
+
+def pick_trials(ctx):
+    n = len(ctx.offsets) - 1
+    if ctx.condition is None:
+        return list(range(min(n, MAX_TRIALS_SHOWN)))
+    conds = np.asarray(ctx.condition)
+    picks, seen = [], {}
+    for k in range(n):  # one per condition first, then fill
+        if conds[k] not in seen and len(picks) < MAX_TRIALS_SHOWN:
+            seen[conds[k]] = k
+            picks.append(k)
+    for k in range(n):
+        if len(picks) >= MAX_TRIALS_SHOWN:
+            break
+        if k not in picks:
+            picks.append(k)
+    return sorted(picks)
+
+
+def latent_grid(ctx, title):
+    G = len(ctx.sizes)
+    ncol = min(max(ctx.sizes), MAX_DIMS_SHOWN)
+    fig, axs = plt.subplots(G, ncol, figsize=(3.6 * ncol + 0.6, 2.5 * G), squeeze=False, sharex=True)
+    fig.suptitle(title)
+    return fig, axs, ncol
+
+
+def legend_right(axs, sizes, ncol, handles, labels):
+    """Legend outside, right of the last visible panel of the first row."""
+    ax = axs[0, min(sizes[0], ncol) - 1]
+    ax.legend(list(handles), list(labels), loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+
+
+def fig_latents(ctx):
+    lat = ctx.run.get("latents")
+    if lat is None or ctx.offsets is None:
+        ctx.notes.append("Latents or trial structure unavailable: latent figures skipped.")
+        return
+    bounds = fr.group_bounds(ctx.sizes)
+    conds = np.asarray(ctx.condition) if ctx.condition is not None else None
+    colors = cond_colors(conds) if conds is not None else None
+    # a few single trials
+    fig, axs, ncol = latent_grid(ctx, "Latent trajectories (encoder means) of %d trials, by group%s"
+                                 % (len(pick_trials(ctx)), ", coloured by condition" if conds is not None else ""))
+    for k in pick_trials(ctx):
+        seg = lat[ctx.offsets[k]:ctx.offsets[k + 1]]
+        t, tlab = ctx.t_axis(seg.shape[0])
+        for g, (a, b) in enumerate(bounds):
+            for j in range(min(b - a, ncol)):
+                c = colors[conds[k]] if conds is not None else None
+                axs[g, j].plot(t, seg[:, a + j], color=c, lw=1.2,
+                               label=("cond %s" % conds[k]) if conds is not None else "trial %d" % k)
+    for g, (a, b) in enumerate(bounds):
+        for j in range(ncol):
+            ax = axs[g, j]
+            if j >= b - a:
+                ax.set_visible(False)
+                continue
+            ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
+            ax.set_ylabel("z (a.u.)")
+            ax.set_xlabel(ctx.t_axis(2)[1])
+    h, lab = axs[0, 0].get_legend_handles_labels()
+    uniq = dict(zip(lab, h))
+    legend_right(axs, ctx.sizes, ncol, uniq.values(), uniq.keys())
+    ctx.save(fig, "latents_trials.png", "Single-trial latent trajectories per group (first %d latents of each group)." % ncol)
+    # condition averages
+    P = fr.psth(lat, ctx.offsets, conds)
+    fig, axs, ncol = latent_grid(ctx, "Condition-averaged latents (mean ± SE over trials), by group"
+                                 if conds is not None else "Trial-averaged latents (mean ± SE over trials), by group")
+    cols = colors or {list(P)[0]: "C0"}
+    for c, (mean, se, n) in P.items():
+        t, tlab = ctx.t_axis(mean.shape[0])
+        for g, (a, b) in enumerate(bounds):
+            for j in range(min(b - a, ncol)):
+                ax = axs[g, j]
+                ax.plot(t, mean[:, a + j], color=cols[c], lw=1.5, label="cond %s (n=%d)" % (c, n) if conds is not None else "all trials (n=%d)" % n)
+                ax.fill_between(t, mean[:, a + j] - se[:, a + j], mean[:, a + j] + se[:, a + j], color=cols[c], alpha=0.2, lw=0)
+    for g, (a, b) in enumerate(bounds):
+        for j in range(ncol):
+            ax = axs[g, j]
+            if j >= b - a:
+                ax.set_visible(False)
+                continue
+            ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
+            ax.set_ylabel("z (a.u.)")
+            ax.set_xlabel(ctx.t_axis(2)[1])
+    legend_right(axs, ctx.sizes, ncol, *axs[0, 0].get_legend_handles_labels())
+    ctx.save(fig, "latents_condavg.png", "Condition-averaged latent time courses per group; shading is ± 1 SE over trials.")
+    # phase portraits of the condition averages (groups with >= 2 latents)
+    multi = [(g, a, b) for g, (a, b) in enumerate(bounds) if b - a >= 2]
+    if multi:
+        fig, axs = plt.subplots(1, len(multi), figsize=(3.8 * len(multi), 3.6), squeeze=False)
+        for i, (g, a, b) in enumerate(multi):
+            ax = axs[0, i]
+            for c, (mean, se, n) in P.items():
+                ok = np.isfinite(mean[:, a])
+                ax.plot(mean[ok, a], mean[ok, a + 1], color=cols[c], lw=1.3,
+                        label=("cond %s" % c) if conds is not None else "all trials")
+                if ok.any():
+                    first = np.argmax(ok)
+                    ax.plot(mean[first, a], mean[first, a + 1], "o", color=cols[c], ms=4)
+            ax.set_xlabel("group %d latent 1 (a.u.)" % (g + 1))
+            ax.set_ylabel("group %d latent 2 (a.u.)" % (g + 1))
+            ax.set_title("Group %d state space (dot = start)" % (g + 1))
+        axs[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+        fig.suptitle("Phase portraits of the %s latents" % ("condition-averaged" if conds is not None else "trial-averaged"))
+        ctx.save(fig, "latents_phase.png", "Latent state-space trajectories of each group (first two latents), averaged per condition.")
+
+
+def cluster_order(W):
+    """Neuron order from average-linkage hierarchical clustering of W's rows
+    (Euclidean), leaves in optimal order when cheap."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    if W.shape[0] < 3:
+        return np.arange(W.shape[0])
+    Z = linkage(W, method="average", metric="euclidean", optimal_ordering=W.shape[0] <= 300)
+    return leaves_list(Z)
+
+
+def draw_graph(ax, W, order, k, title):
+    """Nodes on a circle (in `order`), arrows j -> i for the k strongest
+    off-diagonal |W_ij| (W_ij is the weight from neuron j onto neuron i)."""
+    N = W.shape[0]
+    ang = 2 * np.pi * np.arange(N) / N
+    pos = np.zeros((N, 2))
+    pos[order] = np.c_[np.cos(ang), np.sin(ang)]
+    M = np.abs(W).copy()
+    np.fill_diagonal(M, 0)
+    k = min(k, int(np.count_nonzero(M)))
+    flat = np.argsort(M.ravel())[::-1][:k]
+    wmax = M.ravel()[flat[0]] if k else 1.0
+    for f in flat[::-1]:
+        i, j = divmod(int(f), N)
+        w = W[i, j]
+        ax.add_patch(FancyArrowPatch(pos[j], pos[i], arrowstyle="-|>", mutation_scale=8,
+                                     connectionstyle="arc3,rad=0.15", lw=0.4 + 2.6 * abs(w) / wmax,
+                                     color="#c0392b" if w > 0 else "#2166ac", alpha=0.75, shrinkA=4, shrinkB=4))
+    deg = np.zeros(N)
+    for f in flat:
+        i, j = divmod(int(f), N)
+        deg[i] += 1
+        deg[j] += 1
+    ax.scatter(pos[:, 0], pos[:, 1], s=12 + 10 * deg, c="0.25", zorder=3)
+    if N <= 40:
+        for n in range(N):
+            ax.text(1.12 * pos[n, 0], 1.12 * pos[n, 1], str(n), ha="center", va="center", fontsize=6)
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    ax.plot([], [], color="#c0392b", label="excitatory (W > 0)")
+    ax.plot([], [], color="#2166ac", label="inhibitory (W < 0)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False, fontsize=7)
+
+
+def fig_connectivity(ctx):
+    p = ctx.run["params"]
+    if "A" not in p or "B" not in p:
+        ctx.notes.append("Parameters A, B missing: connectivity figures skipped.")
+        return
+    conn = ctx.run.get("connectivity") or {}
+    Ws = fr.sub_connectivity(p, ctx.sizes)
+    for g, W in enumerate(Ws):
+        stored = conn.get("W_%d" % g)
+        source = "stored" if stored is not None else "computed from A, B"
+        if stored is not None:
+            W = np.asarray(stored)
+        N = W.shape[0]
+        keep = np.arange(N)
+        note = ""
+        if N > MAX_HEATMAP_NEURONS:
+            a, b = fr.group_bounds(ctx.sizes)[g]
+            keep = np.sort(np.argsort(-np.linalg.norm(p["A"][:, a:b], axis=1))[:MAX_HEATMAP_NEURONS])
+            note = " (%d of %d neurons with the largest loadings)" % (MAX_HEATMAP_NEURONS, N)
+        Wk = W[np.ix_(keep, keep)]
+        order = cluster_order(Wk)
+        fig, axs = plt.subplots(1, 2, figsize=(12, 5.4), gridspec_kw={"width_ratios": [1.15, 1]})
+        vmax = np.max(np.abs(Wk)) or 1.0
+        im = axs[0].imshow(Wk[np.ix_(order, order)], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        cb = fig.colorbar(im, ax=axs[0], fraction=0.046, pad=0.04)
+        cb.set_label("weight W_ij (a.u.)")
+        axs[0].set_xlabel("presynaptic neuron j (cluster order)")
+        axs[0].set_ylabel("postsynaptic neuron i (cluster order)")
+        if len(keep) <= 40:
+            axs[0].set_xticks(range(len(keep)))
+            axs[0].set_xticklabels(keep[order], fontsize=6, rotation=90)
+            axs[0].set_yticks(range(len(keep)))
+            axs[0].set_yticklabels(keep[order], fontsize=6)
+        axs[0].set_title("W_%d = A[:, g%d] B[g%d, :], rank %d, %s%s" % (g + 1, g + 1, g + 1, ctx.sizes[g], source, note))
+        draw_graph(axs[1], Wk, order, TOP_EDGES, "Strongest %d connections of W_%d (arrow j → i)" % (TOP_EDGES, g + 1))
+        fig.suptitle("Sub-connectivity of group %d (neurons sorted by hierarchical clustering of rows)" % (g + 1))
+        ctx.save(fig, "connectivity_g%d.png" % (g + 1),
+                 "Group %d sub-connectivity W_%d (%s): heatmap with neurons in clustering order, and a graph of its %d strongest off-diagonal weights."
+                 % (g + 1, g + 1, source, TOP_EDGES))
+
+
+def fig_J(ctx):
+    p = ctx.run["params"]
+    conn = ctx.run.get("connectivity") or {}
+    J = np.asarray(conn["J"]) if "J" in conn else (fr.latent_recurrence(p) if "A" in p else None)
+    if J is None:
+        return
+    K = J.shape[0]
+    fig, ax = plt.subplots(figsize=(4.8 + 0.15 * K, 4.2 + 0.15 * K))
+    vmax = np.max(np.abs(J)) or 1.0
+    im = ax.imshow(J, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("J_kl (a.u.)")
+    for e in np.cumsum(ctx.sizes)[:-1]:
+        ax.axhline(e - 0.5, color="k", lw=1.2)
+        ax.axvline(e - 0.5, color="k", lw=1.2)
+    if K <= 12:
+        for i in range(K):
+            for j in range(K):
+                ax.text(j, i, "%.2f" % J[i, j], ha="center", va="center", fontsize=7,
+                        color="w" if abs(J[i, j]) > 0.6 * vmax else "k")
+    ax.set_xticks(range(K))
+    ax.set_xticklabels(range(1, K + 1))
+    ax.set_yticks(range(K))
+    ax.set_yticklabels(range(1, K + 1))
+    ax.set_xlabel("source latent l")
+    ax.set_ylabel("target latent k")
+    ax.set_title("Latent recurrence J = B A (groups %s; lines = group borders)" % fr.groups_text(ctx.sizes))
+    ctx.save(fig, "J.png", "Latent recurrence matrix J = B A; off-diagonal blocks couple groups.")
+
+
+def fig_pca(ctx):
+    ev = ctx.run.get("pca_eigenvalues")
+    if ev is None:
+        ctx.notes.append("No pca_eigenvalues stored: variance-explained figure skipped.")
+        return
+    ev = np.sort(np.clip(np.asarray(ev, float), 0, None))[::-1]
+    frac = np.cumsum(ev) / ev.sum()
+    K = sum(ctx.sizes)
+    n = np.arange(1, len(ev) + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(n, 100 * frac, "o-", ms=3)
+    ax.bar(n, 100 * ev / ev.sum(), color="0.8", label="per component")
+    ax.axvline(K, color="C3", ls="--", lw=1)
+    ax.annotate("K = %d: %.1f%%" % (K, 100 * frac[min(K, len(frac)) - 1]), (K, 100 * frac[min(K, len(frac)) - 1]),
+                xytext=(8, -18), textcoords="offset points", color="C3")
+    ax.set_xlabel("number of principal components")
+    ax.set_ylabel("variance explained (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title("PCA of the data: cumulative variance explained")
+    ax.legend(["cumulative", "model rank K", "per component"], frameon=False, loc="center right")
+    ctx.save(fig, "pca_variance.png", "Cumulative variance explained by principal components of the data, with the model rank K marked.")
+
+
+def fig_sweep(ctx, summary, sel):
+    if not summary:
+        return
+    labels = ["K=%d: groups %s" % (d["K"], d["groups"]) for d in summary]
+    is_sel = [sel is not None and d["K"] == sel["K"] and d["groups"] == sel["groups"] for d in summary]
+    x = np.arange(len(summary))
+    fig, axs = plt.subplots(2, 1, figsize=(max(6, 0.55 * len(summary) + 2), 6.5), sharex=True)
+    Ks = sorted({d["K"] for d in summary})
+    kc = {K: plt.get_cmap("tab10")(i % 10) for i, K in enumerate(Ks)}
+    for ax, key, ylab in ((axs[0], "heldout_nll", "held-out NLL (nats per bin)"), (axs[1], "heldout_pc", "held-out PC (nats)")):
+        for i, d in enumerate(summary):
+            se = d[key + "_se"]
+            ax.errorbar(x[i], d[key], yerr=se if np.isfinite(se) else None, fmt="o", color=kc[d["K"]], capsize=3)
+            if is_sel[i]:
+                ax.plot(x[i], d[key], marker="*", ms=16, mfc="none", mec="k", mew=1.4)
+        ax.set_ylabel(ylab)
+    axs[0].set_title("Sweep: held-out NLL and PC per configuration (mean ± SE over seeds and folds; ☆ = selected)")
+    axs[1].set_xticks(x)
+    axs[1].set_xticklabels(labels, rotation=60, ha="right")
+    axs[1].set_xlabel("configuration (rank K, group sizes)")
+    for K in Ks:
+        axs[0].plot([], [], "o", color=kc[K], label="K = %d" % K)
+    axs[0].legend(frameon=False, ncol=min(len(Ks), 6), fontsize=8)
+    ctx.save(fig, "sweep_configs.png", "Held-out NLL per bin and PC for every (K, partition), mean ± SE; the selected configuration is starred.")
+    # heatmap: rows = number of groups, columns = K, cell = best partition
+    Gs = sorted({len(fr.parse_groups(d["groups"])) for d in summary})
+    M = np.full((len(Gs), len(Ks)), np.nan)
+    txt = {}
+    for d in summary:
+        i, j = Gs.index(len(fr.parse_groups(d["groups"]))), Ks.index(d["K"])
+        if np.isfinite(d["heldout_nll"]) and (np.isnan(M[i, j]) or d["heldout_nll"] < M[i, j]):
+            M[i, j] = d["heldout_nll"]
+            txt[(i, j)] = (d["groups"], d["heldout_nll"], d["heldout_pc"])
+    fig, ax = plt.subplots(figsize=(1.6 * len(Ks) + 2.5, 1.1 * len(Gs) + 1.8))
+    im = ax.imshow(np.ma.masked_invalid(M), cmap="viridis_r", aspect="auto")
+    fig.colorbar(im, ax=ax).set_label("best held-out NLL (nats per bin)")
+    for (i, j), (g, v, pc) in txt.items():
+        ax.text(j, i, "groups %s\nNLL %.4g\nPC %.2g" % (g, v, pc), ha="center", va="center", fontsize=8,
+                color="k" if im.norm(v) < 0.5 else "w")  # viridis_r: low (good) values are light
+        if sel is not None and sel["K"] == Ks[j] and sel["groups"] == g:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=3))
+    ax.set_xticks(range(len(Ks)))
+    ax.set_xticklabels(Ks)
+    ax.set_yticks(range(len(Gs)))
+    ax.set_yticklabels(Gs)
+    ax.set_xlabel("total rank K")
+    ax.set_ylabel("number of groups G")
+    ax.set_title("Best partition per (K, G) by held-out NLL (red box = selected)")
+    ctx.save(fig, "sweep_heatmap.png", "Best partition for every (K, number of groups) by mean held-out NLL per bin; the selected configuration has a red box.")
+
+
+def fig_alignment(ctx):
+    if ctx.data is None or "truth" not in ctx.data or "latents" not in ctx.data["truth"] or ctx.run.get("latents") is None:
+        return None
+    truth = ctx.data["truth"]["latents"]
+    lat = ctx.run["latents"]
+    if truth.shape[0] != lat.shape[0]:
+        ctx.notes.append("Ground-truth latents have %d rows but the fit has %d: alignment skipped." % (truth.shape[0], lat.shape[0]))
+        return None
+    tsizes = ctx.data["truth"]["groups"]
+    R, matches, score = fr.group_alignment(lat, truth, ctx.sizes, tsizes)
+    fig, ax = plt.subplots(figsize=(1.3 * len(ctx.sizes) + 2.8, 1.0 * len(tsizes) + 2))
+    im = ax.imshow(R, cmap="magma", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(im, ax=ax).set_label("affine R²")
+    for a in range(R.shape[0]):
+        for b in range(R.shape[1]):
+            ax.text(b, a, "%.2f" % R[a, b], ha="center", va="center", color="w" if R[a, b] < 0.6 else "k")
+    for a, b in matches:
+        ax.add_patch(plt.Rectangle((b - 0.5, a - 0.5), 1, 1, fill=False, ec="c", lw=2.5))
+    ax.set_xticks(range(len(ctx.sizes)))
+    ax.set_xticklabels(["fit g%d (%d)" % (b + 1, s) for b, s in enumerate(ctx.sizes)])
+    ax.set_yticks(range(len(tsizes)))
+    ax.set_yticklabels(["true g%d (%d)" % (a + 1, s) for a, s in enumerate(tsizes)])
+    ax.set_xlabel("fitted group (size)")
+    ax.set_ylabel("ground-truth group (size)")
+    ax.set_title("Group alignment R² (affine map fit → truth)\nmatched (cyan) R² = %.3f" % score)
+    ctx.save(fig, "alignment_r2.png", "Affine R² from each fitted latent group to each ground-truth group; cyan boxes mark the Hungarian matching.")
+    return R, matches, score, tsizes
+
+
+def fig_behavior(ctx):
+    if ctx.data is None or "behavior" not in ctx.data or ctx.run.get("latents") is None:
+        return None
+    beh = np.asarray(ctx.data["behavior"], float)
+    if beh.ndim == 1:
+        beh = beh[:, None]
+    split = ctx.run.get("split")
+    dec = fr.behavior_decoding(ctx.run["latents"], beh, ctx.offsets, split)
+    P = beh.shape[1]
+    fig, axs = plt.subplots(1, P, figsize=(3.8 * P, 3.8), squeeze=False)
+    for p in range(P):
+        ax = axs[0, p]
+        y, yh = dec["y_true"][:, p], dec["y_pred"][:, p]
+        ax.scatter(y, yh, s=4, alpha=0.4)
+        lo, hi = np.nanmin([y.min(), yh.min()]), np.nanmax([y.max(), yh.max()])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("measured behaviour dim %d" % (p + 1))
+        ax.set_ylabel("decoded from latents")
+        ax.set_title("dim %d: R² = %.3f" % (p + 1, dec["r2"][p]))
+    fig.suptitle("Behaviour decoding (affine map fitted on training trials, scored on %s)" % dec["scored_on"])
+    ctx.save(fig, "behavior_decoding.png", "Behaviour decoded from all latents with an affine map fitted on training trials; points are %s bins." % dec["scored_on"])
+    return dec
+
+
+def fig_rollouts(ctx):
+    if ctx.rollouts is None or ctx.data is None:
+        if ctx.rollouts is not None:
+            ctx.notes.append("Rollouts given but no data file: rollout PSTHs skipped.")
+        return
+    x, xr = ctx.data["data"], ctx.rollouts["data"]
+    cond_d = ctx.condition
+    cond_r = ctx.rollouts.get("trial_condition", cond_d if len(ctx.rollouts["trial_offsets"]) == len(ctx.offsets) else None)
+    Pd = fr.psth(x, ctx.offsets, cond_d)
+    Pr = fr.psth(xr, ctx.rollouts["trial_offsets"], cond_r)
+    var = np.var(x, axis=0)
+    neurons = np.argsort(-var)[:4]
+    colors = cond_colors(np.array(list(Pd)))
+    fig, axs = plt.subplots(1, len(neurons), figsize=(3.6 * len(neurons), 3.3), squeeze=False)
+    for i, n in enumerate(neurons):
+        ax = axs[0, i]
+        for c, (m, se, cnt) in Pd.items():
+            t, tlab = ctx.t_axis(m.shape[0])
+            ax.plot(t, m[:, n], color=colors[c], lw=1.6)
+            if c in Pr:
+                mr = Pr[c][0]
+                tr, _ = ctx.t_axis(mr.shape[0])
+                ax.plot(tr, mr[:, n], color=colors[c], lw=1.2, ls="--")
+        ax.set_xlabel(tlab)
+        ax.set_ylabel("activity (data units)")
+        ax.set_title("neuron %d" % n)
+    axs[0, 0].plot([], [], "k-", label="data")
+    axs[0, 0].plot([], [], "k--", label="rollout")
+    axs[0, 0].legend(frameon=False)
+    fig.suptitle("PSTHs: data (solid) vs generative rollouts (dashed), 4 most variable neurons")
+    ctx.save(fig, "rollouts_psth.png", "Condition-averaged activity of the most variable neurons: data vs free-running rollouts of the fitted RNN.")
+
+
+# --------------------------------------------------------------------------
+# HTML
+
+
+def fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return "%.6g" % v
+    return str(v)
+
+
+def cell(key, v):
+    """A table cell carrying the exact value for machine checks."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        return '<td class="num" data-key="%s" data-value="%r">%s</td>' % (html.escape(key), float(v), html.escape(fmt(v)))
+    return '<td data-key="%s">%s</td>' % (html.escape(key), html.escape(str(v)))
+
+
+METRIC_NAMES = ["nll_per_bin", "r2", "bits_per_spike", "pc", "tc", "group_latent_r2", "component_latent_r2",
+                "behavior_r2", "n_samples"]
+
+
+def html_report(ctx, summary, sel, align, dec):
+    a = ctx.res["attrs"]
+    m = ctx.run["metrics"]
+    E = []
+    E.append("<!DOCTYPE html><html><head><meta charset='utf-8'><title>facrnn report: %s</title>" % html.escape(ctx.run_id))
+    E.append("""<style>body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px}
+td.num{text-align:right;font-family:monospace}th{background:#f2f2f2}img{max-width:100%;border:1px solid #eee}
+figure{margin:1.2em 0}figcaption{color:#555;font-size:90%}pre{background:#f7f7f7;padding:.6em;overflow:auto}
+.sel{background:#fff3c4}</style></head><body>""")
+    E.append("<h1>facrnn report</h1><p>Results file <code>%s</code>, run <code>%s</code> (groups %s).</p>"
+             % (html.escape(os.path.basename(ctx.res["path"])), html.escape(ctx.run_id), fr.groups_text(ctx.sizes)))
+    E.append('<h2>Provenance</h2><table id="provenance"><tr><th>attribute</th><th>value</th></tr>')
+    for k in ("program", "version", "git_revision", "format_version", "n_ranks", "input_path", "input_checksum"):
+        if k in a:
+            E.append("<tr><td>%s</td>%s</tr>" % (k, cell("attr:" + k, a[k])))
+    if ctx.data is not None:
+        E.append("<tr><td>data file used</td>%s</tr>" % cell("data_path", ctx.data["path"]))
+        E.append("<tr><td>bin size (s)</td>%s</tr>" % cell("bin_size_s", ctx.bin_s if ctx.bin_s else "unknown"))
+    E.append("</table>")
+    E.append('<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>training trials</th><th>held-out trials</th></tr>')
+    for n in METRIC_NAMES:
+        if "train_" + n in m or "heldout_" + n in m:
+            E.append("<tr><td>%s</td>%s%s</tr>" % (n, cell("train_" + n, m.get("train_" + n, "")),
+                                                    cell("heldout_" + n, m.get("heldout_" + n, ""))))
+    E.append('</table><table id="run-info"><tr><th>attribute</th><th>value</th></tr>')
+    for k in sorted(m):
+        if not any(k == p + n for p in ("train_", "heldout_") for n in METRIC_NAMES) and np.ndim(m[k]) == 0:
+            E.append("<tr><td>%s</td>%s</tr>" % (html.escape(k), cell(k, m[k])))
+    E.append("</table>")
+    if align is not None:
+        R, matches, score, tsizes = align
+        E.append('<h2>Alignment with ground truth</h2><table id="alignment"><tr><th>true \\ fitted</th>%s</tr>'
+                 % "".join("<th>g%d (%d)</th>" % (b + 1, s) for b, s in enumerate(ctx.sizes)))
+        for i in range(R.shape[0]):
+            E.append("<tr><th>g%d (%d)</th>%s</tr>" % (i + 1, tsizes[i], "".join(cell("align:%d:%d" % (i, j), R[i, j]) for j in range(R.shape[1]))))
+        E.append("</table><p>Matched group latent R² (recomputed here): <span>%s</span></p>"
+                 % cell("align:matched", score).replace("<td", "<span").replace("</td>", "</span>"))
+    if dec is not None:
+        E.append('<h2>Behaviour decoding</h2><table id="behavior"><tr><th>dim</th><th>R² (%s)</th></tr>' % html.escape(dec["scored_on"]))
+        for p, r in enumerate(dec["r2"]):
+            E.append("<tr><td>%d</td>%s</tr>" % (p + 1, cell("behavior:%d" % p, r)))
+        E.append("<tr><td>mean</td>%s</tr></table>" % cell("behavior:mean", dec["r2_mean"]))
+    if summary:
+        E.append('<h2>Sweep</h2><table id="sweep-summary"><tr><th>K</th><th>groups</th><th>runs</th>'
+                 "<th>held-out NLL/bin</th><th>± SE</th><th>held-out PC</th><th>± SE</th></tr>")
+        for d in summary:
+            key = "sweep:K%d:%s" % (d["K"], d["groups"])
+            s = sel is not None and d["K"] == sel["K"] and d["groups"] == sel["groups"]
+            E.append("<tr%s>%s%s%s%s%s%s%s</tr>" % (' class="sel"' if s else "", cell(key + ":K", d["K"]), cell(key + ":groups", d["groups"]),
+                                                    cell(key + ":n", d["n"]), cell(key + ":heldout_nll", d["heldout_nll"]),
+                                                    cell(key + ":heldout_nll_se", d["heldout_nll_se"]),
+                                                    cell(key + ":heldout_pc", d["heldout_pc"]), cell(key + ":heldout_pc_se", d["heldout_pc_se"])))
+        E.append("</table>")
+        selattrs = (ctx.res["sweep"] or {}).get("selection") or {}
+        if selattrs:
+            E.append('<table id="selection"><tr><th>selection</th><th>value</th></tr>')
+            for k in sorted(selattrs):
+                if np.ndim(selattrs[k]) == 0:
+                    E.append("<tr><td>%s</td>%s</tr>" % (html.escape(k), cell("selection:" + k, selattrs[k])))
+            E.append("</table>")
+    E.append("<h2>Figures</h2>")
+    for name, cap in ctx.figures:
+        E.append('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'
+                 % (html.escape(name), html.escape(cap), html.escape(cap)))
+    if ctx.notes:
+        E.append("<h2>Notes</h2><ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(n) for n in ctx.notes))
+    if "config" in a:
+        E.append("<details><summary>Resolved configuration (YAML)</summary><pre>%s</pre></details>" % html.escape(str(a["config"])))
+    E.append("</body></html>\n")
+    with open(os.path.join(ctx.out, "index.html"), "w", encoding="utf-8") as f:
+        f.write("\n".join(E))
+
+
+# --------------------------------------------------------------------------
+
+
+def resolve_data_path(res, given):
+    if given:
+        return given
+    p = res["attrs"].get("input_path")
+    if not p:
+        return None
+    if os.path.exists(p):
+        return p
+    alt = os.path.join(os.path.dirname(res["path"]), os.path.basename(p))
+    return alt if os.path.exists(alt) else None
+
+
+def make_report(results_path, out, data_path=None, run_id=None, rollouts_path=None):
+    """Build the report; returns the list of figure file names. Raises
+    ValueError with a one-line message on bad input."""
+    res = fr.load_results(results_path)
+    if not res["runs"]:
+        raise ReportError("%s: no runs in /runs to report on" % results_path)
+    if run_id is None:
+        run_id = fr.default_run(res)
+    elif run_id not in res["runs"]:
+        raise ReportError("--run %s: no such run (available: %s)" % (run_id, ", ".join(sorted(res["runs"]))))
+    dpath = resolve_data_path(res, data_path)
+    data = fr.load_data(dpath) if dpath else None
+    rollouts = fr.load_data(rollouts_path) if rollouts_path else None
+    os.makedirs(out, exist_ok=True)
+    ctx = Context(res, run_id, data, rollouts, out)
+    if data is None:
+        ctx.notes.append("Input data file not found (input_path = %s): data-dependent figures skipped; time axes in bins."
+                         % res["attrs"].get("input_path", "?"))
+    elif data["data"].shape[0] != (ctx.run["latents"].shape[0] if ctx.run.get("latents") is not None else data["data"].shape[0]):
+        raise ReportError("%s: /data has %d rows but run %s has %d latent rows (wrong --data file?)"
+                          % (dpath, data["data"].shape[0], run_id, ctx.run["latents"].shape[0]))
+    fig_training(ctx)
+    fig_latents(ctx)
+    fig_connectivity(ctx)
+    fig_J(ctx)
+    fig_pca(ctx)
+    summary, sel = None, None
+    if res.get("sweep") or len(res["runs"]) > 1:
+        summary = fr.sweep_summary(fr.sweep_rows(res))
+        sel = fr.selected_config(res)
+        fig_sweep(ctx, summary, sel)
+    align = fig_alignment(ctx)
+    dec = fig_behavior(ctx)
+    fig_rollouts(ctx)
+    html_report(ctx, summary, sel, align, dec)
+    return [f for f, _ in ctx.figures]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Figures and an HTML report for a facrnn results file.")
+    ap.add_argument("results", help="facrnn results HDF5 file")
+    ap.add_argument("--out", required=True, help="output directory (created)")
+    ap.add_argument("--data", help="input data file (default: the results file's input_path)")
+    ap.add_argument("--run", help="run id to show (default: the selected or best run)")
+    ap.add_argument("--rollouts", help="output of `facrnn simulate` (input format) to compare PSTHs with")
+    args = ap.parse_args(argv)
+    try:
+        figs = make_report(args.results, args.out, args.data, args.run, args.rollouts)
+    except (ValueError, OSError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print("report: error: %s" % msg, file=sys.stderr)
+        return 2
+    print("report: wrote %d figures and %s" % (len(figs), os.path.join(args.out, "index.html")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,598 @@
+/* sweep_plan: the pure half of the sweep module (see sweep.h): integer
+ * partitions, the canonical run list and its ids, queue order and slices,
+ * the manifest text format, the held-out independence null and the
+ * selection rule. No MPI here, so all of it is unit-tested directly.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "facrnn/model.h"
+#include "facrnn/results.h"
+#include "facrnn/rng.h"
+#include "facrnn/sweep.h"
+
+/* ---- integer partitions ---------------------------------------------------- */
+typedef struct {
+    int max_groups, min_size, cap, n;
+    int (*parts)[FR_CFG_MAX_GROUPS + 1];
+    int cur[FR_CFG_MAX_GROUPS];
+    fr_err rc;
+} part_gen;
+
+/* Extend cur[0..depth) with parts <= maxpart that sum to `rest`. */
+static void part_rec(part_gen *g, int K, int rest, int maxpart, int depth)
+{
+    if (g->rc != FR_OK) return;
+    if (rest == 0) {
+        if (g->n >= g->cap) {
+            g->rc = FR_FAIL(FR_EINVAL,
+                            "sweep.partitions: `all` gives more than %d partitions of K = %d; bound it with "
+                            "sweep.max_groups or sweep.min_group_size",
+                            g->cap, K);
+            return;
+        }
+        if (g->parts) {
+            g->parts[g->n][0] = depth;
+            for (int i = 0; i < depth; ++i) g->parts[g->n][i + 1] = g->cur[i];
+        }
+        g->n++;
+        return;
+    }
+    if (g->max_groups > 0 && depth >= g->max_groups) return;
+    if (depth >= FR_CFG_MAX_GROUPS) {
+        g->rc = FR_FAIL(FR_EINVAL, "sweep.partitions: a partition of K = %d has more than %d groups; set "
+                                   "sweep.max_groups",
+                        K, FR_CFG_MAX_GROUPS);
+        return;
+    }
+    for (int h = rest < maxpart ? rest : maxpart; h >= g->min_size; --h) {
+        g->cur[depth] = h;
+        part_rec(g, K, rest - h, h, depth + 1);
+    }
+}
+
+fr_err fr_sweep_partitions(int K, int max_groups, int min_size, int (*parts)[FR_CFG_MAX_GROUPS + 1], int cap,
+                           int *n)
+{
+    *n = 0;
+    if (K < 1) return FR_FAIL(FR_EINVAL, "sweep.ranks: K = %d must be >= 1", K);
+    part_gen g = {max_groups, min_size < 1 ? 1 : min_size, cap, 0, parts, {0}, FR_OK};
+    part_rec(&g, K, K, K, 0);
+    *n = g.n;
+    return g.rc;
+}
+
+void fr_sweep_groups_text(int G, const int *groups, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap) buf[0] = 0;
+    for (int g = 0; g < G && len < cap; ++g) len += (size_t)snprintf(buf + len, cap - len, "%s%d", g ? "+" : "", groups[g]);
+}
+
+/* ---- run list ----------------------------------------------------------------- */
+void fr_sweep_run_config(const fr_config *base, const fr_sweep_run *run, fr_config *out)
+{
+    *out = *base;
+    out->rank = run->K;
+    out->n_groups = run->G;
+    memset(out->groups, 0, sizeof out->groups);
+    for (int g = 0; g < run->G; ++g) out->groups[g] = run->groups[g];
+    out->beta = run->beta;
+    out->seed = run->seed;
+    out->fold = run->fold;
+}
+
+/* The partitions of K the sweep visits, as rows [G, h1..hG]. */
+static fr_err partitions_for(const fr_config *b, int K, int (*parts)[FR_CFG_MAX_GROUPS + 1], int cap, int *np)
+{
+    *np = 0;
+    if (b->sweep_partitions_all) return fr_sweep_partitions(K, b->sweep_max_groups, b->sweep_min_group_size, parts, cap, np);
+    if (b->n_sweep_partitions > 0) {
+        for (int p = 0; p < b->n_sweep_partitions; ++p) {
+            const int *row = b->sweep_partitions[p];
+            int s = 0;
+            for (int g = 1; g <= row[0]; ++g) s += row[g];
+            if (s != K) continue;
+            if (*np >= cap) return FR_FAIL(FR_EINVAL, "sweep.partitions: too many partitions of K = %d", K);
+            memcpy(parts[(*np)++], row, sizeof parts[0]);
+        }
+        return FR_OK;
+    }
+    /* Unset: model.groups where it sums to K, else the plain lrRNN [K]. */
+    int s = 0;
+    for (int g = 0; g < b->n_groups; ++g) s += b->groups[g];
+    memset(parts[0], 0, sizeof parts[0]);
+    if (b->n_groups > 0 && s == K) {
+        parts[0][0] = b->n_groups;
+        for (int g = 0; g < b->n_groups; ++g) parts[0][g + 1] = b->groups[g];
+    } else {
+        parts[0][0] = 1;
+        parts[0][1] = K;
+    }
+    *np = 1;
+    return FR_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
+{
+    *runs_out = NULL;
+    *n_out = 0;
+    const int *ks = b->n_sweep_ranks ? b->sweep_ranks : &b->rank;
+    int nk = b->n_sweep_ranks ? b->n_sweep_ranks : 1;
+    const double *betas = b->n_sweep_betas ? b->sweep_betas : &b->beta;
+    int nb = b->n_sweep_betas ? b->n_sweep_betas : 1;
+    const long long *seeds = b->n_sweep_seeds ? b->sweep_seeds : &b->seed;
+    int ns = b->n_sweep_seeds ? b->n_sweep_seeds : 1;
+    int F = b->folds;
+    if (nk < 1 || nb < 1 || ns < 1 || F < 1) return FR_FAIL(FR_EINVAL, "sweep: empty ranks, betas, seeds or folds");
+    for (int i = 0; i < nk; ++i) {
+        if (ks[i] < 1) return FR_FAIL(FR_EINVAL, "sweep.ranks[%d] = %d must be >= 1", i, ks[i]);
+        for (int j = 0; j < i; ++j)
+            if (ks[j] == ks[i]) return FR_FAIL(FR_EINVAL, "sweep.ranks[%d] = %d repeats sweep.ranks[%d]", i, ks[i], j);
+    }
+    for (int p = 0; p < b->n_sweep_partitions && !b->sweep_partitions_all; ++p) {
+        const int *row = b->sweep_partitions[p];
+        int s = 0, ok = 0;
+        for (int g = 1; g <= row[0]; ++g) {
+            if (row[g] < 1) return FR_FAIL(FR_EINVAL, "sweep.partitions[%d][%d] = %d must be >= 1", p, g - 1, row[g]);
+            s += row[g];
+        }
+        for (int i = 0; i < nk; ++i) ok |= ks[i] == s;
+        if (!ok) return FR_FAIL(FR_EINVAL, "sweep.partitions[%d] sums to %d, which is not a K of the sweep", p, s);
+    }
+    int (*parts)[FR_CFG_MAX_GROUPS + 1] = NULL;
+    const int cap = 4096;
+    fr_err rc = FR_CALLOC(parts, cap);
+    if (rc != FR_OK) return rc;
+    /* count first, so the list is allocated once */
+    long long total = 0;
+    for (int i = 0; i < nk && rc == FR_OK; ++i) {
+        int np = 0;
+        rc = partitions_for(b, ks[i], parts, cap, &np);
+        if (rc == FR_OK && np == 0)
+            rc = FR_FAIL(FR_EINVAL, "sweep: K = %d (sweep.ranks[%d]) has no partition to fit (check sweep.partitions, "
+                                    "sweep.max_groups, sweep.min_group_size)",
+                         ks[i], i);
+        total += (long long)np * nb * ns * F;
+    }
+    if (rc == FR_OK && total > FR_SWEEP_MAX_RUNS)
+        rc = FR_FAIL(FR_EINVAL, "sweep: %lld runs exceed the limit of %d", total, FR_SWEEP_MAX_RUNS);
+    fr_sweep_run *runs = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(runs, total > 0 ? total : 1);
+    int n = 0;
+    fr_config *tmp = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(tmp, 1);
+    for (int i = 0; i < nk && rc == FR_OK; ++i) {
+        int np = 0;
+        rc = partitions_for(b, ks[i], parts, cap, &np);
+        for (int p = 0; p < np && rc == FR_OK; ++p)
+            for (int bi = 0; bi < nb; ++bi)
+                for (int si = 0; si < ns; ++si)
+                    for (int f = 0; f < F; ++f) {
+                        fr_sweep_run *r = &runs[n];
+                        r->index = n;
+                        r->K = ks[i];
+                        r->G = parts[p][0];
+                        for (int g = 0; g < r->G; ++g) r->groups[g] = parts[p][g + 1];
+                        r->beta = betas[bi];
+                        r->seed = seeds[si];
+                        r->fold = f;
+                        int R = b->restarts < 1 ? 1 : b->restarts;
+                        r->cost = (double)r->K * r->K * (b->epochs > 0 ? b->epochs : 1) * R;
+                        fr_sweep_run_config(b, r, tmp);
+                        fr_run_id(tmp, r->id, sizeof r->id);
+                        ++n;
+                    }
+    }
+    free(tmp);
+    free(parts);
+    /* Run ids name files and result groups: they must be unique. */
+    char **ids = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(ids, n > 0 ? n : 1);
+    if (rc == FR_OK) {
+        for (int i = 0; i < n; ++i) ids[i] = runs[i].id;
+        qsort(ids, (size_t)n, sizeof *ids, cmp_str);
+        for (int i = 1; i < n; ++i)
+            if (!strcmp(ids[i], ids[i - 1])) {
+                rc = FR_FAIL(FR_EINVAL, "sweep: run %s appears twice (repeated beta, seed or partition)", ids[i]);
+                break;
+            }
+    }
+    free(ids);
+    if (rc != FR_OK) {
+        free(runs);
+        return rc;
+    }
+    *runs_out = runs;
+    *n_out = n;
+    return FR_OK;
+}
+
+static const fr_sweep_run *g_sort_runs;
+static int cmp_cost(const void *a, const void *b)
+{
+    const fr_sweep_run *x = &g_sort_runs[*(const int *)a], *y = &g_sort_runs[*(const int *)b];
+    if (x->cost != y->cost) return x->cost > y->cost ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+void fr_sweep_queue_order(const fr_sweep_run *runs, int n, int *order)
+{
+    for (int i = 0; i < n; ++i) order[i] = i;
+    g_sort_runs = runs;
+    qsort(order, (size_t)n, sizeof *order, cmp_cost);
+    g_sort_runs = NULL;
+}
+
+int fr_sweep_in_slice(int index, int slice_i, int slice_n)
+{
+    return slice_n <= 1 || index % slice_n == slice_i;
+}
+
+/* ---- manifest --------------------------------------------------------------------- */
+const char *fr_sweep_status_name(int status)
+{
+    return status == FR_RUN_DONE ? "done" : status == FR_RUN_FAILED ? "failed" : "pending";
+}
+
+#define MANIFEST_HEADER "# facrnn sweep manifest v1"
+
+fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
+{
+    char tmp[FR_CFG_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", tmp, strerror(errno));
+    fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
+               "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\treason\n",
+            MANIFEST_HEADER);
+    for (int i = 0; i < n; ++i) {
+        const fr_sweep_record *r = &recs[i];
+        if (r->status == FR_RUN_PENDING) continue;
+        char reason[FR_SWEEP_REASON_MAX];
+        snprintf(reason, sizeof reason, "%s", r->reason);
+        for (char *c = reason; *c; ++c)
+            if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
+        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%s\n", r->id,
+                fr_sweep_status_name(r->status), r->heldout_nll, r->heldout_r2, r->heldout_pc, r->group_latent_r2,
+                r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done, r->seconds, reason);
+    }
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", path, strerror(errno));
+    return FR_OK;
+}
+
+fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int *n_out)
+{
+    *recs_out = NULL;
+    *n_out = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? FR_OK : FR_FAIL(FR_EIO, "sweep manifest: cannot read %s: %s", path, strerror(errno));
+    int cap = 64, n = 0;
+    fr_sweep_record *recs = NULL;
+    fr_err rc = FR_CALLOC(recs, cap);
+    char line[4096];
+    long lineno = 0;
+    while (rc == FR_OK && fgets(line, sizeof line, f)) {
+        ++lineno;
+        if (lineno == 1 && strncmp(line, MANIFEST_HEADER, strlen(MANIFEST_HEADER)) != 0) {
+            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
+            break;
+        }
+        if (line[0] == '#' || line[0] == '\n') continue;
+        line[strcspn(line, "\n")] = 0;
+        if (n == cap) {
+            fr_sweep_record *nr = realloc(recs, (size_t)cap * 2 * sizeof *recs);
+            if (!nr) {
+                rc = FR_FAIL(FR_ENOMEM, "sweep manifest: out of memory");
+                break;
+            }
+            recs = nr;
+            cap *= 2;
+        }
+        fr_sweep_record *r = &recs[n];
+        memset(r, 0, sizeof *r);
+        char *fields[13];
+        int nf = 0;
+        char *p = line;
+        while (nf < 13) {
+            fields[nf++] = p;
+            char *t = strchr(p, '\t');
+            if (!t) break;
+            *t = 0;
+            p = t + 1;
+        }
+        if (nf < 12) {
+            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld has %d fields, expected 13", path, lineno, nf);
+            break;
+        }
+        snprintf(r->id, sizeof r->id, "%s", fields[0]);
+        r->status = !strcmp(fields[1], "done") ? FR_RUN_DONE : !strcmp(fields[1], "failed") ? FR_RUN_FAILED : -1;
+        if (r->status < 0) {
+            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld: unknown status '%s'", path, lineno, fields[1]);
+            break;
+        }
+        double *dst[] = {&r->heldout_nll, &r->heldout_r2, &r->heldout_pc, &r->group_latent_r2,
+                         &r->train_nll,   &r->pc_obs,     &r->pc_null_mean, &r->pc_null_sd};
+        for (int k = 0; k < 8; ++k) *dst[k] = strtod(fields[2 + k], NULL);
+        r->epochs_done = atoi(fields[10]);
+        r->seconds = strtod(fields[11], NULL);
+        if (nf > 12) snprintf(r->reason, sizeof r->reason, "%s", fields[12]);
+        ++n;
+    }
+    fclose(f);
+    if (rc != FR_OK) {
+        free(recs);
+        return rc;
+    }
+    *recs_out = recs;
+    *n_out = n;
+    return FR_OK;
+}
+
+void fr_sweep_records_match(const fr_sweep_run *runs, int n, const fr_sweep_record *recs, int nrec,
+                            fr_sweep_record *out)
+{
+    for (int i = 0; i < n; ++i) {
+        memset(&out[i], 0, sizeof out[i]);
+        snprintf(out[i].id, sizeof out[i].id, "%s", runs[i].id);
+        out[i].status = FR_RUN_PENDING;
+        for (int j = 0; j < nrec; ++j) {
+            if (strcmp(recs[j].id, runs[i].id)) continue;
+            /* later records replace earlier ones, but never undo a done run */
+            if (out[i].status != FR_RUN_DONE || recs[j].status == FR_RUN_DONE) out[i] = recs[j];
+        }
+    }
+}
+
+/* ---- independence null -------------------------------------------------------- */
+void fr_sweep_rule_defaults(fr_sweep_rule *rule)
+{
+    rule->se_mult = 1.0;
+    rule->min_independence = 0.5;
+    rule->null_samples = 8;
+    rule->null_max_points = 256;
+    rule->null_nmc = 4;
+}
+
+/* Haar-random orthogonal Q (K, K): modified Gram-Schmidt of a Gaussian matrix. */
+static void random_rotation(int K, uint64_t seed, uint32_t draw, double *Q /* (K, K) */)
+{
+    for (int i = 0; i < K * K; ++i) Q[i] = fr_rng_normal(seed, FR_STREAM_EVAL, draw, (uint64_t)i);
+    for (int i = 0; i < K; ++i) {
+        double *qi = Q + (size_t)i * K;
+        for (int j = 0; j < i; ++j) {
+            const double *qj = Q + (size_t)j * K;
+            double dot = 0;
+            for (int k = 0; k < K; ++k) dot += qi[k] * qj[k];
+            for (int k = 0; k < K; ++k) qi[k] -= dot * qj[k];
+        }
+        double nrm = 0;
+        for (int k = 0; k < K; ++k) nrm += qi[k] * qi[k];
+        nrm = sqrt(nrm);
+        for (int k = 0; k < K; ++k) qi[k] /= nrm;
+    }
+}
+
+fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
+                        const fr_sweep_rule *rule, uint64_t seed, double *pc_obs, double *null_mean, double *null_sd)
+{
+    *pc_obs = *null_mean = *null_sd = NAN;
+    if (n < 2 || G < 2) {
+        if (G < 2) *pc_obs = 0;
+        return FR_OK;
+    }
+    TRY(fr_pc_eval(K, G, groups, n, mu, s_enc, rule->null_nmc, rule->null_max_points, seed, pc_obs));
+    int S = rule->null_samples;
+    if (S < 1) return FR_OK;
+    double *Q = NULL, *rot = NULL;
+    fr_err rc = FR_CALLOC(Q, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(rot, (size_t)n * K);
+    double s1 = 0, s2 = 0;
+    for (int s = 0; s < S && rc == FR_OK; ++s) {
+        random_rotation(K, seed, (uint32_t)(1000 + s), Q);
+        for (int i = 0; i < n; ++i)
+            for (int a = 0; a < K; ++a) {
+                double v = 0;
+                for (int k = 0; k < K; ++k) v += mu[(size_t)i * K + k] * Q[(size_t)a * K + k];
+                rot[(size_t)i * K + a] = v;
+            }
+        double pc = NAN;
+        rc = fr_pc_eval(K, G, groups, n, rot, s_enc, rule->null_nmc, rule->null_max_points, seed, &pc);
+        s1 += pc;
+        s2 += pc * pc;
+    }
+    if (rc == FR_OK) {
+        *null_mean = s1 / S;
+        *null_sd = S > 1 ? sqrt(fmax(0, (s2 - s1 * s1 / S) / (S - 1))) : 0;
+    }
+    free(Q);
+    free(rot);
+    return rc;
+}
+
+double fr_sweep_independence(const fr_sweep_run *run, const fr_sweep_record *rec)
+{
+    if (run->G < 2 || !isfinite(rec->pc_obs) || !isfinite(rec->pc_null_mean) || rec->pc_null_mean <= 0) return NAN;
+    return (rec->pc_null_mean - rec->pc_obs) / rec->pc_null_mean;
+}
+
+/* ---- selection ------------------------------------------------------------------- */
+static int same_config(const fr_sweep_run *a, const fr_sweep_score *s)
+{
+    if (a->K != s->K || a->G != s->G || a->beta != s->beta) return 0;
+    for (int g = 0; g < a->G; ++g)
+        if (a->groups[g] != s->groups[g]) return 0;
+    return 1;
+}
+
+/* mean and standard error of the finite values among v (n) */
+static void mean_se(const double *v, int n, double *mean, double *se)
+{
+    double s1 = 0, s2 = 0;
+    int m = 0;
+    for (int i = 0; i < n; ++i)
+        if (isfinite(v[i])) {
+            s1 += v[i];
+            s2 += v[i] * v[i];
+            ++m;
+        }
+    *mean = m ? s1 / m : NAN;
+    *se = m > 1 ? sqrt(fmax(0, (s2 - s1 * s1 / m) / (m - 1)) / m) : (m ? 0 : NAN);
+}
+
+static int cmp_score(const void *a, const void *b)
+{
+    const fr_sweep_score *x = a, *y = b;
+    if (x->nll_mean != y->nll_mean) return x->nll_mean < y->nll_mean ? -1 : 1;
+    return 0; /* qsort is not stable: ties are broken by the canonical slot below */
+}
+
+fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
+                       fr_sweep_selection *sel)
+{
+    memset(sel, 0, sizeof *sel);
+    sel->chosen = sel->best = -1;
+    snprintf(sel->rule, sizeof sel->rule,
+             "K: for each K the configuration (partition, beta) with the lowest mean held-out NLL per bin over "
+             "folds x seeds; choose the smallest K whose best mean is within %g standard error(s) of the overall "
+             "best. Partition: among configurations at that K within %g SE of its best, a multi-group partition is "
+             "supported when its held-out independence score (1 - PC(fitted partition) / mean PC over %d random "
+             "rotations of the latents with the same group sizes), mean - SE over folds x seeds, is >= %g; choose "
+             "the supported partition with the most groups (ties: higher independence, lower NLL); if none is "
+             "supported choose G = 1 (the lrRNN), else the best NLL at K.",
+             rule->se_mult, rule->se_mult, rule->null_samples, rule->min_independence);
+    fr_sweep_score *sc = NULL;
+    double *nll = NULL, *ind = NULL, *pc = NULL;
+    int *slot = NULL;
+    TRY(FR_CALLOC(sc, n > 0 ? n : 1));
+    fr_err rc = FR_CALLOC(nll, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(ind, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(pc, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(slot, n > 0 ? n : 1);
+    if (rc != FR_OK) goto out;
+    /* configurations in canonical order of first appearance */
+    int nc = 0;
+    for (int i = 0; i < n; ++i) {
+        if (recs[i].status != FR_RUN_DONE || !isfinite(recs[i].heldout_nll)) continue;
+        int c = 0;
+        while (c < nc && !same_config(&runs[i], &sc[c])) ++c;
+        if (c == nc) {
+            sc[c].K = runs[i].K;
+            sc[c].G = runs[i].G;
+            memcpy(sc[c].groups, runs[i].groups, sizeof sc[c].groups);
+            sc[c].beta = runs[i].beta;
+            ++nc;
+        }
+    }
+    for (int c = 0; c < nc; ++c) {
+        int m = 0;
+        for (int i = 0; i < n; ++i) {
+            if (recs[i].status != FR_RUN_DONE || !isfinite(recs[i].heldout_nll) || !same_config(&runs[i], &sc[c]))
+                continue;
+            nll[m] = recs[i].heldout_nll;
+            ind[m] = fr_sweep_independence(&runs[i], &recs[i]);
+            pc[m] = recs[i].heldout_pc;
+            ++m;
+        }
+        sc[c].n = m;
+        mean_se(nll, m, &sc[c].nll_mean, &sc[c].nll_se);
+        mean_se(ind, m, &sc[c].ind_mean, &sc[c].ind_se);
+        double dummy;
+        mean_se(pc, m, &sc[c].pc_mean, &dummy);
+        sc[c].supported = sc[c].G >= 2 && isfinite(sc[c].ind_mean) &&
+                          sc[c].ind_mean - sc[c].ind_se >= rule->min_independence;
+    }
+    sel->n = nc;
+    sel->ranked = sc;
+    sc = NULL;
+    if (nc == 0) {
+        snprintf(sel->why, sizeof sel->why, "no run finished");
+        goto out;
+    }
+    fr_sweep_score *s = sel->ranked;
+    /* overall best, then the smallest K within the SE band */
+    int best = 0;
+    for (int c = 1; c < nc; ++c)
+        if (s[c].nll_mean < s[best].nll_mean) best = c;
+    double thr = s[best].nll_mean + rule->se_mult * s[best].nll_se;
+    int Ksel = s[best].K;
+    for (int c = 0; c < nc; ++c)
+        if (s[c].nll_mean <= thr && s[c].K < Ksel) Ksel = s[c].K;
+    int bestK = -1;
+    for (int c = 0; c < nc; ++c)
+        if (s[c].K == Ksel && (bestK < 0 || s[c].nll_mean < s[bestK].nll_mean)) bestK = c;
+    double band = s[bestK].nll_mean + rule->se_mult * s[bestK].nll_se;
+    int chosen = -1, one = -1;
+    for (int c = 0; c < nc; ++c) {
+        if (s[c].K != Ksel || s[c].nll_mean > band) continue;
+        s[c].in_band = 1;
+        if (s[c].G == 1 && (one < 0 || s[c].nll_mean < s[one].nll_mean)) one = c;
+        if (!s[c].supported) continue;
+        if (chosen < 0 || s[c].G > s[chosen].G ||
+            (s[c].G == s[chosen].G && (s[c].ind_mean > s[chosen].ind_mean ||
+                                       (s[c].ind_mean == s[chosen].ind_mean && s[c].nll_mean < s[chosen].nll_mean))))
+            chosen = c;
+    }
+    char gt[256];
+    if (chosen >= 0) {
+        fr_sweep_groups_text(s[chosen].G, s[chosen].groups, gt, sizeof gt);
+        snprintf(sel->why, sizeof sel->why,
+                 "K = %d (best K %d, NLL %.6g +- %.2g); partition %s is supported (independence %.3f +- %.3f) and has "
+                 "the most groups among supported partitions in the band",
+                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[chosen].ind_mean, s[chosen].ind_se);
+    } else if (one >= 0) {
+        chosen = one;
+        snprintf(sel->why, sizeof sel->why,
+                 "K = %d (best K %d, NLL %.6g +- %.2g); no multi-group partition in the band is supported, so G = 1",
+                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se);
+    } else {
+        chosen = bestK;
+        snprintf(sel->why, sizeof sel->why,
+                 "K = %d (best K %d, NLL %.6g +- %.2g); no partition supported and G = 1 not swept: best NLL at K", Ksel,
+                 s[best].K, s[best].nll_mean, s[best].nll_se);
+    }
+    /* rank by mean NLL (ties: canonical order), keeping track of chosen/best */
+    for (int c = 0; c < nc; ++c) slot[c] = c;
+    s[chosen].n = -s[chosen].n - 1; /* mark through the sort */
+    double mark_best = s[best].nll_mean;
+    /* stable: sort by (nll_mean, canonical slot) using insertion sort (nc is small) */
+    for (int c = 1; c < nc; ++c) {
+        fr_sweep_score t = s[c];
+        int ts = slot[c], j = c - 1;
+        while (j >= 0 && (cmp_score(&s[j], &t) > 0 || (cmp_score(&s[j], &t) == 0 && slot[j] > ts))) {
+            s[j + 1] = s[j];
+            slot[j + 1] = slot[j];
+            --j;
+        }
+        s[j + 1] = t;
+        slot[j + 1] = ts;
+    }
+    for (int c = 0; c < nc; ++c) {
+        if (s[c].n < 0) {
+            s[c].n = -s[c].n - 1;
+            sel->chosen = c;
+        }
+        if (sel->best < 0 && s[c].nll_mean == mark_best) sel->best = c;
+    }
+out:
+    free(sc);
+    free(nll);
+    free(ind);
+    free(pc);
+    free(slot);
+    return rc;
+}
+
+void fr_sweep_selection_free(fr_sweep_selection *sel)
+{
+    free(sel->ranked);
+    memset(sel, 0, sizeof *sel);
+}
