@@ -12,4 +12,3 @@
 
 FR_STUB(eval)
 FR_STUB(simulate)
-FR_STUB(selftest)
