@@ -5,12 +5,14 @@
  * each rank its own contiguous rows. */
 #include "facrnn/results.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/analysis.h"
 #include "facrnn/version.h"
 
 void fr_run_id(const fr_config *cfg, char *buf, size_t cap)
@@ -181,6 +183,64 @@ static fr_err write_latents(hid_t run, const fr_dataset *ds, int K, const double
     return rc < 0 ? FR_FAIL(FR_EIO, "cannot write latents") : FR_OK;
 }
 
+/* /runs/<id>/connectivity: J = B A, singular values of W and of every W_g
+ * (from the thin factors), the LINT factors U S V^T of W at rank K, and the
+ * dense W_<g> (N, N) only when N <= output.connectivity_max_n. Group names
+ * are 0-based: W_0 is the first group. */
+static fr_err write_connectivity(fr_results *r, hid_t run, const fr_config *cfg, const fr_fit_result *res)
+{
+    const fr_model *m = &res->model;
+    int N = m->spec.N, K = m->spec.K;
+    fr_view v = fr_model_view(m, res->params);
+    hid_t cg = H5Gcreate2(run, "connectivity", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (cg < 0) return FR_FAIL(FR_EIO, "cannot create connectivity group");
+    double *J = NULL, *s = NULL, *U = NULL, *V = NULL, *W = NULL;
+    fr_err rc = FR_CALLOC(J, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(s, K);
+    if (rc == FR_OK) rc = FR_CALLOC(U, (size_t)N * K);
+    if (rc == FR_OK) rc = FR_CALLOC(V, (size_t)N * K);
+    if (rc == FR_OK) {
+        fr_conn_J(N, K, v.A, v.B, J);
+        hsize_t dJ[2] = {(hsize_t)K, (hsize_t)K};
+        rc = fr_h5_write_small(cg, "J", H5T_NATIVE_DOUBLE, r->rank, 2, dJ, J);
+    }
+    if (rc == FR_OK && K <= N) {
+        rc = fr_conn_svd(N, K, v.A, v.B, 0, K, s, U, V);
+        hsize_t dK[1] = {(hsize_t)K}, dU[2] = {(hsize_t)N, (hsize_t)K};
+        if (rc == FR_OK) rc = fr_h5_write_small(cg, "sv_W", H5T_NATIVE_DOUBLE, r->rank, 1, dK, s);
+        if (rc == FR_OK) rc = fr_h5_write_small(cg, "lint_U", H5T_NATIVE_DOUBLE, r->rank, 2, dU, U);
+        if (rc == FR_OK) rc = fr_h5_write_small(cg, "lint_S", H5T_NATIVE_DOUBLE, r->rank, 1, dK, s);
+        if (rc == FR_OK) rc = fr_h5_write_small(cg, "lint_V", H5T_NATIVE_DOUBLE, r->rank, 2, dU, V);
+    }
+    int dense = N <= cfg->connectivity_max_n;
+    if (rc == FR_OK && dense) rc = FR_CALLOC(W, (size_t)N * N);
+    for (int g = 0, k0 = 0; g < m->spec.G && rc == FR_OK; k0 += m->spec.group_size[g], ++g) {
+        int H = m->spec.group_size[g];
+        char name[32];
+        snprintf(name, sizeof name, "sv_%d", g);
+        if (H <= N) {
+            rc = fr_conn_svd(N, K, v.A, v.B, k0, H, s, NULL, NULL);
+            hsize_t dH[1] = {(hsize_t)H};
+            if (rc == FR_OK) rc = fr_h5_write_small(cg, name, H5T_NATIVE_DOUBLE, r->rank, 1, dH, s);
+        }
+        if (rc == FR_OK && dense) {
+            /* W_g = A[:, g] B[g, :] */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, H, 1.0, v.A + k0, K, v.B + (size_t)k0 * N,
+                        N, 0.0, W, N);
+            snprintf(name, sizeof name, "W_%d", g);
+            hsize_t dW[2] = {(hsize_t)N, (hsize_t)N};
+            rc = fr_h5_write_small(cg, name, H5T_NATIVE_DOUBLE, r->rank, 2, dW, W);
+        }
+    }
+    free(J);
+    free(s);
+    free(U);
+    free(V);
+    free(W);
+    H5Gclose(cg);
+    return rc;
+}
+
 fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
                             const unsigned char *split, const fr_fit_result *res, const char *status)
 {
@@ -214,6 +274,11 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         rc = fr_h5_write_small(pg, "flat", H5T_NATIVE_DOUBLE, r->rank, 1, dF, res->params);
     }
     if (rc == FR_OK) rc = fr_h5_attr_int(pg, "layout_version", FR_LAYOUT_VERSION);
+    if (rc == FR_OK && res->best_heldout_params) {
+        hsize_t dF[1] = {m->n_params};
+        rc = fr_h5_write_small(run, "params_best_heldout", H5T_NATIVE_DOUBLE, r->rank, 1, dF,
+                               res->best_heldout_params);
+    }
     H5Gclose(pg);
     /* latents, split */
     if (rc == FR_OK) rc = write_latents(run, ds, K, res->latents);
@@ -240,6 +305,7 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         hsize_t dN2[1] = {(hsize_t)N};
         rc = fr_h5_write_small(run, "pca_eigenvalues", H5T_NATIVE_DOUBLE, r->rank, 1, dN2, res->pca_evals);
     }
+    if (rc == FR_OK) rc = write_connectivity(r, run, cfg, res);
     /* metrics as attributes */
     if (rc == FR_OK) {
         hid_t mg = H5Gcreate2(run, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -253,6 +319,7 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restart_chosen", res->restart_chosen);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restarts", res->restarts_done);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "best_epoch", res->best_epoch);
+        if (rc == FR_OK) rc = fr_h5_attr_double(mg, "best_heldout_nll", res->best_heldout_nll);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "epochs_done", res->epochs_done);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "steps", res->steps);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "seconds", res->seconds);
@@ -264,6 +331,16 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "fold", cfg->fold);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "folds", cfg->folds);
         if (rc == FR_OK) rc = fr_h5_attr_str(mg, "status", status);
+        if (rc == FR_OK && res->conn_have) {
+            rc = fr_h5_attr_double(mg, "connectivity_r_W", res->conn_r_W);
+            hsize_t dG[1] = {(hsize_t)m->spec.G};
+            hid_t sp = H5Screate_simple(1, dG, NULL);
+            hid_t a = H5Acreate2(mg, "connectivity_r_groups", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+            if (rc == FR_OK && (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, res->conn_r_groups) < 0))
+                rc = FR_FAIL(FR_EIO, "cannot write connectivity_r_groups");
+            if (a >= 0) H5Aclose(a);
+            H5Sclose(sp);
+        }
         H5Gclose(mg);
     }
     H5Gclose(run);

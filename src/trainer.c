@@ -17,6 +17,7 @@
 
 #include "facrnn/checkpoint.h"
 #include "facrnn/dist_linalg.h"
+#include "facrnn/readout.h"
 #include "facrnn/rng.h"
 
 /* ---- signals ----------------------------------------------------------------- */
@@ -794,17 +795,19 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
 typedef struct {
     double restart, epoch, batch, step, best_score, best_epoch;
     double acc_loss, acc_nll, acc_kl, acc_pc, acc_n;
-    double sel_objective, sel_restart, sel_best_epoch, steps_total;
+    double sel_objective, sel_restart, sel_best_epoch, steps_total, sel_best_score;
 } loop_state;
 
-#define LS_N 15
+#define LS_N 16
 static const char *ls_names[LS_N] = {"restart", "epoch", "batch", "step", "best_score",
                                      "best_epoch", "acc_loss", "acc_nll", "acc_kl", "acc_pc",
-                                     "acc_n", "sel_objective", "sel_restart", "sel_best_epoch", "steps_total"};
+                                     "acc_n", "sel_objective", "sel_restart", "sel_best_epoch", "steps_total",
+                                     "sel_best_score"};
 
 typedef struct {
     double *history, *sel_params, *sel_history, *objective_all; /* (E*NCOL), (np), (E*NCOL), (MAX_RESTARTS) */
     double *pca_evals;                                          /* (N), NaN unless model.init is pca */
+    double *sel_best;                                           /* (np) best-held-out params of the chosen restart */
 } loop_arrays;
 
 static void ckpt_items(trainer *t, loop_state *ls, loop_arrays *la, fr_ckpt_scalar *sc, fr_ckpt_array *arr)
@@ -819,10 +822,11 @@ static void ckpt_items(trainer *t, loop_state *ls, loop_arrays *la, fr_ckpt_scal
                          {"adam_m2", t->m2, t->np},          {"best_params", t->best, t->np},
                          {"history", la->history, nh},       {"sel_params", la->sel_params, t->np},
                          {"sel_history", la->sel_history, nh}, {"objective_all", la->objective_all, FR_MAX_RESTARTS},
-                         {"pca_evals", la->pca_evals, (size_t)t->N}};
+                         {"pca_evals", la->pca_evals, (size_t)t->N},
+                         {"sel_best", la->sel_best, t->np}};
     memcpy(arr, a, sizeof a);
 }
-#define CKPT_NARR 9
+#define CKPT_NARR 10
 
 static fr_err save_ckpt(trainer *t, const char *path, const fr_ckpt_tag *tag, loop_state *ls, loop_arrays *la)
 {
@@ -874,6 +878,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     TRY(FR_CALLOC(la.history, nh));
     TRY(FR_CALLOC(la.sel_history, nh));
     TRY(FR_CALLOC(la.sel_params, t.np));
+    TRY(FR_CALLOC(la.sel_best, t.np));
     TRY(FR_CALLOC(la.objective_all, FR_MAX_RESTARTS));
     TRY(FR_CALLOC(la.pca_evals, t.N));
     for (int i = 0; i < FR_MAX_RESTARTS; ++i) la.objective_all[i] = NAN;
@@ -1000,7 +1005,12 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
             ls.sel_objective = obj;
             ls.sel_restart = r;
             ls.sel_best_epoch = ls.best_epoch;
-            memcpy(la.sel_params, t.best, t.np * sizeof(double));
+            ls.sel_best_score = ls.best_score;
+            /* The fit's parameters are the final ones: held-out NLL alone
+             * ignores the independence term, so choosing by it would undo
+             * the PC penalty. The best-held-out-NLL parameters are kept too. */
+            memcpy(la.sel_params, t.params, t.np * sizeof(double));
+            memcpy(la.sel_best, t.best, t.np * sizeof(double));
             memcpy(la.sel_history, la.history, nh * sizeof(double));
         }
         if (R > 1) LOG_INFO("restart %d/%d: training objective %.6g (best so far: restart %d)", r + 1, R, obj,
@@ -1023,6 +1033,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     for (int r = 0; r < FR_MAX_RESTARTS && r < 64; ++r) out->objective_all[r] = la.objective_all[r];
     out->params = la.sel_params;
     la.sel_params = NULL;
+    out->best_heldout_params = la.sel_best;
+    la.sel_best = NULL;
+    out->best_heldout_nll = ls.sel_best_score;
     out->history = la.sel_history;
     la.sel_history = NULL;
     if (use_pca) {
@@ -1043,6 +1056,11 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         if (rc == FR_OK) rc = FR_CALLOC(out->latents, (t.rows ? t.rows : 1) * t.K);
         if (rc == FR_OK) rc = compute_latents(&c, out->latents);
         eval_ctx_free(&c);
+        if (rc == FR_OK)
+            rc = fr_readout_latent_metrics(comm, ds, split, &t.model, out->latents, &out->train, &out->heldout);
+        if (rc == FR_OK)
+            rc = fr_readout_connectivity_truth(comm, ds, &t.model, out->params, &out->conn_have, &out->conn_r_W,
+                                               out->conn_r_groups);
     }
     out->seconds = fr_wtime() - t0;
 done:
@@ -1050,6 +1068,7 @@ done:
     free(la.history);
     free(la.sel_history);
     free(la.sel_params);
+    free(la.sel_best);
     free(la.objective_all);
     trainer_free(&t);
     return rc;
@@ -1061,5 +1080,6 @@ void fr_fit_result_free(fr_fit_result *r)
     free(r->history);
     free(r->latents);
     free(r->pca_evals);
+    free(r->best_heldout_params);
     memset(r, 0, sizeof *r);
 }

@@ -36,7 +36,9 @@ typedef struct {
 
 typedef struct {
     fr_model model;
-    double *params;          /* (n_params) the selected parameters (best held-out NLL of the chosen restart) */
+    double *params;          /* (n_params) final parameters of the chosen restart */
+    double *best_heldout_params; /* (n_params) its parameters at the best held-out NLL (eval cadence) */
+    double best_heldout_nll; /* held-out NLL per bin at best_epoch (inf without held-out trials) */
     double *history;         /* (epochs, FR_H_NCOL) of the chosen restart */
     int epochs_done;
     fr_fit_metrics train, heldout;
@@ -44,11 +46,14 @@ typedef struct {
     double objective_all[64];/* per restart */
     int restart_chosen;
     int restarts_done;
-    int best_epoch;
+    int best_epoch;          /* epoch of best_heldout_params */
     long long steps;
     double seconds;
     double *latents;         /* (ds->row_hi - ds->row_lo, K) local means, NaN in context bins */
     double *pca_evals;       /* (N) eigenvalues of cov(sigma(x)) on training rows, descending, or NULL */
+    int conn_have;           /* 1 when /truth/A and /truth/B were compared */
+    double conn_r_W;         /* Pearson r of W = A B against the truth */
+    double conn_r_groups[FR_MAX_GROUPS]; /* (G) r of each W_g with its matched true group */
 } fr_fit_result;
 
 /* Fit one configuration. Collective over comm (all ranks hold their shard of

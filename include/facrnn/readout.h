@@ -1,0 +1,32 @@
+/* readout: metrics that compare fitted latents and connectivity with what
+ * the data set knows: ground-truth latents and parameters, and behaviour.
+ * Thin MPI layer over the pure maths of analysis.h: each rank summarises its
+ * own rows as moments, one Allreduce combines them. Used by fit, sweep and
+ * eval, so their numbers agree.
+ */
+#ifndef FACRNN_READOUT_H
+#define FACRNN_READOUT_H
+
+#include <mpi.h>
+
+#include "facrnn/dataset.h"
+#include "facrnn/model.h"
+#include "facrnn/trainer.h"
+
+/* Fill group_latent_r2, component_latent_r2 (when /truth/latents was read)
+ * and behavior_r2 (when /behavior was read; the affine map is fitted on the
+ * training trials and scored on the trials of each set) of `train` and
+ * `heldout` from the local latents (rows, K) (NaN rows are skipped). The
+ * held-out entries stay NaN when no trial is held out. Collective. */
+fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split,
+                                 const fr_model *m, const double *latents, fr_fit_metrics *train,
+                                 fr_fit_metrics *heldout);
+
+/* Connectivity recovery against /truth/A and /truth/B: Pearson r of W, and
+ * of each fitted group's W_g with its matched true group (Hungarian on the
+ * r matrix). r_groups (G) gets 0 for an unmatched group. Returns *have = 0
+ * when the truth is absent. Collective (reads the truth on every rank). */
+fr_err fr_readout_connectivity_truth(MPI_Comm comm, const fr_dataset *ds, const fr_model *m,
+                                     const double *params, int *have, double *r_W, double *r_groups);
+
+#endif
