@@ -789,6 +789,30 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
     return FR_OK;
 }
 
+/* Start from the generating parameters of a synthetic file (/truth/A, B, c,
+ * d): the reference point for "did the optimiser find the optimum?". */
+static fr_err init_truth(trainer *t)
+{
+    fr_truth_params tp;
+    memset(&tp, 0, sizeof tp);
+    TRY(fr_truth_params_read(t->comm, t->ds->path, &tp));
+    fr_err rc = FR_OK;
+    if (!tp.A || !tp.B || !tp.c || !tp.d)
+        rc = FR_FAIL(FR_EINVAL, "model.init: truth needs /truth/A, /truth/B, /truth/c and /truth/d in %s", t->ds->path);
+    else if (tp.N != t->N || tp.K != t->K)
+        rc = FR_FAIL(FR_EINVAL, "model.init: truth has N = %d, K = %d but the model has N = %d, K = %d", tp.N, tp.K,
+                     t->N, t->K);
+    if (rc == FR_OK) {
+        fr_view v = fr_model_view(&t->model, t->params);
+        memcpy(v.A, tp.A, (size_t)t->N * t->K * sizeof(double));
+        memcpy(v.B, tp.B, (size_t)t->K * t->N * sizeof(double));
+        memcpy(v.c, tp.c, (size_t)t->N * sizeof(double));
+        memcpy(v.d, tp.d, (size_t)t->K * sizeof(double));
+    }
+    fr_truth_params_free(&tp);
+    return rc;
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 #define FR_MAX_RESTARTS 64
 
@@ -908,6 +932,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
             if (use_pca) {
                 rc = init_pca(&t, seed, r, la.pca_evals);
                 if (rc != FR_OK) goto done;
+            } else if (!strcmp(cfg->init, "truth")) {
+                rc = init_truth(&t);
+                if (rc != FR_OK) goto done;
             }
             memset(t.m1, 0, t.np * sizeof(double));
             memset(t.m2, 0, t.np * sizeof(double));
@@ -998,8 +1025,13 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 if (rc != FR_OK) goto done;
             }
         }
-        /* The restart's training objective: mean loss over its final epoch. */
-        double obj = la.history[(size_t)(E - 1) * FR_H_NCOL + FR_H_LOSS];
+        /* The restart's training objective: the mean training loss over its
+         * last tenth of epochs (at least one), which averages out most of the
+         * minibatch and reparameterisation noise of a single epoch. */
+        int tail_epochs = E / 10 > 1 ? E / 10 : 1;
+        double obj = 0;
+        for (int e = E - tail_epochs; e < E; ++e) obj += la.history[(size_t)e * FR_H_NCOL + FR_H_LOSS];
+        obj /= tail_epochs;
         la.objective_all[r] = obj;
         if (obj < ls.sel_objective || ls.sel_restart < 0) {
             ls.sel_objective = obj;

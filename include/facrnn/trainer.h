@@ -42,7 +42,7 @@ typedef struct {
     double *history;         /* (epochs, FR_H_NCOL) of the chosen restart */
     int epochs_done;
     fr_fit_metrics train, heldout;
-    double objective;        /* final-epoch mean training loss of the chosen restart */
+    double objective;        /* mean training loss over the last tenth of epochs, chosen restart */
     double objective_all[64];/* per restart */
     int restart_chosen;
     int restarts_done;
