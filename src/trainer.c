@@ -916,9 +916,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 ls.steps_total += 1;
                 ++steps_this_run;
                 rc = train_step(&t, len, (long)ls.step, seed, ep, tail);
-                if (rc == FR_ENUMERIC)
-                    LOG_ERROR("stopping: non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept",
-                              r, ep, ckpt_path ? ckpt_path : "(none)");
+                if (rc == FR_ENUMERIC && ckpt_path && fr_ckpt_exists(comm, ckpt_path))
+                    LOG_ERROR("non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept", r, ep,
+                              ckpt_path);
                 if (rc != FR_OK) goto done;
                 ls.acc_nll += tail[TAIL_NLL] / len;
                 ls.acc_kl += tail[TAIL_KL] / len;

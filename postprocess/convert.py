@@ -1,0 +1,535 @@
+#!/usr/bin/python3
+"""Convert common recording formats into the facrnn input HDF5 file.
+
+The output follows the format spec ("Input: one HDF5 file per data set"):
+
+    /data             [total_bins, N]   activity, trial after trial
+    /trial_offsets    [n_trials + 1]    int64; trial k is rows offsets[k]..offsets[k+1]-1
+    /inputs           [total_bins, D]   optional known inputs
+    /behavior         [total_bins, P]   optional behaviour (e.g. hand velocity)
+    /trial_condition  [n_trials]        optional integer condition label per trial
+    root attributes   format_version=1, bin_size_s, observation, description
+                      (and condition_labels when text labels were mapped to ints)
+
+Formats (first argument):
+
+  npy   a 3-D array (trials x time x channels), or a 2-D array (bins x channels)
+        with --trial-ids FILE.npy (one id per row) or --offsets FILE.npy.
+  npz   like npy, arrays chosen by name: --data-key (default "data"),
+        --trial-key / --offsets-key for 2-D data, --behavior-key,
+        --inputs-key, --condition-key.
+  mat   MATLAB file read with scipy.io.loadmat; variables chosen by --data-key
+        (default "data"), --trial-key, --offsets-key, --behavior-key,
+        --inputs-key, --condition-key. The data may be 3-D, 2-D plus trial ids,
+        or a cell array of per-trial (time x channels) matrices of different
+        lengths (behaviour and inputs then also cell arrays).
+  csv   binned counts, one row per bin; --trial-col names the trial-id column
+        (header name or 0-based index, default 0), --condition-col optionally a
+        condition column, --ignore-cols columns to drop (e.g. time); every other
+        column is a channel. A header row is detected (non-numeric first row).
+  nwb   an NWB (HDF5) file: spike times of the units table
+        (/units/spike_times with the ragged index /units/spike_times_index) are
+        binned at --bin-size seconds within each trial of /intervals/trials
+        (start_time, stop_time); --condition-col names a trials column.
+        Bins are [start + i*bin, start + (i+1)*bin); a final partial bin is
+        dropped.
+
+Rows with the same trial id are grouped in order of first appearance, keeping
+their row order. Per-row condition labels must be constant within a trial.
+Text condition labels are mapped to 0..C-1 in sorted order and the labels are
+stored in the `condition_labels` attribute.
+
+--observation defaults to poisson when every value is a non-negative integer,
+else gaussian. Integer input is stored as int32 counts, floating input as
+float64 (--dtype overrides). The written file is re-opened and validated
+(no NaN/Inf, offsets strictly increasing from 0 to total_bins, shapes agree,
+counts non-negative integers under poisson) and a summary is printed.
+
+Errors are one line on stderr with exit status 2.
+
+Example:
+  postprocess/convert.py nwb session.nwb --out session.h5 --bin-size 0.02 \\
+      --condition-col condition --description "M1 reaching, 20 ms bins"
+"""
+import argparse
+import os
+import sys
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class ConvertError(Exception):
+    """A problem with the input or the options; reported as one line."""
+
+
+# ---- trial assembly ----------------------------------------------------------
+
+
+def group_rows(trial_ids):
+    """Return (order, offsets): a row permutation that groups rows by trial id
+    in order of first appearance (stable within a trial), and the offsets."""
+    ids = np.asarray(trial_ids).ravel()
+    if ids.size == 0:
+        raise ConvertError("trial ids: empty")
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    rank_of_unique = np.argsort(np.argsort(first))  # first-appearance order
+    trial_index = rank_of_unique[inverse]
+    order = np.argsort(trial_index, kind="stable")
+    counts = np.bincount(trial_index)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return order, offsets, trial_index
+
+
+def per_trial_condition(cond, trial_index, n_trials, name="condition"):
+    """Per-row labels -> one label per trial (must be constant within a trial)."""
+    cond = np.asarray(cond).ravel()
+    out = np.empty(n_trials, dtype=cond.dtype)
+    seen = np.zeros(n_trials, dtype=bool)
+    for row, (k, c) in enumerate(zip(trial_index, cond)):
+        if not seen[k]:
+            out[k], seen[k] = c, True
+        elif out[k] != c:
+            raise ConvertError(f"{name}: trial {k} has two labels ({out[k]!r} and {c!r}) at row {row}")
+    return out
+
+
+def condition_to_int(cond):
+    """Integer labels pass through; text labels map to 0..C-1 (sorted)."""
+    cond = np.asarray(cond).ravel()
+    if cond.dtype.kind in "iu":
+        return cond.astype(np.int64), None
+    if cond.dtype.kind == "f":
+        if not np.all(np.isfinite(cond)) or np.any(cond != np.round(cond)):
+            bad = int(np.flatnonzero(~np.isfinite(cond) | (cond != np.round(cond)))[0])
+            raise ConvertError(f"condition: non-integer label {cond[bad]!r} at index {bad}")
+        return cond.astype(np.int64), None
+    text = np.array([c.decode() if isinstance(c, bytes) else str(c) for c in cond])
+    labels = sorted(set(text.tolist()))
+    lookup = {lab: i for i, lab in enumerate(labels)}
+    return np.array([lookup[t] for t in text], dtype=np.int64), labels
+
+
+def as_2d(a, name):
+    a = np.asarray(a)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ConvertError(f"{name}: expected a 2-D array (bins x columns), got shape {a.shape}")
+    return a
+
+
+def from_3d(data, name="data"):
+    """(trials, time, channels) -> rows, offsets."""
+    if data.ndim != 3:
+        raise ConvertError(f"{name}: expected 3 dimensions (trials x time x channels), got shape {data.shape}")
+    n, t, c = data.shape
+    return data.reshape(n * t, c), np.arange(n + 1, dtype=np.int64) * t
+
+
+def offsets_checked(offsets, total, name):
+    off = np.asarray(offsets).ravel()
+    if off.dtype.kind not in "iuf" or np.any(off != np.round(off)):
+        raise ConvertError(f"{name}: offsets must be integers")
+    off = off.astype(np.int64)
+    if off.size < 2 or off[0] != 0 or off[-1] != total:
+        raise ConvertError(f"{name}: offsets must start at 0 and end at {total} (the number of rows), "
+                           f"got {off[:1].tolist()}..{off[-1:].tolist()}")
+    bad = np.flatnonzero(np.diff(off) <= 0)
+    if bad.size:
+        raise ConvertError(f"{name}: offsets not strictly increasing at index {int(bad[0]) + 1}")
+    return off
+
+
+def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, condition=None, label="data"):
+    """Common path for array inputs (npy, npz, mat, csv).
+
+    data: 3-D (trials, time, channels) or 2-D (bins, channels) with trial_ids
+    (one per row) or offsets. behavior/inputs follow data's layout; condition
+    is one per trial, or one per row for 2-D data with trial ids.
+    Returns a dict with data, offsets, and the optional arrays.
+    """
+    data = np.asarray(data)
+    out = {}
+    if data.ndim == 3:
+        if trial_ids is not None or offsets is not None:
+            raise ConvertError(f"{label}: 3-D data already defines trials; drop the trial ids / offsets")
+        out["data"], out["offsets"] = from_3d(data, label)
+        for key, arr in (("behavior", behavior), ("inputs", inputs)):
+            if arr is not None:
+                arr = np.asarray(arr)
+                if arr.ndim == 2 and arr.shape[:1] == data.shape[:1]:
+                    arr = arr[:, :, None]
+                if arr.ndim != 3 or arr.shape[:2] != data.shape[:2]:
+                    raise ConvertError(f"{key}: shape {arr.shape} does not match data's (trials, time) {data.shape[:2]}")
+                out[key] = arr.reshape(data.shape[0] * data.shape[1], -1)
+        n_trials = data.shape[0]
+        trial_index = None
+    elif data.ndim == 2:
+        if (trial_ids is None) == (offsets is None):
+            raise ConvertError(f"{label}: 2-D data needs exactly one of trial ids or offsets")
+        if trial_ids is not None:
+            trial_ids = np.asarray(trial_ids).ravel()
+            if trial_ids.size != data.shape[0]:
+                raise ConvertError(f"trial ids: {trial_ids.size} ids for {data.shape[0]} rows of {label}")
+            order, off, trial_index = group_rows(trial_ids)
+        else:
+            off = offsets_checked(offsets, data.shape[0], "offsets")
+            order, trial_index = np.arange(data.shape[0]), np.repeat(np.arange(off.size - 1), np.diff(off))
+        out["data"], out["offsets"] = data[order], off
+        for key, arr in (("behavior", behavior), ("inputs", inputs)):
+            if arr is not None:
+                arr = as_2d(arr, key)
+                if arr.shape[0] != data.shape[0]:
+                    raise ConvertError(f"{key}: {arr.shape[0]} rows but {label} has {data.shape[0]}")
+                out[key] = arr[order]
+        n_trials = off.size - 1
+    else:
+        raise ConvertError(f"{label}: expected a 3-D (trials x time x channels) or 2-D (bins x channels) array, "
+                           f"got shape {data.shape}")
+    if condition is not None:
+        cond = np.asarray(condition).ravel()
+        if trial_index is not None and cond.size == trial_index.size and cond.size != n_trials:
+            cond = per_trial_condition(cond, trial_index, n_trials)
+        if cond.size != n_trials:
+            raise ConvertError(f"condition: {cond.size} labels for {n_trials} trials")
+        out["condition"] = cond
+    return out
+
+
+def from_cells(cells, label):
+    """A list of per-trial (time x channels) matrices -> rows, offsets."""
+    mats = [as_2d(np.asarray(c, dtype=np.float64) if np.asarray(c).dtype == object else np.asarray(c),
+                  f"{label}[{k}]") for k, c in enumerate(cells)]
+    if not mats:
+        raise ConvertError(f"{label}: empty cell array")
+    widths = {m.shape[1] for m in mats}
+    if len(widths) != 1:
+        k = next(k for k, m in enumerate(mats) if m.shape[1] != mats[0].shape[1])
+        raise ConvertError(f"{label}[{k}]: {mats[k].shape[1]} columns, but {label}[0] has {mats[0].shape[1]}")
+    empty = [k for k, m in enumerate(mats) if m.shape[0] == 0]
+    if empty:
+        raise ConvertError(f"{label}[{empty[0]}]: trial has no bins")
+    offsets = np.concatenate([[0], np.cumsum([m.shape[0] for m in mats])]).astype(np.int64)
+    return np.concatenate(mats, axis=0), offsets
+
+
+# ---- readers -------------------------------------------------------------------
+
+
+def load_array_file(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConvertError(f"{what}: cannot read '{path}': {e}")
+
+
+def read_npy(args):
+    data = load_array_file(args.input, "input")
+    if isinstance(data, np.lib.npyio.NpzFile):
+        raise ConvertError(f"'{args.input}' is an .npz archive; use format npz")
+    trial_ids = load_array_file(args.trial_ids, "--trial-ids") if args.trial_ids else None
+    offsets = load_array_file(args.offsets, "--offsets") if args.offsets else None
+    behavior = load_array_file(args.behavior, "--behavior") if args.behavior else None
+    inputs = load_array_file(args.inputs, "--inputs") if args.inputs else None
+    condition = load_array_file(args.condition, "--condition") if args.condition else None
+    return assemble(data, trial_ids=trial_ids, offsets=offsets, behavior=behavior, inputs=inputs,
+                    condition=condition)
+
+
+def pick(store, key, what, required=False):
+    if key is None:
+        return None
+    if key not in store:
+        if not required and key in ("behavior", "inputs", "condition", "trial_ids", "offsets"):
+            return None  # default names are optional
+        names = ", ".join(k for k in store.keys() if not k.startswith("__"))
+        raise ConvertError(f"{what}: no variable '{key}' in the input (it has: {names})")
+    return store[key]
+
+
+def read_npz(args):
+    z = load_array_file(args.input, "input")
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ConvertError(f"'{args.input}' is not an .npz archive; use format npy")
+    with z:
+        store = {k: z[k] for k in z.files}
+    return assemble(pick(store, args.data_key, "--data-key", True),
+                    trial_ids=pick(store, args.trial_key, "--trial-key"),
+                    offsets=pick(store, args.offsets_key, "--offsets-key"),
+                    behavior=pick(store, args.behavior_key, "--behavior-key"),
+                    inputs=pick(store, args.inputs_key, "--inputs-key"),
+                    condition=pick(store, args.condition_key, "--condition-key"))
+
+
+def read_mat(args):
+    import scipy.io
+
+    try:
+        store = scipy.io.loadmat(args.input, squeeze_me=False)
+    except (OSError, ValueError, NotImplementedError) as e:
+        raise ConvertError(f"input: cannot read MATLAB file '{args.input}': {e} "
+                           f"(v7.3 files are HDF5: export with -v7 or use h5py)")
+    data = pick(store, args.data_key, "--data-key", True)
+    behavior = pick(store, args.behavior_key, "--behavior-key")
+    inputs = pick(store, args.inputs_key, "--inputs-key")
+    condition = pick(store, args.condition_key, "--condition-key")
+    if data.dtype == object:  # cell array of per-trial matrices
+        rows, offsets = from_cells(data.ravel(order="F"), args.data_key)
+        extra = {}
+        for key, arr in (("behavior", behavior), ("inputs", inputs)):
+            if arr is None:
+                continue
+            if arr.dtype != object:
+                raise ConvertError(f"{key}: must be a cell array like the data")
+            r, o = from_cells(arr.ravel(order="F"), key)
+            if not np.array_equal(o, offsets):
+                raise ConvertError(f"{key}: per-trial lengths differ from the data's")
+            extra[key] = r
+        out = assemble(rows, offsets=offsets, condition=condition, label=args.data_key, **extra)
+        return out
+    return assemble(data, trial_ids=pick(store, args.trial_key, "--trial-key"),
+                    offsets=pick(store, args.offsets_key, "--offsets-key"), behavior=behavior, inputs=inputs,
+                    condition=condition, label=args.data_key)
+
+
+def column_index(spec, header, ncols, flag):
+    if spec is None:
+        return None
+    if header is not None and spec in header:
+        return header.index(spec)
+    try:
+        i = int(spec)
+    except ValueError:
+        raise ConvertError(f"{flag}: no column named '{spec}' (header: {', '.join(header or [])})")
+    if not 0 <= i < ncols:
+        raise ConvertError(f"{flag}: column {i} out of range (the file has {ncols} columns)")
+    return i
+
+
+def read_csv(args):
+    import csv
+
+    try:
+        with open(args.input, newline="") as f:
+            rows = [r for r in csv.reader(f, delimiter=args.delimiter) if r and any(x.strip() for x in r)]
+    except OSError as e:
+        raise ConvertError(f"input: cannot read '{args.input}': {e.strerror}")
+    if not rows:
+        raise ConvertError(f"input: '{args.input}' has no rows")
+
+    def numeric(x):
+        try:
+            float(x)
+            return True
+        except ValueError:
+            return False
+
+    header = None
+    if not all(numeric(x) for x in rows[0]):
+        header = [x.strip() for x in rows[0]]
+        rows = rows[1:]
+    ncols = len(header) if header else len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != ncols:
+            raise ConvertError(f"input: row {i + 1 + (header is not None)} has {len(r)} columns, expected {ncols}")
+    tcol = column_index(args.trial_col, header, ncols, "--trial-col")
+    ccol = column_index(args.condition_col, header, ncols, "--condition-col")
+    drop = {column_index(c, header, ncols, "--ignore-cols") for c in (args.ignore_cols or "").split(",") if c}
+    chans = [j for j in range(ncols) if j != tcol and j != ccol and j not in drop]
+    if not chans:
+        raise ConvertError("input: no channel columns left")
+    values = np.empty((len(rows), len(chans)))
+    for i, r in enumerate(rows):
+        for jj, j in enumerate(chans):
+            try:
+                values[i, jj] = float(r[j])
+            except ValueError:
+                name = header[j] if header else str(j)
+                raise ConvertError(f"input: row {i + 1 + (header is not None)}, column '{name}': "
+                                   f"not a number: {r[j]!r}")
+    if np.all(values == np.round(values)) and np.all(np.isfinite(values)):
+        values = values.astype(np.int64)
+    trial_ids = [r[tcol].strip() for r in rows]
+    condition = None
+    if ccol is not None:
+        raw = [r[ccol].strip() for r in rows]
+        condition = np.array([int(x) for x in raw]) if all(x.lstrip("-").isdigit() for x in raw) else np.array(raw)
+    return assemble(values, trial_ids=np.array(trial_ids), condition=condition, label="input")
+
+
+def read_nwb(args):
+    if not args.bin_size or args.bin_size <= 0:
+        raise ConvertError("--bin-size: required and positive for nwb")
+    try:
+        f = h5py.File(args.input, "r")
+    except OSError as e:
+        raise ConvertError(f"input: cannot open NWB file '{args.input}': {e}")
+    with f:
+        for path in ("units/spike_times", "units/spike_times_index", "intervals/trials/start_time",
+                     "intervals/trials/stop_time"):
+            if path not in f:
+                raise ConvertError(f"input: NWB file has no /{path}")
+        spikes = f["units/spike_times"][()].astype(np.float64)
+        index = f["units/spike_times_index"][()].astype(np.int64)
+        start = f["intervals/trials/start_time"][()].astype(np.float64)
+        stop = f["intervals/trials/stop_time"][()].astype(np.float64)
+        condition = None
+        if args.condition_col:
+            p = f"intervals/trials/{args.condition_col}"
+            if p not in f:
+                cols = ", ".join(sorted(f["intervals/trials"].keys()))
+                raise ConvertError(f"--condition-col: no column '{args.condition_col}' in /intervals/trials ({cols})")
+            condition = f[p][()]
+    if index.size == 0 or np.any(np.diff(np.concatenate([[0], index])) < 0) or index[-1] != spikes.size:
+        raise ConvertError("/units/spike_times_index: must be non-decreasing and end at len(spike_times)")
+    if start.size == 0 or start.size != stop.size:
+        raise ConvertError("/intervals/trials: start_time and stop_time must be non-empty and of equal length")
+    n_units, bs = index.size, args.bin_size
+    units = np.split(spikes, index[:-1])
+    units = [np.sort(u) for u in units]
+    blocks = []
+    for k, (a, b) in enumerate(zip(start, stop)):
+        nb = int(np.floor((b - a) / bs + 1e-9))
+        if nb < 1:
+            raise ConvertError(f"/intervals/trials: trial {k} ({a}..{b} s) is shorter than one bin of {bs} s")
+        edges = a + bs * np.arange(nb + 1)
+        counts = np.empty((nb, n_units), dtype=np.int32)
+        for u, st in enumerate(units):
+            counts[:, u] = np.diff(np.searchsorted(st, edges, side="left"))
+        blocks.append(counts)
+    offsets = np.concatenate([[0], np.cumsum([c.shape[0] for c in blocks])]).astype(np.int64)
+    return assemble(np.concatenate(blocks, axis=0), offsets=offsets, condition=condition, label="units")
+
+
+READERS = {"npy": read_npy, "npz": read_npz, "mat": read_mat, "csv": read_csv, "nwb": read_nwb}
+
+
+# ---- writing and validation -----------------------------------------------------------
+
+
+def is_counts(a):
+    return a.dtype.kind in "iu" and (a.size == 0 or a.min() >= 0) or (
+        a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a >= 0) and np.all(a == np.round(a)))
+
+
+def write(out, args):
+    data = np.asarray(out["data"])
+    if data.dtype.kind not in "iuf":
+        raise ConvertError(f"data: not numeric (dtype {data.dtype})")
+    bad = np.argwhere(~np.isfinite(data.astype(np.float64)))
+    if bad.size:
+        raise ConvertError(f"data: NaN or Inf at row {int(bad[0][0])}, column {int(bad[0][1])}")
+    observation = args.observation or ("poisson" if is_counts(data) else "gaussian")
+    if observation == "poisson" and not is_counts(data):
+        raise ConvertError("data: --observation poisson needs non-negative integer counts")
+    dtype = {"float32": np.float32, "float64": np.float64, "int32": np.int32}.get(args.dtype)
+    if dtype is None:
+        dtype = np.int32 if data.dtype.kind in "iu" else np.float64
+    if np.dtype(dtype).kind == "i" and not is_counts(data):
+        raise ConvertError("data: --dtype int32 needs integer values")
+    labels = None
+    if "condition" in out:
+        out["condition"], labels = condition_to_int(out["condition"])
+    tmp = args.out + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("data", data=data.astype(dtype))
+        f.create_dataset("trial_offsets", data=np.asarray(out["offsets"], dtype=np.int64))
+        for key in ("inputs", "behavior"):
+            if key in out:
+                f.create_dataset(key, data=np.asarray(out[key], dtype=np.float64))
+        if "condition" in out:
+            f.create_dataset("trial_condition", data=out["condition"].astype(np.int64))
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["bin_size_s"] = np.float64(args.bin_size)
+        f.attrs["observation"] = observation
+        f.attrs["description"] = args.description or f"converted from {os.path.basename(args.input)} ({args.format})"
+        if labels is not None:
+            f.attrs["condition_labels"] = labels
+    os.replace(tmp, args.out)
+    return validate(args.out)
+
+
+def validate(path):
+    """Re-open the written file and check the contract; return a summary dict."""
+    with h5py.File(path, "r") as f:
+        data, off = f["data"][()], f["trial_offsets"][()]
+        if data.ndim != 2:
+            raise ConvertError(f"{path}: /data is not 2-D")
+        if off.dtype != np.int64 or off[0] != 0 or off[-1] != data.shape[0]:
+            raise ConvertError(f"{path}: /trial_offsets must be int64 from 0 to {data.shape[0]}")
+        d = np.diff(off)
+        if np.any(d <= 0):
+            raise ConvertError(f"{path}: /trial_offsets not strictly increasing at index {int(np.argmax(d <= 0)) + 1}")
+        if not np.all(np.isfinite(data)):
+            raise ConvertError(f"{path}: /data has NaN/Inf")
+        for key in ("inputs", "behavior"):
+            if key in f and (f[key].ndim != 2 or f[key].shape[0] != data.shape[0] or
+                             not np.all(np.isfinite(f[key][()]))):
+                raise ConvertError(f"{path}: /{key} must be [total_bins, D] and finite")
+        if "trial_condition" in f and f["trial_condition"].shape != (off.size - 1,):
+            raise ConvertError(f"{path}: /trial_condition must have one label per trial")
+        if f.attrs["observation"] == "poisson" and not is_counts(data):
+            raise ConvertError(f"{path}: poisson data must be non-negative integer counts")
+        return {"trials": off.size - 1, "bins": data.shape[0], "channels": data.shape[1],
+                "min_len": int(d.min()), "max_len": int(d.max()), "observation": f.attrs["observation"],
+                "dtype": str(data.dtype),
+                "optional": [k for k in ("inputs", "behavior", "trial_condition") if k in f]}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="convert.py", description=__doc__.split("\n\n")[0],
+                                epilog="See the module docstring for the per-format rules.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("format", choices=sorted(READERS), help="input format")
+    p.add_argument("input", help="input file")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--bin-size", type=float, required=True, help="bin width in seconds (the bin_size_s attribute)")
+    p.add_argument("--observation", choices=["gaussian", "poisson"], help="default: poisson for counts")
+    p.add_argument("--description", help="free text for the description attribute")
+    p.add_argument("--dtype", choices=["float32", "float64", "int32"], help="dtype of /data")
+    g = p.add_argument_group("npy")
+    g.add_argument("--trial-ids", help="npy: .npy with one trial id per row of 2-D data")
+    g.add_argument("--offsets", help="npy: .npy with trial offsets for 2-D data")
+    g.add_argument("--behavior", help="npy: .npy behaviour array laid out like the data")
+    g.add_argument("--inputs", help="npy: .npy inputs array laid out like the data")
+    g.add_argument("--condition", help="npy: .npy condition labels (per trial, or per row with trial ids)")
+    g = p.add_argument_group("npz and mat: variable names")
+    g.add_argument("--data-key", default="data")
+    g.add_argument("--trial-key", default="trial_ids")
+    g.add_argument("--offsets-key", default="offsets")
+    g.add_argument("--behavior-key", default="behavior")
+    g.add_argument("--inputs-key", default="inputs")
+    g.add_argument("--condition-key", default="condition")
+    g = p.add_argument_group("csv")
+    g.add_argument("--trial-col", default="0", help="trial-id column (name or 0-based index)")
+    g.add_argument("--ignore-cols", help="comma-separated columns to drop")
+    g.add_argument("--delimiter", default=",")
+    g = p.add_argument_group("csv and nwb")
+    g.add_argument("--condition-col", help="condition column (csv: name/index; nwb: /intervals/trials column)")
+    args = p.parse_args(argv)
+    if args.bin_size <= 0:
+        p.error("--bin-size must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if not os.path.exists(args.input):
+            raise ConvertError(f"input: no such file '{args.input}'")
+        out = READERS[args.format](args)
+        s = write(out, args)
+    except ConvertError as e:
+        print(f"convert.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {s['trials']} trials, {s['bins']} bins, {s['channels']} channels "
+          f"({s['dtype']}), trial length {s['min_len']}..{s['max_len']} bins, observation {s['observation']}, "
+          f"bin {args.bin_size:g} s" + (f", with {', '.join(s['optional'])}" if s["optional"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
