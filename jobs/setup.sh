@@ -14,6 +14,7 @@ PKGS=(build-essential cmake pkg-config git
       openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libopenblas-dev
       libhdf5-openmpi-dev hdf5-tools libcunit1-dev libyaml-dev
       python3-h5py python3-numpy python3-scipy python3-matplotlib python3-pytest python3-torch chromium
+      slurmctld slurmd slurm-client munge
       ${FACRNN_EXTRA_PKGS:-})
 
 missing=()
