@@ -83,10 +83,11 @@ static const opt g_opts[] = {
      .help = "use /inputs when the data file has them"},
     {.key = "model.encoder_std", .type = OT_ENCSTD, .off = OFF(encoder_std), .def = "auto", .min = 0,
      .max = 1e6, .flags = OF_GT, .help = "fixed encoder std: `auto` = n_train^(-1/(K+4)), or a positive number"},
-    {.key = "model.init", .type = OT_ENUM, .off = OFF(init), .cap = SZ(init), .def = "pca",
-     .choices = "uniform|pca|truth",
-     .help = "initialisation of A and B: uniform (like a linear layer), pca (principal components of sigma(x), "
-             "least-squares decoder), or truth (/truth/A, B, c, d of a synthetic file; for benchmarks)"},
+    {.key = "model.init", .type = OT_ENUM, .off = OFF(init), .cap = SZ(init), .def = "auto",
+     .choices = "auto|uniform|pca|truth",
+     .help = "initialisation: uniform (like a linear layer), pca (principal components of sigma(x), "
+             "least-squares decoder), auto (restarts alternate pca and uniform; the best training objective "
+             "wins), or truth (/truth/A, B, c, d of a synthetic file; for benchmarks)"},
 
     {.key = "train.optimizer", .type = OT_ENUM, .off = OFF(optimizer), .cap = SZ(optimizer), .def = "adamw",
      .choices = "adam|adamw", .help = "optimizer"},

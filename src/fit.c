@@ -72,7 +72,7 @@ fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsig
     ro.read_truth = 1;
     TRY(fr_dataset_open(comm, cfg->data_path, &ro, ds));
     TRY(FR_CALLOC(*split, ds->n_trials));
-    fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, (uint64_t)cfg->seed, *split);
+    fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, FR_CV_SEED, *split);
     return fr_error_agree(&comm, rc);
 }
 

@@ -197,7 +197,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     snprintf(path, sizeof path, "%s/%s.h5", runs_dir, run->id);
     fr_err rc = FR_CALLOC(split, ds->n_trials);
     /* the split of `facrnn fit` with this run's config: same fold and seed */
-    if (rc == FR_OK) rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, (uint64_t)cfg->seed, split);
+    if (rc == FR_OK) rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, FR_CV_SEED, split);
     rc = fr_error_agree(&team, rc);
     if (rc == FR_OK) rc = fr_error_agree(&team, fr_train(team, cfg, ds, split, ckpt, &res));
     double null3[3] = {NAN, NAN, NAN};

@@ -907,7 +907,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     TRY(FR_CALLOC(la.pca_evals, t.N));
     for (int i = 0; i < FR_MAX_RESTARTS; ++i) la.objective_all[i] = NAN;
     for (int j = 0; j < t.N; ++j) la.pca_evals[j] = NAN;
-    int use_pca = !strcmp(cfg->init, "pca");
+    int use_pca = !strcmp(cfg->init, "pca"), use_auto = !strcmp(cfg->init, "auto");
     ls.sel_objective = INFINITY;
     ls.sel_restart = -1;
     fr_ckpt_tag tag = {fr_config_fit_hash(cfg), ds->checksum, FR_LAYOUT_VERSION};
@@ -929,8 +929,12 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         int fresh = !(resumed && r == (int)ls.restart);
         if (fresh) {
             fr_model_init_params(&t.model, t.params, seed);
-            if (use_pca) {
-                rc = init_pca(&t, seed, r, la.pca_evals);
+            /* auto: even restarts start from PCA (rotated for r >= 2), odd ones
+             * from the uniform rule. On block-structured data PCA finds the
+             * optimum, on mixed chaotic systems the small uniform start lets
+             * the groups form; the training objective picks the winner. */
+            if (use_pca || (use_auto && r % 2 == 0)) {
+                rc = init_pca(&t, seed, use_auto ? r / 2 : r, la.pca_evals);
                 if (rc != FR_OK) goto done;
             } else if (!strcmp(cfg->init, "truth")) {
                 rc = init_truth(&t);
@@ -1070,7 +1074,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     out->best_heldout_nll = ls.sel_best_score;
     out->history = la.sel_history;
     la.sel_history = NULL;
-    if (use_pca) {
+    if (use_pca || use_auto) {
         out->pca_evals = la.pca_evals;
         la.pca_evals = NULL;
     }

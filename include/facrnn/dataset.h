@@ -85,6 +85,10 @@ typedef struct {
 fr_err fr_truth_params_read(MPI_Comm comm, const char *path, fr_truth_params *tp);
 void fr_truth_params_free(fr_truth_params *tp);
 
+/* Fold assignment seed used by fit and sweep: fixed, so every training seed
+ * of a sweep sees the same folds and fold averages are comparable. */
+#define FR_CV_SEED 0x5eedf01dULL
+
 /* Cross-validation split: split[k] = 1 for training trials, 0 for held-out,
  * for `folds` folds (folds == 1: all training), holding out fold `fold`.
  * Stratified by condition when non-NULL; deterministic in seed. Pure. */
