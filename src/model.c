@@ -213,6 +213,10 @@ fr_err fr_ws_create(const fr_model *m, int m_max, int M_max, fr_ws **out)
     TRY_GOTO(rc, FR_CALLOC(w->kgroup, K), fail);
     TRY_GOTO(rc, FR_CALLOC(w->pc_dz, MM * K), fail);
     TRY_GOTO(rc, FR_CALLOC(w->pc_dmu, MM * K), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->pc_muT, K * MM), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->pc_dmuT, K * MM), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->pc_w, MM), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->pc_wl, MM), fail);
     for (int g = 0; g < s->G; ++g)
         for (int k = m->group_off[g]; k < m->group_off[g + 1]; ++k) w->kgroup[k] = g;
     *out = w;
@@ -226,7 +230,8 @@ void fr_ws_free(fr_ws *w)
 {
     if (!w) return;
     free(w->H), free(w->mu), free(w->z), free(w->eta), free(w->deta), free(w->U);
-    free(w->pc_dz), free(w->pc_dmu);
+    free(w->dz), free(w->dmu), free(w->dH), free(w->pc_a), free(w->kgroup);
+    free(w->pc_dz), free(w->pc_dmu), free(w->pc_muT), free(w->pc_dmuT), free(w->pc_w), free(w->pc_wl);
     free(w);
 }
 
