@@ -206,12 +206,15 @@ static double pc_row_safe(const fr_model *m, int M, const double *muT, const dou
 
 /* The rows [row0, row0 + nrows) of fr_pc_rows (arguments as there, mu
  * already transposed into muT). Compiled for several instruction sets and
- * picked at run time (the loops are identical element-wise and the sums
+ * picked at run time. self = 1: row i of z_all is sample i of the
+ * minibatch and gets the self weight w_ii = 1; self = 0: the rows are
+ * outside points and every weight stays as given (the evaluation KDE).
+ * Picked at run time (the loops are identical element-wise and the sums
  * use fixed partial sums, and ISO C mode does not contract a*b+c into FMA,
  * so every version gives the same bits). */
 PC_CLONES
 static double pc_row_block(const fr_model *m, int M, const double *muT, const double *z_all, int row0, int nrows,
-                           double scale, double *w, double *wl, double *e, double *dz_rows, double *dmuT)
+                           int self, double scale, double *w, double *wl, double *e, double *dz_rows, double *dmuT)
 {
     int G = m->spec.G, K = m->spec.K;
     const int *off = m->group_off;
@@ -222,7 +225,7 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
     for (int i = row0; i < row0 + nrows; ++i) {
         const double *zi = z_all + (size_t)i * K;
         double *dzi = scale != 0.0 ? dz_rows + (size_t)(i - row0) * K : NULL;
-        w[i] = 1.0, wl[i] = 0.0;
+        if (self) w[i] = 1.0, wl[i] = 0.0;
         for (int g = 0; g < G; ++g) group_kernel(zi, muT, M, off[g], off[g + 1], h, e + (size_t)(g + 1) * M);
         memcpy(e, e + M, sizeof(double) * (size_t)M);
         for (int g = 1; g < G; ++g) {
@@ -236,7 +239,7 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
         }
         if (!(mn >= PC_TINY)) {
             acc += pc_row_safe(m, M, muT, zi, wl, scale, e, dzi, dmuT);
-            w[i] = wn, wl[i] = lnw;
+            if (self) w[i] = wn, wl[i] = lnw;
             continue;
         }
         double row = log(S) + (G - 1) * lnn;
@@ -253,7 +256,7 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
                     dzi[k] -= grad_dim(c, zi[k], muT + (size_t)k * M, dmuT + (size_t)k * M, M);
             }
         }
-        w[i] = wn, wl[i] = lnw;
+        if (self) w[i] = wn, wl[i] = lnw;
     }
     return acc;
 }
@@ -279,7 +282,7 @@ fr_err fr_pc_rows(const fr_model *m, int M, const double *mu_all, const double *
         wl[j] = lnw;
     }
     if (scale != 0.0) memset(dmuT, 0, sizeof(double) * (size_t)K * M);
-    double acc = pc_row_block(m, M, muT, z_all, row0, nrows, scale, w, wl, e, dz_rows, dmuT);
+    double acc = pc_row_block(m, M, muT, z_all, row0, nrows, 1, scale, w, wl, e, dz_rows, dmuT);
     if (scale != 0.0)
         for (int j = 0; j < M; ++j)
             for (int k = 0; k < K; ++k) dmu_all[(size_t)j * K + k] += dmuT[(size_t)k * M + j];
@@ -366,12 +369,15 @@ fr_err fr_pc_eval(int K, int G, const int *group_size, int n, const double *mu, 
 
     int np = n < max_points ? n : max_points;
     int *idx = NULL;
-    double *pts = NULL, *a = NULL, *z = NULL;
+    double *pts = NULL, *a = NULL, *z = NULL, *muT = NULL, *w = NULL, *wl = NULL;
     fr_err rc = FR_OK;
     TRY_GOTO(rc, FR_CALLOC(idx, n), done);
     TRY_GOTO(rc, FR_CALLOC(pts, (size_t)np * K), done);
     TRY_GOTO(rc, FR_CALLOC(a, (size_t)(G + 1) * np), done);
-    TRY_GOTO(rc, FR_CALLOC(z, K), done);
+    TRY_GOTO(rc, FR_CALLOC(z, (size_t)n_mc * K), done);
+    TRY_GOTO(rc, FR_CALLOC(muT, (size_t)K * np), done);
+    TRY_GOTO(rc, FR_CALLOC(w, np), done);
+    TRY_GOTO(rc, FR_CALLOC(wl, np), done);
     /* Subsample without replacement: partial Fisher-Yates keyed by position. */
     for (int i = 0; i < n; ++i) idx[i] = i;
     if (np < n)
@@ -382,35 +388,30 @@ fr_err fr_pc_eval(int K, int G, const int *group_size, int n, const double *mu, 
         }
     for (int p = 0; p < np; ++p) memcpy(pts + (size_t)p * K, mu + (size_t)idx[p] * K, sizeof(double) * K);
 
-    double s2inv = 1.0 / (s_enc * s_enc), lnn = log((double)np), acc = 0.0;
-    for (int p = 0; p < np; ++p)
+    /* The fast row kernel with equal weights 1 (a model view with
+     * n_train = np makes its constant (G - 1) ln n the equal-weight one). */
+    fr_model em;
+    memset(&em, 0, sizeof em);
+    em.spec.K = K, em.spec.G = G, em.spec.n_train = np, em.s_enc = s_enc;
+    for (int g = 0; g <= G; ++g) em.group_off[g] = off[g];
+    for (int j = 0; j < np; ++j) {
+        for (int k = 0; k < K; ++k) muT[(size_t)k * np + j] = pts[(size_t)j * K + k];
+        w[j] = 1.0, wl[j] = 0.0;
+    }
+    double acc = 0.0;
+    for (int p = 0; p < np; ++p) {
         for (int r = 0; r < n_mc; ++r) {
             /* draws keyed by the original point id, so they do not depend on
              * which other points were subsampled */
             uint64_t base = ((uint64_t)idx[p] * (uint64_t)n_mc + (uint64_t)r) * (uint64_t)K;
             for (int k = 0; k < K; ++k)
-                z[k] = pts[(size_t)p * K + k] + s_enc * fr_rng_normal(seed, FR_STREAM_EVAL, 1, base + (uint64_t)k);
-            for (int j = 0; j < np; ++j) {
-                double tot = 0.0;
-                for (int g = 0; g < G; ++g) {
-                    double sg = 0.0;
-                    for (int k = off[g]; k < off[g + 1]; ++k) {
-                        double dl = z[k] - pts[(size_t)j * K + k];
-                        sg -= dl * dl;
-                    }
-                    sg *= 0.5 * s2inv;
-                    a[(size_t)(g + 1) * np + j] = sg;
-                    tot += sg;
-                }
-                a[j] = tot;
-            }
-            /* equal weights 1/np: ln q = LSE - ln np, normalisers cancel */
-            double row = softmax_lse(a, np) + (G - 1) * lnn;
-            for (int g = 0; g < G; ++g) row -= softmax_lse(a + (size_t)(g + 1) * np, np);
-            acc += row;
+                z[(size_t)r * K + k] =
+                    pts[(size_t)p * K + k] + s_enc * fr_rng_normal(seed, FR_STREAM_EVAL, 1, base + (uint64_t)k);
         }
+        acc += pc_row_block(&em, np, muT, z, 0, n_mc, 0, 0.0, w, wl, a, NULL, NULL);
+    }
     *pc = acc / ((double)np * n_mc);
 done:
-    free(idx), free(pts), free(a), free(z);
+    free(idx), free(pts), free(a), free(z), free(muT), free(w), free(wl);
     return rc;
 }
