@@ -17,6 +17,9 @@ struct fr_ws {
     double *pc_a;            /* (G + 1, M_max) per-column log terms of one PC row */
     int *kgroup;             /* (K) group of each latent dimension */
     double *pc_dz, *pc_dmu;  /* (M_max, K) PC gradients in fr_model_loss_grad */
+    double *pc_muT, *pc_dmuT; /* (K, M_max) means and their gradients, transposed */
+    double *pc_w, *pc_wl;    /* (M_max) KDE weights of one PC row and their logs */
+    double *obs_w;           /* (N) Gaussian inverse variances exp(-2 s) */
 };
 
 /* ln(1 + e^x), overflow safe. */
@@ -24,5 +27,9 @@ double fr_softplus(double x);
 /* NLL of one entry x_n under eta_n (channel n; s is the log-std view or
  * NULL for Poisson); writes dNLL/deta and dNLL/ds_n where non-NULL. */
 double fr_obs_nll(const fr_model *m, const double *s, int n, double x, double eta, double *deta, double *ds);
+
+/* e^x by a vectorisable polynomial (relative error below 1e-15), x
+ * clamped to [-700, 700]. The PC kernel's exponential. */
+double fr_exp_poly(double x);
 
 #endif

@@ -2,6 +2,7 @@
  * against a brute-force evaluation of the model spec's formula, its
  * gradients, its behaviour on independent vs correlated groups, G = 1, and
  * numerical safety; and the evaluation estimator. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "facrnn/model.h"
 #include "facrnn/rng.h"
 #include "testlib.h"
+#include "../src/model_internal.h"
 
 static fr_model make_model(int K, int G, const int *sizes, long long n_train, int M, double enc_std)
 {
@@ -214,6 +216,65 @@ static void test_eval_estimator(void)
     free(mu), free(z);
 }
 
+/* The kernel's polynomial exponential against libm over its range. */
+static void test_exp_poly(void)
+{
+    double worst = 0;
+    for (int q = 0; q <= 200000; ++q) {
+        double x = -699.0 + 1398.0 * q / 200000.0 + 1e-7 * fr_rng_normal(1, FR_STREAM_SYNTH, 9, (uint64_t)q);
+        double r = fabs(fr_exp_poly(x) / exp(x) - 1.0);
+        worst = r > worst ? r : worst;
+    }
+    printf("\n  polynomial exp: worst relative error %.3g on [-699, 699]\n", worst);
+    CU_ASSERT(worst < 1e-15);
+    CU_ASSERT_EQUAL(fr_exp_poly(0.0), 1.0);
+    CU_ASSERT(fr_exp_poly(-1e300) > 0 && fr_exp_poly(-1e300) <= exp(-699.0)); /* clamped, never 0 or NaN */
+}
+
+/* Fast kernel vs the reference at a size that exercises the vector loops
+ * and their tails (M = 131, not a multiple of the lane count), unequal
+ * groups, a block of rows; and on badly scaled latents, where rows take the
+ * safe two-pass path. */
+static void test_fast_matches_reference(void)
+{
+    enum { M = 131, K = 7 };
+    int sizes[3] = {3, 1, 3};
+    for (int bad = 0; bad < 2; ++bad) {
+        fr_model m = make_model(K, 3, sizes, 20000, M, -1);
+        double *mu = malloc(sizeof(double) * M * K), *z = malloc(sizeof(double) * M * K);
+        double *dz = calloc(M * K, sizeof(double)), *dmu = calloc(M * K, sizeof(double));
+        double *dzr = calloc(M * K, sizeof(double)), *dmur = calloc(M * K, sizeof(double)), pc, pcr;
+        gen_latents(M, K, 3, 1, m.s_enc, 17, mu, z);
+        if (bad)
+            for (int q = 0; q < M * K; ++q) mu[q] *= 40.0, z[q] *= 40.0;
+        fr_ws *ws;
+        CU_ASSERT_EQUAL_FATAL(fr_ws_create(&m, M, M, &ws), FR_OK);
+        int row0 = 5, nr = 97;
+        CU_ASSERT_EQUAL(fr_pc_rows(&m, M, mu, z, row0, nr, 100.0 / M, &pc, dz, dmu, ws), FR_OK);
+        CU_ASSERT_EQUAL(fr_pc_rows_ref(&m, M, mu, z, row0, nr, 100.0 / M, &pcr, dzr, dmur), FR_OK);
+        printf("\n  M = %d, latents x%g: fast %.15g ref %.15g", M, bad ? 40.0 : 1.0, pc, pcr);
+        FR_ASSERT_CLOSE(pc, pcr, 1e-12, 1e-12);
+        /* gradients are sums of terms that cancel: compare on the scale of
+         * the largest entry */
+        double gmax = 0;
+        for (int q = 0; q < M * K; ++q) gmax = fmax(gmax, fmax(fabs(dzr[q]), fabs(dmur[q])));
+        printf(" (largest gradient %.3g)", gmax);
+        int off = 0;
+        for (int q = 0; q < M * K; ++q) {
+            off += !fr_test_close(dz[q], dzr[q], 1e-11, 1e-13 * gmax);
+            off += !fr_test_close(dmu[q], dmur[q], 1e-11, 1e-13 * gmax);
+        }
+        CU_ASSERT_EQUAL(off, 0);
+        /* scale 0: value only, gradient buffers untouched */
+        double pc0;
+        CU_ASSERT_EQUAL(fr_pc_rows(&m, M, mu, z, row0, nr, 0.0, &pc0, NULL, NULL, ws), FR_OK);
+        CU_ASSERT_EQUAL(pc0, pc);
+        fr_ws_free(ws);
+        free(mu), free(z), free(dz), free(dmu), free(dzr), free(dmur);
+    }
+    printf("\n");
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("pc", NULL, NULL);
@@ -222,6 +283,8 @@ static void reg(void)
     CU_add_test(s, "G = 1 is exactly zero", test_single_group_is_zero);
     CU_add_test(s, "beta 100 and latents x1e3 stay finite", test_badly_scaled);
     CU_add_test(s, "evaluation estimator", test_eval_estimator);
+    CU_add_test(s, "polynomial exp accuracy", test_exp_poly);
+    CU_add_test(s, "fast kernel = reference (vector tails, safe path)", test_fast_matches_reference);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }
