@@ -86,18 +86,18 @@ static const opt g_opts[] = {
     {.key = "model.init", .type = OT_ENUM, .off = OFF(init), .cap = SZ(init), .def = "auto",
      .choices = "auto|uniform|pca|truth",
      .help = "initialisation: uniform (like a linear layer), pca (principal components of sigma(x), "
-             "least-squares decoder), auto (restarts alternate pca and uniform; the best training objective "
-             "wins), or truth (/truth/A, B, c, d of a synthetic file; for benchmarks)"},
+             "least-squares decoder), auto (restart 0 from pca, the others uniform; the best training "
+             "objective wins), or truth (/truth/A, B, c, d of a synthetic file; for benchmarks)"},
 
     {.key = "train.optimizer", .type = OT_ENUM, .off = OFF(optimizer), .cap = SZ(optimizer), .def = "adamw",
      .choices = "adam|adamw", .help = "optimizer"},
-    {.key = "train.lr", .type = OT_DOUBLE, .off = OFF(lr), .def = "1.0e-3", .min = 0, .max = 10,
+    {.key = "train.lr", .type = OT_DOUBLE, .off = OFF(lr), .def = "3.0e-3", .min = 0, .max = 10,
      .flags = OF_GT, .help = "learning rate"},
     {.key = "train.weight_decay", .type = OT_DOUBLE, .off = OFF(weight_decay), .def = "0", .min = 0,
      .max = 1e3, .help = "decoupled weight decay (adamw)"},
     {.key = "train.batch_size", .type = OT_INT, .off = OFF(batch_size), .def = "128", .min = 2,
      .max = 16777216, .help = "M, samples per global minibatch (the PC estimator needs M >= 2)"},
-    {.key = "train.epochs", .type = OT_INT, .off = OFF(epochs), .def = "300", .min = 1, .max = BIG,
+    {.key = "train.epochs", .type = OT_INT, .off = OFF(epochs), .def = "400", .min = 1, .max = BIG,
      .help = "training epochs"},
     {.key = "train.beta", .type = OT_DOUBLE, .off = OFF(beta), .def = "20", .min = 0, .max = 1e6,
      .help = "weight of the partial-correlation penalty"},
@@ -107,7 +107,7 @@ static const opt g_opts[] = {
      .flags = OF_NOHASH, .help = "epochs between held-out evaluations"},
     {.key = "train.checkpoint_every", .type = OT_INT, .off = OFF(checkpoint_every), .def = "50", .min = 0,
      .max = BIG, .flags = OF_NOHASH, .help = "epochs between checkpoints (0 = never)"},
-    {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "1", .min = 1, .max = 10000,
+    {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "4", .min = 1, .max = 10000,
      .help = "initialisations per fit; the best training objective wins"},
     {.key = "train.log_every", .type = OT_INT, .off = OFF(log_every), .def = "10", .min = 1, .max = BIG,
      .flags = OF_NOHASH, .help = "epochs between progress lines"},
