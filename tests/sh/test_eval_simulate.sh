@@ -78,6 +78,30 @@ print("seed 1 vs 2 max diff", np.abs(a - c).max(), " seed 1 vs data", np.abs(a -
 assert np.abs(a - c).max() > 1e-2 and np.abs(a - x).max() > 1e-2
 PY
 
+# ---- PSTHs with conditions, and Poisson output --------------------------------
+cp d0.h5 dc.h5
+$PY -c "import h5py, numpy as np; h5py.File('dc.h5', 'a')['trial_condition'] = np.arange(9, dtype=np.int32) % 3"
+mpirun -n 2 $F simulate t0.h5 --data dc.h5 --out pc.h5
+mpirun -n 2 $F simulate t0.h5 --data dc.h5 --out pc_rg.h5 --remove-group 1
+$F synth facrnn --out dp.h5 --set obs=poisson --set trials=6 --set bins=40
+"$TOOL" dp.h5 tp.h5
+$F simulate tp.h5 --data dp.h5 --out pp_s.h5 --mode sampled --seed 4
+$F simulate tp.h5 --data dp.h5 --out pp_m.h5
+$PY <<'PY' && pass "PSTH R2 with conditions (1 for the truth, lower with a group removed); Poisson sampled counts / mean rates" || fail "PSTH / Poisson"
+import h5py, numpy as np
+a, b = h5py.File("pc.h5", "r"), h5py.File("pc_rg.h5", "r")
+print("psth_r2 truth", a.attrs["psth_r2"], "group 1 removed", b.attrs["psth_r2"], "rollout_r2", b.attrs["rollout_r2"])
+assert a.attrs["psth_conditions"] == 3 and abs(a.attrs["psth_r2"] - 1) < 1e-12
+assert (a["trial_condition"][()] == np.arange(9) % 3).all()
+assert b.attrs["psth_r2"] < 0.99 and b.attrs["rollout_r2"] < 0.99
+s, m = h5py.File("pp_s.h5", "r"), h5py.File("pp_m.h5", "r")
+xs, xm = s["data"][()], m["data"][()]
+assert s.attrs["observation"] == "poisson" and (xs >= 0).all() and (xs == np.floor(xs)).all() and xs[1:].max() > 0
+ctx = np.zeros(len(xm), bool); ctx[m["trial_offsets"][()][:-1]] = True   # context bins are observed counts
+assert m.attrs["observation"] == "gaussian" and (xm[~ctx] > 0).all() and (xm[~ctx] != np.floor(xm[~ctx])).any()
+PY
+$F info --validate pp_s.h5 > /dev/null && pass "Poisson sampled output validates as counts" || fail "Poisson output validation"
+
 # ---- (2) fit -> eval gives the stored metrics ------------------------------------
 $F synth facrnn --out d1.h5 --set trials=16 --set bins=50 --set inputs=1 --seed 5
 cat > fit.yaml <<YAML
