@@ -10,5 +10,3 @@
         return FR_FAIL(FR_EUSAGE, "subcommand '" #name "' is not implemented yet"); \
     }
 
-FR_STUB(eval)
-FR_STUB(simulate)

@@ -596,6 +596,30 @@ fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *param
     return rc;
 }
 
+/* ---- latents for any data set (used by eval) ---------------------------------- */
+fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
+                          double *latents)
+{
+    long long rows = ds->row_hi - ds->row_lo;
+    double *sx = ds->x;
+    fr_err rc = FR_OK;
+    if (m->spec.nonlin != FR_NL_IDENTITY) {
+        rc = FR_CALLOC(sx, rows ? rows * m->spec.N : 1);
+        for (long long i = 0; rc == FR_OK && i < rows * m->spec.N; ++i) sx[i] = tanh(ds->x[i]);
+    }
+    fr_ws *ws = NULL;
+    int cap = 256;
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    if (rc == FR_OK) rc = fr_ws_create(m, cap, cap, &ws);
+    if (rc == FR_OK) rc = eval_ctx_init(&c, m, params, ds, sx, ws, cap);
+    if (rc == FR_OK) rc = compute_latents(&c, latents);
+    eval_ctx_free(&c);
+    fr_ws_free(ws);
+    if (sx != ds->x) free(sx);
+    return fr_error_agree(&comm, rc);
+}
+
 /* ---- initialisation ---------------------------------------------------------- */
 /* Solve the symmetric positive (K, K) system S X^T = B^T in place of rhs
  * rows: rhs (nr, K) <- rhs S^{-1}, by Cholesky. Tiny K, so plain loops. */

@@ -83,6 +83,13 @@ int fr_trainer_stop_requested(void);
 fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                            const unsigned char *split, int which, fr_fit_metrics *out);
 
+/* Encoder means mu (z = mu) for every local bin of `ds`: latents
+ * (ds->row_hi - ds->row_lo, K), NaN in each trial's first L context bins;
+ * the same numbers fit writes to /runs/<id>/latents. Used by `facrnn eval`.
+ * Collective over comm (errors are agreed). */
+fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
+                          double *latents);
+
 /* Load the data set (validated) and the cross-validation split for one fit
  * from the config; allocates *split (n_trials). Collective. */
 fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split);

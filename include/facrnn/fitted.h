@@ -1,0 +1,64 @@
+/* fitted: one fitted run read back from a results file (fit or sweep), and
+ * the exact model it was fitted with, for `facrnn eval` and
+ * `facrnn simulate`. Rank 0 reads the file with serial HDF5 and broadcasts,
+ * so the file is opened once whatever the number of ranks.
+ *
+ * The run's configuration is the root attribute `config` (resolved YAML)
+ * with the run's own K, groups, beta, seed and fold laid over it from
+ * /runs/<id>/metrics (a sweep stores its base config at the root). The
+ * encoder std is the stored metrics attribute `encoder_std`, so the rebuilt
+ * model is identical whatever data it is then applied to.
+ */
+#ifndef FACRNN_FITTED_H
+#define FACRNN_FITTED_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "facrnn/config.h"
+#include "facrnn/dataset.h"
+#include "facrnn/model.h"
+#include "facrnn/trainer.h"
+
+#define FR_RUN_ID_MAX 256
+
+typedef struct {
+    fr_config cfg;              /* the run's resolved configuration */
+    char run_id[FR_RUN_ID_MAX];
+    char input_checksum[32];    /* root attribute, "" if absent */
+    double encoder_std;         /* metrics attribute encoder_std (> 0) */
+    int N, K, D;                /* from params/A and params/E (D = 0 if absent) */
+    size_t n_flat;
+    double *flat;               /* (n_flat) params/flat */
+    long long n_split;          /* 0 if /runs/<id>/split is absent */
+    unsigned char *split;       /* (n_split) 1 = training trial */
+    /* metrics stored by fit (NaN where absent) */
+    fr_fit_metrics stored_train, stored_heldout;
+    double stored_conn_r_W;
+    double stored_conn_r_groups[FR_MAX_GROUPS]; /* (G) */
+    int stored_conn_have;
+} fr_fitted_run;
+
+/* Read run `run_id` (NULL: the only run in the file; an error listing the
+ * runs when there are several) from results file `path`. Collective over
+ * comm (rank 0 reads, everyone receives). */
+fr_err fr_fitted_run_load(MPI_Comm comm, const char *path, const char *run_id, fr_fitted_run *r);
+void fr_fitted_run_free(fr_fitted_run *r);
+
+/* Data-set read options matching the run's config (as fit reads its data).
+ * Not collective. */
+void fr_fitted_read_opts(const fr_fitted_run *r, fr_read_opts *ro);
+
+/* Does `ds` hold the data the run was fitted on (same checksum and trial
+ * count as the stored split)? Not collective (every rank agrees: the
+ * checksum is global). */
+int fr_fitted_same_data(const fr_fitted_run *r, const fr_dataset *ds);
+
+/* Build the run's model for data set `ds` with `n_train` training samples
+ * (only the minibatch-size check depends on it; the encoder std is the
+ * stored one), and check that params/flat fits it and that N and D of the
+ * data match the fit. Not collective (the inputs are identical on every
+ * rank, so every rank returns the same code). */
+fr_err fr_fitted_model(const fr_fitted_run *r, const fr_dataset *ds, long long n_train, fr_model *m);
+
+#endif

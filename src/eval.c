@@ -1,0 +1,330 @@
+/* eval: the `facrnn eval` command: every metric of the model spec for a
+ * fitted run, recomputed on any data file with the same code fit uses.
+ *
+ * ---- Documentation (for the README, section "Evaluate") -------------------
+ *
+ *   [mpirun -n P] facrnn eval RESULTS.h5 --data FILE [--run ID]
+ *       [--out FILE.json | --out FILE.csv] [--csv]
+ *
+ * Reads the run's final parameters (/runs/<id>/params/flat), its resolved
+ * configuration (root attribute `config`, with the run's K, groups, beta,
+ * seed and fold from its metrics attributes, so sweep runs work too) and its
+ * encoder std (metrics attribute encoder_std), rebuilds the exact model and
+ * evaluates it on FILE, sharding the trials over the ranks as fit does.
+ * --run is needed when RESULTS holds several runs.
+ *
+ * Which trials:
+ *   - FILE is the data the run was fitted on (its checksum equals the
+ *     results' input_checksum): the stored split is used, and the metrics
+ *     are reported for the training and the held-out trials, as fit stored
+ *     them (eval prints the stored value beside each; they agree to
+ *     rounding).
+ *   - any other FILE: every trial is evaluated, as one set "all". The
+ *     bits/spike baseline (a per-neuron constant rate) is then the mean rate
+ *     of FILE itself, and the behaviour decoder is fitted and scored on all
+ *     of FILE's trials (in-sample).
+ *
+ * Metrics (per set): nll_per_bin, r2 (one-step, uniform over channels),
+ * bits_per_spike (Poisson), pc, tc (evaluation estimator), group_latent_r2
+ * and component_latent_r2 (when FILE has /truth/latents), behavior_r2 (when
+ * FILE has /behavior), n_samples; and connectivity_r_W and
+ * connectivity_r_groups (when FILE has /truth/A and /truth/B). Rank 0
+ * prints a table; --out writes JSON (or CSV when the name ends in .csv;
+ * NaN is written as null in JSON and empty in CSV); --csv prints CSV to
+ * standard output instead of the table.
+ * ---------------------------------------------------------------------------
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facrnn/cli.h"
+#include "facrnn/fitted.h"
+#include "facrnn/readout.h"
+#include "facrnn/trainer.h"
+
+typedef struct {
+    const char *results, *data, *out, *run;
+    int csv, help;
+} eval_args;
+
+static void eval_usage(void)
+{
+    printf("usage: [mpirun -n P] facrnn eval RESULTS.h5 --data FILE [--run ID] [--out FILE.json|FILE.csv] [--csv]\n\n"
+           "Recomputes every metric of a fitted run on FILE (the training data: training and\n"
+           "held-out trials as fit split them; any other file: all trials).\n");
+}
+
+static fr_err parse_eval_args(int argc, char **argv, eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; ++i) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            a->help = 1;
+            return FR_OK;
+        }
+        int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run");
+        if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "eval: %s needs a value", o);
+        if (!strcmp(o, "--data")) a->data = argv[++i];
+        else if (!strcmp(o, "--out")) a->out = argv[++i];
+        else if (!strcmp(o, "--run")) a->run = argv[++i];
+        else if (!strcmp(o, "--csv")) a->csv = 1;
+        else if (o[0] == '-') return FR_FAIL(FR_EUSAGE, "eval: unknown option '%s'", o);
+        else if (!a->results) a->results = o;
+        else return FR_FAIL(FR_EUSAGE, "eval: unexpected argument '%s'", o);
+    }
+    if (!a->results) return FR_FAIL(FR_EUSAGE, "eval: missing RESULTS.h5 (see facrnn eval --help)");
+    if (!a->data) return FR_FAIL(FR_EUSAGE, "eval: missing --data FILE");
+    return FR_OK;
+}
+
+enum { M_NLL, M_R2, M_BPS, M_PC, M_TC, M_GLR2, M_CLR2, M_BEH, M_NS, M_N };
+static const char *metric_names[M_N] = {"nll_per_bin",     "r2",                  "bits_per_spike",
+                                        "pc",              "tc",                  "group_latent_r2",
+                                        "component_latent_r2", "behavior_r2",     "n_samples"};
+
+static void metric_values(const fr_fit_metrics *m, double v[M_N])
+{
+    v[M_NLL] = m->nll_per_bin;
+    v[M_R2] = m->r2;
+    v[M_BPS] = m->bits_per_spike;
+    v[M_PC] = m->pc;
+    v[M_TC] = m->tc;
+    v[M_GLR2] = m->group_latent_r2;
+    v[M_CLR2] = m->component_latent_r2;
+    v[M_BEH] = m->behavior_r2;
+    v[M_NS] = (double)m->n_samples;
+}
+
+static void nan_metrics(fr_fit_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->nll_per_bin = m->r2 = m->bits_per_spike = m->pc = m->tc = NAN;
+    m->group_latent_r2 = m->component_latent_r2 = m->behavior_r2 = NAN;
+}
+
+/* JSON number: NaN/Inf as null, full precision otherwise. */
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.17g", v);
+    else fprintf(f, "null");
+}
+
+static void csv_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.17g", v);
+}
+
+typedef struct {
+    const eval_args *a;
+    const fr_fitted_run *run;
+    const fr_model *m;
+    int same;
+    int nsets;
+    const char *set_name[2];
+    double val[2][M_N], stored[2][M_N];
+    int conn_have;
+    double r_W, r_groups[FR_MAX_GROUPS];
+} eval_report;
+
+static void write_json(FILE *f, const eval_report *r)
+{
+    fprintf(f, "{\n  \"results\": \"%s\",\n  \"run\": \"%s\",\n  \"data\": \"%s\",\n  \"same_data\": %s,\n",
+            r->a->results, r->run->run_id, r->a->data, r->same ? "true" : "false");
+    fprintf(f, "  \"encoder_std\": ");
+    json_num(f, r->m->s_enc);
+    fprintf(f, ",\n  \"sets\": {");
+    for (int s = 0; s < r->nsets; ++s) {
+        fprintf(f, "%s\n    \"%s\": {", s ? "," : "", r->set_name[s]);
+        for (int i = 0; i < M_N; ++i) {
+            fprintf(f, "%s\"%s\": ", i ? ", " : "", metric_names[i]);
+            json_num(f, r->val[s][i]);
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  },\n  \"connectivity\": ");
+    if (r->conn_have) {
+        fprintf(f, "{\"r_W\": ");
+        json_num(f, r->r_W);
+        fprintf(f, ", \"r_groups\": [");
+        for (int g = 0; g < r->m->spec.G; ++g) {
+            fprintf(f, "%s", g ? ", " : "");
+            json_num(f, r->r_groups[g]);
+        }
+        fprintf(f, "]}");
+    } else {
+        fprintf(f, "null");
+    }
+    if (r->same) {
+        fprintf(f, ",\n  \"stored\": {");
+        for (int s = 0; s < r->nsets; ++s) {
+            fprintf(f, "%s\n    \"%s\": {", s ? "," : "", r->set_name[s]);
+            for (int i = 0; i < M_N; ++i) {
+                fprintf(f, "%s\"%s\": ", i ? ", " : "", metric_names[i]);
+                json_num(f, r->stored[s][i]);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "\n  }");
+    }
+    fprintf(f, "\n}\n");
+}
+
+/* CSV: one row per (set, metric); connectivity rows use set "connectivity". */
+static void write_csv(FILE *f, const eval_report *r)
+{
+    fprintf(f, "run,set,metric,value,stored\n");
+    for (int s = 0; s < r->nsets; ++s)
+        for (int i = 0; i < M_N; ++i) {
+            fprintf(f, "%s,%s,%s,", r->run->run_id, r->set_name[s], metric_names[i]);
+            csv_num(f, r->val[s][i]);
+            fprintf(f, ",");
+            if (r->same) csv_num(f, r->stored[s][i]);
+            fprintf(f, "\n");
+        }
+    if (r->conn_have) {
+        fprintf(f, "%s,connectivity,r_W,", r->run->run_id);
+        csv_num(f, r->r_W);
+        fprintf(f, ",");
+        if (r->same) csv_num(f, r->run->stored_conn_r_W);
+        fprintf(f, "\n");
+        for (int g = 0; g < r->m->spec.G; ++g) {
+            fprintf(f, "%s,connectivity,r_group_%d,", r->run->run_id, g);
+            csv_num(f, r->r_groups[g]);
+            fprintf(f, ",");
+            if (r->same) csv_num(f, r->run->stored_conn_r_groups[g]);
+            fprintf(f, "\n");
+        }
+    }
+}
+
+static void print_table(const eval_report *r)
+{
+    printf("run %s of %s on %s (%s)\n", r->run->run_id, r->a->results, r->a->data,
+           r->same ? "the training data: stored split" : "other data: all trials");
+    printf("%-22s", "metric");
+    for (int s = 0; s < r->nsets; ++s) {
+        printf(" %16s", r->set_name[s]);
+        if (r->same) printf(" %16s", "(stored)");
+    }
+    printf("\n");
+    for (int i = 0; i < M_N; ++i) {
+        printf("%-22s", metric_names[i]);
+        for (int s = 0; s < r->nsets; ++s) {
+            printf(" %16.8g", r->val[s][i]);
+            if (r->same) printf(" %16.8g", r->stored[s][i]);
+        }
+        printf("\n");
+    }
+    if (r->conn_have) {
+        printf("%-22s %16.8g", "connectivity_r_W", r->r_W);
+        if (r->same) printf(" %16.8g", r->run->stored_conn_r_W);
+        printf("\n");
+        for (int g = 0; g < r->m->spec.G; ++g) {
+            char name[40];
+            snprintf(name, sizeof name, "connectivity_r_g%d", g);
+            printf("%-22s %16.8g", name, r->r_groups[g]);
+            if (r->same) printf(" %16.8g", r->run->stored_conn_r_groups[g]);
+            printf("\n");
+        }
+    }
+    fflush(stdout);
+}
+
+/* Rank 0 writes the report; the outcome is agreed. Collective. */
+static fr_err emit(MPI_Comm comm, const eval_report *r)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    fr_err rc = FR_OK;
+    if (rank == 0) {
+        if (r->a->csv && !r->a->out) write_csv(stdout, r);
+        else print_table(r);
+        if (r->a->out) {
+            FILE *f = fopen(r->a->out, "w");
+            if (!f) rc = FR_FAIL(FR_EIO, "--out %s: cannot write", r->a->out);
+            else {
+                size_t n = strlen(r->a->out);
+                if (n >= 4 && !strcmp(r->a->out + n - 4, ".csv")) write_csv(f, r);
+                else write_json(f, r);
+                if (fclose(f) != 0) rc = FR_FAIL(FR_EIO, "--out %s: write failed", r->a->out);
+            }
+        }
+    }
+    return fr_error_agree(&comm, rc);
+}
+
+fr_err fr_cmd_eval(int argc, char **argv)
+{
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    eval_args a;
+    TRY(parse_eval_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
+    if (a.help) {
+        if (rank == 0) eval_usage();
+        return FR_OK;
+    }
+    fr_fitted_run *run;
+    TRY(FR_CALLOC(run, 1));
+    fr_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    unsigned char *split = NULL;
+    double *latents = NULL;
+    fr_model m;
+    eval_report rep;
+    memset(&rep, 0, sizeof rep);
+    fr_err rc = fr_fitted_run_load(comm, a.results, a.run, run);
+    if (rc == FR_OK) {
+        fr_read_opts ro;
+        fr_fitted_read_opts(run, &ro);
+        rc = fr_dataset_open(comm, a.data, &ro, &ds);
+    }
+    long long n_train = 0;
+    int heldout_any = 0;
+    if (rc == FR_OK) {
+        rep.same = fr_fitted_same_data(run, &ds);
+        rc = FR_CALLOC(split, ds.n_trials ? ds.n_trials : 1);
+        for (long long k = 0; rc == FR_OK && k < ds.n_trials; ++k) {
+            split[k] = rep.same ? run->split[k] : 1;
+            heldout_any |= !split[k];
+            if (split[k]) n_train += ds.offsets[k + 1] - ds.offsets[k] - run->cfg.lags;
+        }
+        if (rc == FR_OK) rc = fr_fitted_model(run, &ds, n_train, &m);
+    }
+    rc = fr_error_agree(&comm, rc);
+    fr_fit_metrics train, held;
+    nan_metrics(&train);
+    nan_metrics(&held);
+    if (rc == FR_OK) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
+    if (rc == FR_OK && heldout_any) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
+    if (rc == FR_OK) {
+        long long rows = ds.row_hi - ds.row_lo;
+        rc = fr_error_agree(&comm, FR_CALLOC(latents, (rows ? rows : 1) * m.spec.K));
+    }
+    if (rc == FR_OK) rc = fr_trainer_latents(comm, &m, run->flat, &ds, latents);
+    if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, &ds, split, &m, latents, &train, &held);
+    if (rc == FR_OK)
+        rc = fr_readout_connectivity_truth(comm, &ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
+    if (rc == FR_OK) {
+        rep.a = &a;
+        rep.run = run;
+        rep.m = &m;
+        rep.nsets = rep.same && heldout_any ? 2 : 1;
+        rep.set_name[0] = rep.same ? "train" : "all";
+        rep.set_name[1] = "heldout";
+        metric_values(&train, rep.val[0]);
+        metric_values(&held, rep.val[1]);
+        metric_values(&run->stored_train, rep.stored[0]);
+        metric_values(&run->stored_heldout, rep.stored[1]);
+        rc = emit(comm, &rep);
+    }
+    free(latents);
+    free(split);
+    fr_dataset_free(&ds);
+    fr_fitted_run_free(run);
+    free(run);
+    return rc;
+}

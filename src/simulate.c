@@ -1,0 +1,383 @@
+/* simulate: the `facrnn simulate` command: generative rollouts of a fitted
+ * run on the trials of a data file, with optional perturbations, written in
+ * the input format. The rollout maths is in rollout.c (simulate.h).
+ *
+ * ---- Documentation (for the README, section "Simulate") -------------------
+ *
+ *   [mpirun -n P] facrnn simulate RESULTS.h5 --data FILE --out FILE
+ *       [--run ID] [--mode mean|sampled] [--seed S]
+ *       [--silence CH,CH,...] [--remove-group G]
+ *
+ * Tests the fitted RNN as a generator. For every trial of FILE, the first L
+ * observed bins are the initial condition; from then on the model runs on
+ * its own predictions:
+ *     xhat_t = A (B h(xhat_{<t}) + d) + c + E u_t,
+ *     h(xhat_{<t}) = sum_l psi_l sigma(xhat_{t-l}),
+ * with the run's sigma, psi and the file's known inputs u.
+ *   --mode mean (default): z = mu and the fed-back and written value is the
+ *     mean of the observation model: eta for Gaussian, the rate
+ *     lambda = link(eta) for Poisson (rates, not counts).
+ *   --mode sampled: z = mu + s_enc e, and the observation model is sampled
+ *     (Gaussian eta + exp(s) e; Poisson counts, drawn exactly by inversion,
+ *     or round(lambda + sqrt(lambda) e) above a rate of 500). Draws are keyed
+ *     by (--seed, trial, bin, latent/channel), so the output is the same at
+ *     any number of ranks and differs between seeds. Default seed 0.
+ *   --silence 3,7: channels (0-based) 3 and 7 are held at 0: they contribute
+ *     nothing to the fed-back history (their sigma(x) is 0) and are written
+ *     as 0, context bins included.
+ *   --remove-group g: group g (0-based, as W_<g> in the results) loses its
+ *     sub-connectivity W_g = A[:, g] B[g, :] (its columns of A and rows of B
+ *     are set to 0) for the rollout.
+ *
+ * The run is chosen with --run (needed when RESULTS holds several, e.g. a
+ * sweep). The output file is in the input format, so it can be fitted or
+ * evaluated again: /data (float64; Poisson sampled counts are integers),
+ * /trial_offsets, and /inputs, /behavior, /trial_condition copied from FILE
+ * (not /truth: the simulated data have no ground truth of their own). Root
+ * attributes: format_version, observation (the run's; "gaussian" for
+ * Poisson mean mode, whose rates are not counts), bin_size_s, description,
+ * and source_results, source_run, source_data, mode, seed, silence,
+ * remove_group, rollout_r2, psth_r2. /simulation/trial_r2 [n_trials] holds
+ * each trial's rollout R^2.
+ *
+ * Scores, printed and stored: rollout_r2 is the mean over trials of each
+ * trial's R^2 (per channel 1 - SSE/SST over the trial's bins after the
+ * context, averaged uniformly over channels that are not silenced and not
+ * constant). psth_r2 compares condition-averaged PSTHs (per condition and
+ * bin, the average over the condition's trials long enough to have it; R^2
+ * per channel over all (condition, bin >= L) points, averaged over channels);
+ * NaN when FILE has no /trial_condition.
+ *
+ * Trials are independent: each rank simulates its own contiguous block of
+ * trials (the same shard plan as fit) and writes its rows of /data,
+ * /inputs and /behavior collectively with parallel HDF5; the file is
+ * written as "<out>.tmp" and renamed into place after a clean close.
+ * ---------------------------------------------------------------------------
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facrnn/cli.h"
+#include "facrnn/fitted.h"
+#include "facrnn/results.h"
+#include "facrnn/simulate.h"
+
+typedef struct {
+    const char *results, *data, *out, *run;
+    fr_sim_mode mode;
+    uint64_t seed;
+    const char *silence; /* "3,7" or NULL */
+    int remove_group;    /* -1: none */
+    int help;
+} sim_args;
+
+static void sim_usage(void)
+{
+    printf("usage: [mpirun -n P] facrnn simulate RESULTS.h5 --data FILE --out FILE [--run ID]\n"
+           "       [--mode mean|sampled] [--seed S] [--silence CH,CH,...] [--remove-group G]\n\n"
+           "Generative rollouts of a fitted run from the first L bins of every trial of FILE,\n"
+           "fed back on their own predictions; written in the input format with the rollout\n"
+           "R^2 per trial and of condition-averaged PSTHs. Channels and groups are 0-based.\n");
+}
+
+static fr_err parse_int(const char *opt, const char *v, long long lo, long long *out)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || x < lo) return FR_FAIL(FR_EUSAGE, "%s %s: expected an integer >= %lld", opt, v, lo);
+    *out = x;
+    return FR_OK;
+}
+
+static fr_err parse_sim_args(int argc, char **argv, sim_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->remove_group = -1;
+    for (int i = 1; i < argc; ++i) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            a->help = 1;
+            return FR_OK;
+        }
+        int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run") || !strcmp(o, "--mode") ||
+                    !strcmp(o, "--seed") || !strcmp(o, "--silence") || !strcmp(o, "--remove-group");
+        if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "simulate: %s needs a value", o);
+        long long v;
+        if (!strcmp(o, "--data")) a->data = argv[++i];
+        else if (!strcmp(o, "--out")) a->out = argv[++i];
+        else if (!strcmp(o, "--run")) a->run = argv[++i];
+        else if (!strcmp(o, "--silence")) a->silence = argv[++i];
+        else if (!strcmp(o, "--mode")) {
+            const char *m = argv[++i];
+            if (!strcmp(m, "mean")) a->mode = FR_SIM_MEAN;
+            else if (!strcmp(m, "sampled")) a->mode = FR_SIM_SAMPLED;
+            else return FR_FAIL(FR_EUSAGE, "--mode %s: expected mean or sampled", m);
+        } else if (!strcmp(o, "--seed")) {
+            TRY(parse_int("--seed", argv[++i], 0, &v));
+            a->seed = (uint64_t)v;
+        } else if (!strcmp(o, "--remove-group")) {
+            TRY(parse_int("--remove-group", argv[++i], 0, &v));
+            a->remove_group = (int)(v > 1 << 30 ? 1 << 30 : v);
+        } else if (o[0] == '-') return FR_FAIL(FR_EUSAGE, "simulate: unknown option '%s'", o);
+        else if (!a->results) a->results = o;
+        else return FR_FAIL(FR_EUSAGE, "simulate: unexpected argument '%s'", o);
+    }
+    if (!a->results) return FR_FAIL(FR_EUSAGE, "simulate: missing RESULTS.h5 (see facrnn simulate --help)");
+    if (!a->data) return FR_FAIL(FR_EUSAGE, "simulate: missing --data FILE");
+    if (!a->out) return FR_FAIL(FR_EUSAGE, "simulate: missing --out FILE");
+    return FR_OK;
+}
+
+/* --silence "3,7" -> sil (N). */
+static fr_err parse_silence(const char *s, int N, unsigned char *sil)
+{
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0) return FR_FAIL(FR_EUSAGE, "--silence %s: expected channel numbers like 3,7", s);
+        if (v >= N) return FR_FAIL(FR_EINVAL, "--silence: channel %ld is out of range (the data have %d channels, 0-based)", v, N);
+        sil[v] = 1;
+        if (*end == ',') p = end + 1;
+        else if (*end) return FR_FAIL(FR_EUSAGE, "--silence %s: unexpected '%c'", s, *end);
+        else p = end;
+    }
+    return FR_OK;
+}
+
+/* Collective write of this rank's rows [row_lo, row_hi) of a (total_bins, ncols) dataset. */
+static fr_err write_rows(hid_t loc, const char *name, const fr_dataset *ds, int ncols, const double *buf)
+{
+    hsize_t dims[2] = {(hsize_t)ds->total_bins, (hsize_t)ncols};
+    hid_t fsp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) {
+        H5Sclose(fsp);
+        return FR_FAIL(FR_EIO, "cannot create dataset %s", name);
+    }
+    hsize_t start[2] = {(hsize_t)ds->row_lo, 0}, count[2] = {(hsize_t)(ds->row_hi - ds->row_lo), (hsize_t)ncols};
+    hsize_t one[2] = {1, (hsize_t)ncols};
+    hid_t msp = H5Screate_simple(2, count[0] ? count : one, NULL);
+    if (count[0]) H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+    else {
+        H5Sselect_none(fsp);
+        H5Sselect_none(msp);
+    }
+    hid_t dx = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
+    static const double dummy = 0;
+    herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, buf ? buf : &dummy);
+    H5Pclose(dx);
+    H5Sclose(msp);
+    H5Sclose(fsp);
+    H5Dclose(d);
+    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
+}
+
+/* Condition-averaged PSTH R^2 (NaN without /trial_condition). Collective. */
+static fr_err psth_r2(MPI_Comm comm, const fr_dataset *ds, int L, const double *sim, const unsigned char *sil,
+                      int *n_cond, double *out)
+{
+    *out = NAN;
+    *n_cond = 0;
+    if (!ds->condition) return FR_OK;
+    int N = ds->N;
+    long long nt = ds->n_trials, Tmax = 0;
+    int *labels;
+    TRY(FR_CALLOC(labels, nt));
+    int C = 0;
+    for (long long k = 0; k < nt; ++k) {
+        long long T = ds->offsets[k + 1] - ds->offsets[k];
+        if (T > Tmax) Tmax = T;
+        int seen = 0;
+        for (int c = 0; c < C && !seen; ++c) seen = labels[c] == ds->condition[k];
+        if (!seen) labels[C++] = ds->condition[k];
+    }
+    size_t cells = (size_t)C * (size_t)Tmax;
+    double *acc = NULL, *px = NULL, *ps = NULL; /* acc: (cells, 2N + 1) sums of x, sim and counts */
+    fr_err rc = FR_CALLOC(acc, cells * (2 * (size_t)N + 1));
+    if (rc == FR_OK) rc = FR_CALLOC(px, cells * N);
+    if (rc == FR_OK) rc = FR_CALLOC(ps, cells * N);
+    if (rc == FR_OK) {
+        for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
+            int c = 0;
+            while (labels[c] != ds->condition[k]) ++c;
+            long long a = ds->offsets[k] - ds->row_lo, T = ds->offsets[k + 1] - ds->offsets[k];
+            for (long long t = L; t < T; ++t) {
+                double *cell = acc + ((size_t)c * Tmax + t) * (2 * (size_t)N + 1);
+                for (int n = 0; n < N; ++n) {
+                    cell[n] += ds->x[(a + t) * N + n];
+                    cell[N + n] += sim[(a + t) * N + n];
+                }
+                cell[2 * N] += 1;
+            }
+        }
+    }
+    rc = fr_error_agree(&comm, rc);
+    if (rc == FR_OK)
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, acc, (int)(cells * (2 * (size_t)N + 1)), MPI_DOUBLE, MPI_SUM, comm));
+    if (rc == FR_OK) {
+        long long rows = 0;
+        for (size_t q = 0; q < cells; ++q) {
+            const double *cell = acc + q * (2 * (size_t)N + 1);
+            if (cell[2 * N] < 1) continue;
+            for (int n = 0; n < N; ++n) {
+                px[rows * N + n] = cell[n] / cell[2 * N];
+                ps[rows * N + n] = cell[N + n] / cell[2 * N];
+            }
+            ++rows;
+        }
+        *out = fr_sim_r2(N, 0, rows, px, ps, sil);
+        *n_cond = C;
+    }
+    free(labels);
+    free(acc);
+    free(px);
+    free(ps);
+    return rc;
+}
+
+static fr_err write_output(MPI_Comm comm, const sim_args *a, const fr_fitted_run *run, const fr_model *m,
+                           const fr_dataset *ds, const double *sim, const double *trial_r2, double rollout_r2,
+                           double psth, int n_cond)
+{
+    fr_results out;
+    TRY(fr_results_create(comm, a->out, 1, &out));
+    hid_t f = out.file;
+    fr_err rc = write_rows(f, "data", ds, ds->N, sim);
+    hsize_t dT[1] = {(hsize_t)ds->n_trials + 1}, dn[1] = {(hsize_t)ds->n_trials};
+    if (rc == FR_OK) rc = fr_h5_write_small(f, "trial_offsets", H5T_NATIVE_LLONG, out.rank, 1, dT, ds->offsets);
+    if (rc == FR_OK && ds->u && ds->D > 0) rc = write_rows(f, "inputs", ds, ds->D, ds->u);
+    if (rc == FR_OK && ds->behavior && ds->P > 0) rc = write_rows(f, "behavior", ds, ds->P, ds->behavior);
+    if (rc == FR_OK && ds->condition)
+        rc = fr_h5_write_small(f, "trial_condition", H5T_NATIVE_INT, out.rank, 1, dn, ds->condition);
+    if (rc == FR_OK) {
+        hid_t g = H5Gcreate2(f, "simulation", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) rc = FR_FAIL(FR_EIO, "%s: cannot create /simulation", a->out);
+        else {
+            rc = fr_h5_write_small(g, "trial_r2", H5T_NATIVE_DOUBLE, out.rank, 1, dn, trial_r2);
+            H5Gclose(g);
+        }
+    }
+    const char *obs = m->spec.obs == FR_OBS_POISSON && a->mode == FR_SIM_SAMPLED ? "poisson" : "gaussian";
+    char desc[2048];
+    snprintf(desc, sizeof desc, "facrnn simulate: %s rollouts of run %s of %s on %s (seed %llu, silence %s, remove-group %d)",
+             a->mode == FR_SIM_SAMPLED ? "sampled" : "mean", run->run_id, a->results, a->data,
+             (unsigned long long)a->seed, a->silence ? a->silence : "none", a->remove_group);
+    if (rc == FR_OK) rc = fr_h5_attr_int(f, "format_version", FR_INPUT_FORMAT_VERSION);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "observation", obs);
+    if (rc == FR_OK && ds->bin_size_s > 0) rc = fr_h5_attr_double(f, "bin_size_s", ds->bin_size_s);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "description", desc);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "source_results", a->results);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "source_run", run->run_id);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "source_data", a->data);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "mode", a->mode == FR_SIM_SAMPLED ? "sampled" : "mean");
+    if (rc == FR_OK) rc = fr_h5_attr_int(f, "seed", (long long)a->seed);
+    if (rc == FR_OK) rc = fr_h5_attr_str(f, "silence", a->silence ? a->silence : "");
+    if (rc == FR_OK) rc = fr_h5_attr_int(f, "remove_group", a->remove_group);
+    if (rc == FR_OK) rc = fr_h5_attr_double(f, "rollout_r2", rollout_r2);
+    if (rc == FR_OK) rc = fr_h5_attr_double(f, "psth_r2", psth);
+    if (rc == FR_OK) rc = fr_h5_attr_int(f, "psth_conditions", n_cond);
+    rc = fr_error_agree(&comm, rc);
+    fr_err c = fr_results_close(&out);
+    return rc != FR_OK ? rc : c;
+}
+
+fr_err fr_cmd_simulate(int argc, char **argv)
+{
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    sim_args a;
+    TRY(parse_sim_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
+    if (a.help) {
+        if (rank == 0) sim_usage();
+        return FR_OK;
+    }
+    fr_fitted_run *run;
+    TRY(FR_CALLOC(run, 1));
+    fr_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    double *params = NULL, *sim = NULL, *trial_r2 = NULL;
+    unsigned char *sil = NULL;
+    fr_sim_ws *ws = NULL;
+    fr_model m;
+    fr_err rc = fr_fitted_run_load(comm, a.results, a.run, run);
+    if (rc == FR_OK) rc = fr_results_check_writable(comm, a.out);
+    if (rc == FR_OK) {
+        fr_read_opts ro;
+        fr_fitted_read_opts(run, &ro);
+        ro.read_inputs = 1; /* copied to the output whether or not the model uses them */
+        ro.read_truth = 0;
+        rc = fr_dataset_open(comm, a.data, &ro, &ds);
+    }
+    long long n_train = 0, Tmax = 0, rows = ds.row_hi - ds.row_lo;
+    if (rc == FR_OK) {
+        int same = fr_fitted_same_data(run, &ds);
+        for (long long k = 0; k < ds.n_trials; ++k) {
+            long long T = ds.offsets[k + 1] - ds.offsets[k];
+            if (T > Tmax) Tmax = T;
+            if (!same || run->split[k]) n_train += T - run->cfg.lags;
+        }
+        /* identical inputs on every rank: the same code everywhere */
+        rc = fr_fitted_model(run, &ds, n_train, &m);
+    }
+    if (rc == FR_OK) rc = FR_CALLOC(params, m.n_params);
+    if (rc == FR_OK) {
+        memcpy(params, run->flat, m.n_params * sizeof(double));
+        if (a.remove_group >= 0) rc = fr_sim_remove_group(&m, params, a.remove_group);
+    }
+    if (rc == FR_OK) rc = FR_CALLOC(sil, ds.N);
+    if (rc == FR_OK && a.silence) rc = parse_silence(a.silence, ds.N, sil);
+    if (rc == FR_OK) rc = FR_CALLOC(trial_r2, ds.n_trials ? ds.n_trials : 1);
+    rc = fr_error_agree(&comm, rc);
+    /* the rollouts: this rank's trials */
+    double sums[2] = {0, 0}; /* sum of finite trial R^2, count */
+    if (rc == FR_OK) {
+        fr_err lrc = FR_CALLOC(sim, (rows ? rows : 1) * ds.N);
+        if (lrc == FR_OK) lrc = fr_sim_ws_create(&m, Tmax, &ws);
+        fr_sim_opts o = {a.mode, a.seed, sil};
+        int D = m.spec.D;
+        for (long long k = ds.trial_lo; k < ds.trial_hi && lrc == FR_OK; ++k) {
+            long long r0 = ds.offsets[k] - ds.row_lo, T = ds.offsets[k + 1] - ds.offsets[k];
+            lrc = fr_sim_trial(&m, params, &o, k, T, ds.x + r0 * ds.N, D ? ds.u + r0 * ds.D : NULL, sim + r0 * ds.N, ws);
+            if (lrc == FR_OK) {
+                trial_r2[k] = fr_sim_r2(ds.N, r0 + m.spec.L, r0 + T, ds.x, sim, sil);
+                if (isfinite(trial_r2[k])) {
+                    sums[0] += trial_r2[k];
+                    sums[1] += 1;
+                }
+            }
+        }
+        rc = fr_error_agree(&comm, lrc);
+    }
+    double rollout = NAN, psth = NAN;
+    int n_cond = 0;
+    if (rc == FR_OK) {
+        /* every rank's entries are its own trials' (others 0): a sum gathers them */
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, trial_r2, (int)ds.n_trials, MPI_DOUBLE, MPI_SUM, comm));
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm));
+        rollout = sums[1] > 0 ? sums[0] / sums[1] : NAN;
+        rc = psth_r2(comm, &ds, m.spec.L, sim, sil, &n_cond, &psth);
+    }
+    if (rc == FR_OK) rc = write_output(comm, &a, run, &m, &ds, sim, trial_r2, rollout, psth, n_cond);
+    if (rc == FR_OK) {
+        LOG_INFO("simulate: run %s, %s mode, %lld trials -> %s", run->run_id,
+                 a.mode == FR_SIM_SAMPLED ? "sampled" : "mean", ds.n_trials, a.out);
+        LOG_INFO("rollout R2 (mean over trials): %.6f", rollout);
+        if (n_cond > 0) LOG_INFO("PSTH R2 (%d conditions): %.6f", n_cond, psth);
+        else LOG_INFO("PSTH R2: n/a (no /trial_condition)");
+    }
+    fr_sim_ws_free(ws);
+    free(params);
+    free(sim);
+    free(trial_r2);
+    free(sil);
+    fr_dataset_free(&ds);
+    fr_fitted_run_free(run);
+    free(run);
+    return rc;
+}
