@@ -68,6 +68,7 @@ static herr_t print_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, v
         if (H5Tis_variable_str(ty) > 0) {
             char *s = NULL;
             hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
             H5Tset_size(mt, H5T_VARIABLE);
             if (H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, sizeof buf, "%s", s);
             if (s) H5free_memory(s);
@@ -76,6 +77,7 @@ static herr_t print_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, v
             size_t sz = H5Tget_size(ty);
             char *s = calloc(sz + 1, 1);
             hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
             H5Tset_size(mt, sz + 1);
             if (s && H5Aread(a, mt, s) >= 0) snprintf(buf, sizeof buf, "%s", s);
             free(s);
