@@ -96,7 +96,6 @@ static fr_err read_string_attr(hid_t obj, const char *name, char *buf, size_t ca
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
         H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(ty)); /* h5py writes str attributes as UTF-8 */
         if (H5Aread(a, mt, &s) < 0) rc = FR_FAIL(FR_EINVAL, "attribute %s: cannot read", name);
         else if (s) snprintf(buf, cap, "%s", s);
         if (s) H5free_memory(s);
@@ -107,7 +106,6 @@ static fr_err read_string_attr(hid_t obj, const char *name, char *buf, size_t ca
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
         H5Tset_size(mt, n + 1);
-        H5Tset_cset(mt, H5Tget_cset(ty));
         if (!s) rc = FR_FAIL(FR_ENOMEM, "attribute %s: out of memory", name);
         else if (H5Aread(a, mt, s) < 0) rc = FR_FAIL(FR_EINVAL, "attribute %s: cannot read", name);
         else snprintf(buf, cap, "%s", s);
