@@ -317,6 +317,16 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         if (rc == FR_OK) rc = write_metrics(mg, "heldout", &res->heldout);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "objective", res->objective);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restart_chosen", res->restart_chosen);
+        if (rc == FR_OK && res->restarts_done > 0) {
+            /* the training objective of every restart, to see how often restarts matter */
+            hsize_t dR[1] = {(hsize_t)res->restarts_done};
+            hid_t sp = H5Screate_simple(1, dR, NULL);
+            hid_t a = H5Acreate2(mg, "objective_all", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+            if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, res->objective_all) < 0)
+                rc = FR_FAIL(FR_EIO, "cannot write objective_all");
+            if (a >= 0) H5Aclose(a);
+            H5Sclose(sp);
+        }
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restarts", res->restarts_done);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "best_epoch", res->best_epoch);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "best_heldout_nll", res->best_heldout_nll);

@@ -257,29 +257,25 @@ static void trainer_free(trainer *t)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
 }
 
+/* First index i in the sorted batch[0..len) with batch[i] >= sid. */
+static int lower_bound(const long long *batch, int len, long long sid)
+{
+    int a = 0, b = len;
+    while (a < b) {
+        int mid = (a + b) / 2;
+        if (batch[mid] < sid) a = mid + 1;
+        else b = mid;
+    }
+    return a;
+}
+
 /* Point the local batch rows at this rank's samples of `batch[0..len)`,
- * which is sorted, so they form one contiguous block [row0, row0 + m). */
+ * which is sorted, so every rank's samples form one contiguous block. */
 static void local_rows(trainer *t, int len, int *row0, int *m)
 {
     for (int r = 0; r < t->size; ++r) {
-        long long *lo = t->batch, *hi = t->batch + len;
-        /* first index with batch[i] >= sid_lo[r] */
-        long long a = 0, b = len;
-        while (a < b) {
-            long long mid = (a + b) / 2;
-            if (t->batch[mid] < t->sid_lo[r]) a = mid + 1;
-            else b = mid;
-        }
-        long long c = a, e = len;
-        while (c < e) {
-            long long mid = (c + e) / 2;
-            if (t->batch[mid] < t->sid_lo[r + 1]) c = mid + 1;
-            else e = mid;
-        }
-        (void)lo;
-        (void)hi;
-        t->displs[r] = (int)a;
-        t->counts[r] = (int)(c - a);
+        t->displs[r] = lower_bound(t->batch, len, t->sid_lo[r]);
+        t->counts[r] = lower_bound(t->batch, len, t->sid_lo[r + 1]) - t->displs[r];
     }
     *row0 = t->displs[t->rank];
     *m = t->counts[t->rank];
@@ -304,7 +300,7 @@ static void point_rows(trainer *t, const long long *sids, int m, uint64_t seed, 
 
 /* One optimisation step on minibatch `batch[0..len)`. Returns the reduced
  * loss sums in tail[] (nll, kl, pc, stop). Collective. */
-static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoch, double tail[TAIL_N])
+static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoch, int update, double tail[TAIL_N])
 {
     int row0, m;
     qsort(t->batch, (size_t)len, sizeof *t->batch, cmp_ll);
@@ -357,7 +353,7 @@ static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoc
     memcpy(tail, tl, TAIL_N * sizeof(double));
     double loss = (tl[TAIL_NLL] + tl[TAIL_KL]) / len + mdl->spec.beta * tl[TAIL_PC] / len;
     if (!isfinite(loss)) return FR_FAIL(FR_ENUMERIC, "loss is %g at epoch %d, step %ld", loss, epoch, step);
-    fr_adam_step(&t->adam, step, t->np, t->params, t->grad, t->m1, t->m2);
+    if (update) fr_adam_step(&t->adam, step, t->np, t->params, t->grad, t->m1, t->m2);
     return FR_OK;
 }
 
@@ -575,24 +571,42 @@ static fr_err evaluate_impl(MPI_Comm comm, eval_ctx *c, const unsigned char *spl
     return rc;
 }
 
+/* Evaluation outside the training loop (fit's final metrics use the
+ * trainer's own buffers): sigma(x) of the local rows and a workspace. */
+typedef struct {
+    eval_ctx c;
+    fr_ws *ws;
+    double *sx; /* (rows, N), aliases ds->x for the identity */
+} standalone_ctx;
+
+static fr_err standalone_open(standalone_ctx *s, const fr_model *m, const double *params, const fr_dataset *ds)
+{
+    memset(s, 0, sizeof *s);
+    long long n = (ds->row_hi - ds->row_lo) * m->spec.N;
+    s->sx = ds->x;
+    if (m->spec.nonlin != FR_NL_IDENTITY) {
+        TRY(FR_CALLOC(s->sx, n ? n : 1));
+        for (long long i = 0; i < n; ++i) s->sx[i] = tanh(ds->x[i]);
+    }
+    const int cap = 256;
+    TRY(fr_ws_create(m, cap, cap, &s->ws));
+    return eval_ctx_init(&s->c, m, params, ds, s->sx, s->ws, cap);
+}
+
+static void standalone_close(standalone_ctx *s, const fr_dataset *ds)
+{
+    eval_ctx_free(&s->c);
+    fr_ws_free(s->ws);
+    if (s->sx != ds->x) free(s->sx);
+}
+
 fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                            const unsigned char *split, int which, fr_fit_metrics *out)
 {
-    long long rows = ds->row_hi - ds->row_lo;
-    double *sx = ds->x;
-    if (m->spec.nonlin != FR_NL_IDENTITY) {
-        TRY(FR_CALLOC(sx, rows * m->spec.N));
-        for (long long i = 0; i < rows * m->spec.N; ++i) sx[i] = tanh(ds->x[i]);
-    }
-    fr_ws *ws = NULL;
-    int cap = 256;
-    eval_ctx c;
-    fr_err rc = fr_ws_create(m, cap, cap, &ws);
-    if (rc == FR_OK) rc = eval_ctx_init(&c, m, params, ds, sx, ws, cap);
-    if (rc == FR_OK) rc = evaluate_impl(comm, &c, split, which, out);
-    eval_ctx_free(&c);
-    fr_ws_free(ws);
-    if (sx != ds->x) free(sx);
+    standalone_ctx s;
+    fr_err rc = fr_error_agree(&comm, standalone_open(&s, m, params, ds));
+    if (rc == FR_OK) rc = evaluate_impl(comm, &s.c, split, which, out);
+    standalone_close(&s, ds);
     return rc;
 }
 
@@ -600,23 +614,10 @@ fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *param
 fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                           double *latents)
 {
-    long long rows = ds->row_hi - ds->row_lo;
-    double *sx = ds->x;
-    fr_err rc = FR_OK;
-    if (m->spec.nonlin != FR_NL_IDENTITY) {
-        rc = FR_CALLOC(sx, rows ? rows * m->spec.N : 1);
-        for (long long i = 0; rc == FR_OK && i < rows * m->spec.N; ++i) sx[i] = tanh(ds->x[i]);
-    }
-    fr_ws *ws = NULL;
-    int cap = 256;
-    eval_ctx c;
-    memset(&c, 0, sizeof c);
-    if (rc == FR_OK) rc = fr_ws_create(m, cap, cap, &ws);
-    if (rc == FR_OK) rc = eval_ctx_init(&c, m, params, ds, sx, ws, cap);
-    if (rc == FR_OK) rc = compute_latents(&c, latents);
-    eval_ctx_free(&c);
-    fr_ws_free(ws);
-    if (sx != ds->x) free(sx);
+    standalone_ctx s;
+    fr_err rc = standalone_open(&s, m, params, ds);
+    if (rc == FR_OK) rc = compute_latents(&s.c, latents);
+    standalone_close(&s, ds);
     return fr_error_agree(&comm, rc);
 }
 
@@ -837,6 +838,44 @@ static fr_err init_truth(trainer *t)
     return rc;
 }
 
+/* Learning rate at fraction `frac` in [0, 1) of a restart's steps. The
+ * cosine schedule ends at lr/20, so the final parameters settle instead of
+ * bouncing at the peak rate (the fit reports its final parameters). */
+static double lr_at(const fr_config *cfg, double frac)
+{
+    if (strcmp(cfg->lr_schedule, "cosine")) return cfg->lr;
+    const double floor = 0.05;
+    return cfg->lr * (floor + (1.0 - floor) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+}
+
+/* The training objective of the current parameters: the loss of the model
+ * spec averaged over one pass of the training set with a FIXED set of
+ * minibatches and noise (FR_OBJECTIVE_PASSES passes keyed by
+ * FR_OBJECTIVE_EPOCH, independent of the training seed) and no update. Deterministic and rank-invariant, so
+ * restarts, and fits started elsewhere (e.g. from the truth), compare
+ * without the minibatch noise of the running loss. Collective. */
+#define FR_OBJECTIVE_EPOCH 0x7fffffff
+#define FR_OBJECTIVE_SEED 0x0b1ec71fULL
+#define FR_OBJECTIVE_PASSES 8 /* the minibatch PC estimate is noisy: average passes */
+static fr_err training_objective(trainer *t, double *obj)
+{
+    double sum = 0;
+    for (int pass = 0; pass < FR_OBJECTIVE_PASSES; ++pass) {
+        make_perm(t, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass);
+        for (int b = 0; b < t->n_batches; ++b) {
+            long long start;
+            int len;
+            batch_bounds(t, b, &start, &len);
+            memcpy(t->batch, t->perm + start, (size_t)len * sizeof *t->batch);
+            double tail[TAIL_N];
+            TRY(train_step(t, len, 0, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass, 0, tail));
+            sum += (tail[TAIL_NLL] + tail[TAIL_KL] + t->model.spec.beta * tail[TAIL_PC]) / len;
+        }
+    }
+    *obj = sum / ((double)FR_OBJECTIVE_PASSES * t->n_batches);
+    return FR_OK;
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 #define FR_MAX_RESTARTS 64
 
@@ -987,7 +1026,8 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 ls.step += 1;
                 ls.steps_total += 1;
                 ++steps_this_run;
-                rc = train_step(&t, len, (long)ls.step, seed, ep, tail);
+                t.adam.lr = lr_at(cfg, (double)(ls.step - 1) / ((double)E * t.n_batches));
+                rc = train_step(&t, len, (long)ls.step, seed, ep, 1, tail);
                 if (rc == FR_ENUMERIC && ckpt_path && fr_ckpt_exists(comm, ckpt_path))
                     LOG_ERROR("non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept", r, ep,
                               ckpt_path);
@@ -1055,13 +1095,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 if (rc != FR_OK) goto done;
             }
         }
-        /* The restart's training objective: the mean training loss over its
-         * last tenth of epochs (at least one), which averages out most of the
-         * minibatch and reparameterisation noise of a single epoch. */
-        int tail_epochs = E / 10 > 1 ? E / 10 : 1;
-        double obj = 0;
-        for (int e = E - tail_epochs; e < E; ++e) obj += la.history[(size_t)e * FR_H_NCOL + FR_H_LOSS];
-        obj /= tail_epochs;
+        double obj;
+        rc = training_objective(&t, &obj);
+        if (rc != FR_OK) goto done;
         la.objective_all[r] = obj;
         if (obj < ls.sel_objective || ls.sel_restart < 0) {
             ls.sel_objective = obj;

@@ -40,7 +40,8 @@ typedef struct {
 
     /* train */
     char optimizer[16];                    /* "adam" | "adamw" (default adamw) */
-    double lr;                             /* 1e-3 */
+    double lr;                             /* peak learning rate, 3e-3 */
+    char lr_schedule[16];                  /* "cosine" (default) | "constant" */
     double weight_decay;                   /* 0 */
     int batch_size;                        /* M = 128 */
     int epochs;                            /* default 300 */
