@@ -989,7 +989,10 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     long steps_this_run = 0;
     for (int r = (int)ls.restart; r < R; ++r) {
         uint64_t seed = r == 0 ? (uint64_t)cfg->seed : fr_rng_derive((uint64_t)cfg->seed, FR_STREAM_RESTART, (uint64_t)r);
-        int fresh = !(resumed && r == (int)ls.restart);
+        /* Only the restart the checkpoint was taken in continues; every
+         * later one starts afresh. */
+        int fresh = !resumed;
+        resumed = 0;
         if (fresh) {
             fr_model_init_params(&t.model, t.params, seed);
             /* auto: restart 0 starts from PCA, the others from the uniform

@@ -64,11 +64,11 @@ output:
 YAML
 mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml
 rc=0
-# Signal once the second restart is under way, so the resume also restores
-# the first restart's selection state.
+# Signal in the first of two restarts: the resumed run must finish that
+# restart and then start the second afresh.
 mpirun -n 2 "$FACRNN_BIN" fit long.yaml --set output.path=cut.h5 --set train.log_every=1 > cut.log 2>&1 &
 pid=$!
-for _ in $(seq 600); do grep -q "restart 2/2 epoch   *5/" cut.log && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "restart 1/2 epoch  *20/" cut.log && break; sleep 0.1; done
 kill -USR1 $pid
 wait $pid || rc=$?
 if [ "$rc" -eq 75 ] && [ -f cut.h5.ckpt/$RUN.ckpt.h5 ] && [ ! -f cut.h5 ]; then
