@@ -987,6 +987,8 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
              t.N, t.K, t.model.spec.G, t.L, t.n_train, t.M, t.n_batches, E, R, t.model.s_enc, t.size);
     double t0 = fr_wtime();
     long steps_this_run = 0;
+    /* Only the restart the checkpoint was written in continues; ls.restart
+     * moves on as restarts finish, so it cannot answer that question later. */
     for (int r = (int)ls.restart; r < R; ++r) {
         uint64_t seed = r == 0 ? (uint64_t)cfg->seed : fr_rng_derive((uint64_t)cfg->seed, FR_STREAM_RESTART, (uint64_t)r);
         /* Only the restart the checkpoint was taken in continues; every
