@@ -64,6 +64,10 @@ static const opt g_opts[] = {
      .help = "input HDF5 file (format spec); required by fit and sweep"},
     {.key = "data.observation", .type = OT_ENUM, .off = OFF(observation), .cap = SZ(observation), .def = "\"\"",
      .choices = "|gaussian|poisson", .help = "observation model; \"\" = the file's `observation` attribute"},
+    {.key = "data.sigma_cache_mb", .type = OT_INT, .off = OFF(sigma_cache_mb), .def = "64", .min = 0, .max = BIG,
+     .flags = OF_NOHASH,
+     .help = "keep sigma(x) of the local rows in memory when it takes at most this many MiB per rank; "
+             "otherwise compute it per minibatch (same numbers, about half the memory, slower steps)"},
 
     {.key = "model.rank", .type = OT_INT, .off = OFF(rank), .def = "6", .min = 1, .max = 4096,
      .help = "K, total latent rank"},

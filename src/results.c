@@ -172,8 +172,12 @@ static fr_err write_latents(hid_t run, const fr_dataset *ds, int K, const double
         H5Sselect_none(fsp);
         H5Sselect_none(msp);
     }
+    /* Independent transfer: every rank's rows are one contiguous block of
+     * the file, so collective buffering only adds an exchange round (and, on
+     * oversubscribed cores, waits on descheduled ranks); measured 3-5x slower
+     * at 2 ranks (tests/bench/README.md). */
     hid_t dx = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
+    H5Pset_dxpl_mpio(dx, H5FD_MPIO_INDEPENDENT);
     herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, lat);
     H5Pclose(dx);
     H5Sclose(msp);

@@ -89,7 +89,9 @@ typedef struct {
     fr_ws *ws;
     int N, K, D, L;
     long long rows;           /* local rows of data */
-    double *sx;               /* (rows, N) sigma(x) (aliases ds->x for identity) */
+    double *sx;               /* (rows, N) cached sigma(x) (aliases ds->x for identity), or NULL:
+                                 computed per step into sx_rows (data.sigma_cache_mb) */
+    double *sx_rows;          /* (Mmax * L, N) this step's sigma(x_{t-l}) rows when sx is NULL */
     long long *sample_start;  /* (n_trials + 1) first global sample id of each trial */
     long long n_train;        /* global training samples */
     long long *train_ids;     /* (n_train) sorted global sample ids of training samples */
@@ -126,6 +128,43 @@ static long long trial_of_sid(const trainer *t, long long sid)
 static inline long long local_row(const trainer *t, long long k, long long tt)
 {
     return t->ds->offsets[k] + tt - t->ds->row_lo;
+}
+
+/* sigma(x) of one row, the same libm call as the cached copy, so the
+ * per-step path gives bitwise the same numbers. */
+static void sigma_row(fr_nonlin nl, const double *x /* (N) */, double *out /* (N) */, int N)
+{
+    if (nl == FR_NL_IDENTITY) memcpy(out, x, (size_t)N * sizeof(double));
+    else
+        for (int n = 0; n < N; ++n) out[n] = tanh(x[n]);
+}
+
+/* Pointer to sigma(x) of local row `row`: into the cache when there is one,
+ * else computed into `scratch` (N). */
+static const double *sigma_ptr(const fr_model *m, const fr_dataset *ds, const double *cache, long long row,
+                               double *scratch)
+{
+    int N = m->spec.N;
+    if (cache) return cache + row * N;
+    sigma_row(m->spec.nonlin, ds->x + row * N, scratch, N);
+    return scratch;
+}
+
+/* The whole-shard sigma(x) cache: ds->x itself for the identity, a tanh copy
+ * when it fits in cache_mb MiB per rank, else NULL (per-step rows). */
+static fr_err sigma_cache(const fr_model *m, const fr_dataset *ds, int cache_mb, double **sx)
+{
+    long long rows = ds->row_hi - ds->row_lo;
+    int N = m->spec.N;
+    *sx = NULL;
+    if (m->spec.nonlin == FR_NL_IDENTITY) {
+        *sx = ds->x;
+        return FR_OK;
+    }
+    if ((double)rows * N * sizeof(double) > (double)cache_mb * 1048576.0) return FR_OK;
+    TRY(FR_CALLOC(*sx, rows > 0 ? rows * N : 1));
+    for (long long r = 0; r < rows; ++r) sigma_row(m->spec.nonlin, ds->x + r * N, *sx + r * N, N);
+    return FR_OK;
 }
 
 static void batch_bounds(const trainer *t, int b, long long *start, int *len)
@@ -213,12 +252,8 @@ static fr_err trainer_setup(trainer *t, MPI_Comm comm, const fr_config *cfg, con
         if (t->sid_lo[r] > t->sid_lo[r + 1]) t->sid_lo[r] = t->sid_lo[r + 1];
 
     t->rows = ds->row_hi - ds->row_lo;
-    if (spec.nonlin == FR_NL_IDENTITY) {
-        t->sx = ds->x;
-    } else {
-        TRY(FR_CALLOC(t->sx, t->rows * t->N));
-        for (long long i = 0; i < t->rows * t->N; ++i) t->sx[i] = tanh(ds->x[i]);
-    }
+    TRY(sigma_cache(&t->model, ds, cfg->sigma_cache_mb, &t->sx));
+    if (!t->sx) TRY(FR_CALLOC(t->sx_rows, (size_t)Mmax * t->L * t->N));
     TRY(FR_CALLOC(t->batch, Mmax));
     TRY(FR_CALLOC(t->xp, Mmax));
     TRY(FR_CALLOC(t->sxp, (size_t)Mmax * t->L));
@@ -252,7 +287,7 @@ static void trainer_free(trainer *t)
     if (t->sx && t->sx != t->ds->x) free(t->sx);
     fr_ws_free(t->ws);
     void *bufs[] = {t->sample_start, t->train_ids, t->perm, t->sid_lo, t->batch, (void *)t->xp, (void *)t->sxp,
-                    (void *)t->up, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
+                    (void *)t->up, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
                     t->dz_rows, t->counts, t->displs, t->params, t->grad, t->m1, t->m2, t->best};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
 }
@@ -289,7 +324,10 @@ static void point_rows(trainer *t, const long long *sids, int m, uint64_t seed, 
         long long tt = sid - t->sample_start[k] + t->L;
         long long row = local_row(t, k, tt);
         t->xp[i] = t->ds->x + row * t->N;
-        for (int l = 1; l <= t->L; ++l) t->sxp[(size_t)i * t->L + l - 1] = t->sx + (row - l) * t->N;
+        for (int l = 1; l <= t->L; ++l) {
+            size_t q = (size_t)i * t->L + l - 1;
+            t->sxp[q] = sigma_ptr(&t->model, t->ds, t->sx, row - l, t->sx_rows ? t->sx_rows + q * t->N : NULL);
+        }
         if (t->D) t->up[i] = t->ds->u + row * t->ds->D;
         if (with_eps)
             for (int j = 0; j < t->K; ++j)
@@ -365,10 +403,11 @@ typedef struct {
     const fr_model *m;
     const double *params;
     const fr_dataset *ds;
-    const double *sx; /* (rows, N) */
+    const double *sx; /* (rows, N) sigma(x) cache, or NULL: rows computed per chunk into sx_rows */
     fr_ws *ws;
     int cap;          /* rows per chunk (ws capacity) */
     const double **xp, **sxp, **up;
+    double *sx_rows;  /* (cap * L, N) when sx is NULL */
     double *mu, *eta, *nll; /* (cap, K), (cap, N), (cap) */
 } eval_ctx;
 
@@ -385,6 +424,7 @@ static fr_err eval_ctx_init(eval_ctx *c, const fr_model *m, const double *params
     int L = m->spec.L;
     TRY(FR_CALLOC(c->xp, cap));
     TRY(FR_CALLOC(c->sxp, (size_t)cap * L));
+    if (!sx) TRY(FR_CALLOC(c->sx_rows, (size_t)cap * L * m->spec.N));
     TRY(FR_CALLOC(c->up, cap));
     TRY(FR_CALLOC(c->mu, (size_t)cap * m->spec.K));
     TRY(FR_CALLOC(c->eta, (size_t)cap * m->spec.N));
@@ -396,6 +436,7 @@ static void eval_ctx_free(eval_ctx *c)
 {
     free((void *)c->xp);
     free((void *)c->sxp);
+    free(c->sx_rows);
     free((void *)c->up);
     free(c->mu);
     free(c->eta);
@@ -409,7 +450,10 @@ static fr_err eval_chunk(eval_ctx *c, long long r0, int n)
     for (int i = 0; i < n; ++i) {
         long long row = r0 + i;
         c->xp[i] = c->ds->x + row * N;
-        for (int l = 1; l <= L; ++l) c->sxp[(size_t)i * L + l - 1] = c->sx + (row - l) * N;
+        for (int l = 1; l <= L; ++l) {
+            size_t q = (size_t)i * L + l - 1;
+            c->sxp[q] = sigma_ptr(c->m, c->ds, c->sx, row - l, c->sx_rows ? c->sx_rows + q * N : NULL);
+        }
         if (D) c->up[i] = c->ds->u + row * c->ds->D;
     }
     fr_batch b = {n, c->xp, c->sxp, D ? c->up : NULL, NULL};
@@ -572,32 +616,26 @@ static fr_err evaluate_impl(MPI_Comm comm, eval_ctx *c, const unsigned char *spl
 }
 
 /* Evaluation outside the training loop (fit's final metrics use the
- * trainer's own buffers): sigma(x) of the local rows and a workspace. */
+ * trainer's own buffers): an evaluation context and its workspace. */
 typedef struct {
     eval_ctx c;
     fr_ws *ws;
-    double *sx; /* (rows, N), aliases ds->x for the identity */
 } standalone_ctx;
 
 static fr_err standalone_open(standalone_ctx *s, const fr_model *m, const double *params, const fr_dataset *ds)
 {
     memset(s, 0, sizeof *s);
-    long long n = (ds->row_hi - ds->row_lo) * m->spec.N;
-    s->sx = ds->x;
-    if (m->spec.nonlin != FR_NL_IDENTITY) {
-        TRY(FR_CALLOC(s->sx, n ? n : 1));
-        for (long long i = 0; i < n; ++i) s->sx[i] = tanh(ds->x[i]);
-    }
+    /* sigma(x) rows are computed per chunk (NULL): no whole-shard copy. */
+    const double *sx = m->spec.nonlin == FR_NL_IDENTITY ? ds->x : NULL;
     const int cap = 256;
     TRY(fr_ws_create(m, cap, cap, &s->ws));
-    return eval_ctx_init(&s->c, m, params, ds, s->sx, s->ws, cap);
+    return eval_ctx_init(&s->c, m, params, ds, sx, s->ws, cap);
 }
 
-static void standalone_close(standalone_ctx *s, const fr_dataset *ds)
+static void standalone_close(standalone_ctx *s)
 {
     eval_ctx_free(&s->c);
     fr_ws_free(s->ws);
-    if (s->sx != ds->x) free(s->sx);
 }
 
 fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
@@ -606,7 +644,7 @@ fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *param
     standalone_ctx s;
     fr_err rc = fr_error_agree(&comm, standalone_open(&s, m, params, ds));
     if (rc == FR_OK) rc = evaluate_impl(comm, &s.c, split, which, out);
-    standalone_close(&s, ds);
+    standalone_close(&s);
     return rc;
 }
 
@@ -617,7 +655,7 @@ fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params
     standalone_ctx s;
     fr_err rc = standalone_open(&s, m, params, ds);
     if (rc == FR_OK) rc = compute_latents(&s.c, latents);
-    standalone_close(&s, ds);
+    standalone_close(&s);
     return fr_error_agree(&comm, rc);
 }
 
@@ -695,8 +733,10 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         if (!t->split[k]) continue;
         long long a = ds->offsets[k] - ds->row_lo, e = ds->offsets[k + 1] - ds->row_lo;
-        memcpy(X + n * N, t->sx + a * N, (size_t)(e - a) * N * sizeof(double));
-        n += e - a;
+        for (long long r = a; r < e; ++r, ++n) {
+            if (t->sx) memcpy(X + n * N, t->sx + r * N, (size_t)N * sizeof(double));
+            else sigma_row(t->model.spec.nonlin, ds->x + r * N, X + n * N, N);
+        }
     }
     fr_err rc = fr_dl_pca(t->comm, N, nloc, X, K, mean, evals, evecs);
     free(X);

@@ -23,6 +23,7 @@ typedef struct {
     /* data */
     char data_path[FR_CFG_PATH_MAX];      /* data.path (required for fit/sweep) */
     char observation[16];                 /* data.observation: "", "gaussian", "poisson" ("" = file attribute) */
+    int sigma_cache_mb;                   /* data.sigma_cache_mb: precompute sigma(x) up to this size per rank (64) */
 
     /* model */
     int rank;                              /* model.rank K (default 6) */
