@@ -691,25 +691,6 @@ static fr_err chol_solve_rows(int K, double *S /* (K, K), destroyed */, int nr, 
     return FR_OK;
 }
 
-/* Random orthogonal (K, K) from Gram-Schmidt of Gaussian draws keyed by seed. */
-static void random_orthogonal(int K, uint64_t seed, double *R)
-{
-    for (int i = 0; i < K * K; ++i) R[i] = fr_rng_normal(seed, FR_STREAM_INIT, 1000, (uint64_t)i);
-    for (int i = 0; i < K; ++i) {
-        double *ri = R + (size_t)i * K;
-        for (int p = 0; p < i; ++p) {
-            const double *rp = R + (size_t)p * K;
-            double dot = 0;
-            for (int j = 0; j < K; ++j) dot += ri[j] * rp[j];
-            for (int j = 0; j < K; ++j) ri[j] -= dot * rp[j];
-        }
-        double nrm = 0;
-        for (int j = 0; j < K; ++j) nrm += ri[j] * ri[j];
-        nrm = sqrt(nrm);
-        for (int j = 0; j < K; ++j) ri[j] /= nrm;
-    }
-}
-
 /* PCA initialisation (README "Initialisation"): B whitens the top-K
  * principal components of sigma(x) on training bins, d centres them; A, c are
  * the least-squares map from those latents to the next bin (through the
@@ -836,7 +817,7 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
         double *R, *tmp;
         TRY(FR_CALLOC(R, (size_t)K * K));
         TRY(FR_CALLOC(tmp, (size_t)N * K));
-        random_orthogonal(K, seed, R);
+        fr_rng_orthogonal(K, seed, FR_STREAM_INIT, 1000, R);
         /* B <- R B, d <- R d, A <- A R^T: the same function, rotated latents */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, N, K, 1.0, R, K, v.B, N, 0.0, tmp, N);
         memcpy(v.B, tmp, (size_t)K * N * sizeof(double));
