@@ -117,7 +117,7 @@ static const opt g_opts[] = {
      .max = BIG, .flags = OF_NOHASH, .help = "epochs between checkpoints (0 = never)"},
     {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "8", .min = 1, .max = 10000,
      .help = "initialisations per fit; the best training objective wins"},
-    {.key = "train.log_every", .type = OT_INT, .off = OFF(log_every), .def = "10", .min = 1, .max = BIG,
+    {.key = "train.log_every", .type = OT_INT, .off = OFF(log_every), .def = "50", .min = 1, .max = BIG,
      .flags = OF_NOHASH, .help = "epochs between progress lines"},
 
     {.key = "cv.folds", .type = OT_INT, .off = OFF(folds), .def = "5", .min = 1, .max = 100000,
