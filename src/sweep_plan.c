@@ -362,6 +362,15 @@ void fr_sweep_rule_defaults(fr_sweep_rule *rule)
     rule->null_nmc = 4;
 }
 
+void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
+{
+    rule->se_mult = cfg->sweep_se_rule;
+    rule->min_independence = cfg->sweep_min_independence;
+    rule->null_samples = cfg->sweep_null_samples;
+    rule->null_max_points = cfg->sweep_null_max_points;
+    rule->null_nmc = cfg->sweep_null_nmc;
+}
+
 /* Haar-random orthogonal Q (K, K): modified Gram-Schmidt of a Gaussian matrix. */
 static void random_rotation(int K, uint64_t seed, uint32_t draw, double *Q /* (K, K) */)
 {
