@@ -537,7 +537,12 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
         }
         LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
                  "independence (SE)", "");
-        for (int c = 0; c < sel.n && c < 10; ++c) {
+        /* the ten best by NLL, then every multi-group row of the selected K
+         * that the partition rule looked at (the chosen one included) */
+        int Kc = sel.chosen >= 0 ? sel.ranked[sel.chosen].K : -1;
+        for (int c = 0; c < sel.n; ++c) {
+            const fr_sweep_score *t = &sel.ranked[c];
+            if (c >= 10 && c != sel.chosen && !(t->K == Kc && t->G > 1 && t->beta > 0)) continue;
             const fr_sweep_score *s = &sel.ranked[c];
             char gt[256];
             fr_sweep_groups_text(s->G, s->groups, gt, sizeof gt);
