@@ -49,7 +49,7 @@ for name in "${NAMES[@]}"; do
   wall=$(echo "$t1 - $t0" | bc)
   sel=$(grep -o 'selected: .*' "$name.log" | tail -1)
   echo "== $name: rc $rc, wall ${wall} s, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  grep -A 12 ' selection: ' "$name.log" | sed 's/^\[[^]]*\] *//'
+  grep -A 60 ' selection: ' "$name.log" | sed 's/^\[[^]]*\] *//'
   if [ $rc -eq 0 ] && [[ "$sel" == *"$(want "$name")"* ]]; then
     echo "$name: PASS ($sel)"
   else

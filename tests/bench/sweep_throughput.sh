@@ -48,4 +48,4 @@ for P in 1 2; do
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 done
 ratio=$(echo "scale=4; ${wall[2]} / ${wall[1]}" | bc)
-printf 'ratio wall(P=2)/wall(P=1) = %.3f (target <= 0.55); %d cores\n' "$ratio" "$(nproc)"
+printf 'ratio wall(P=2)/wall(P=1) = %.3f (target <= 0.55); %d cores\n' "$ratio" "$(nproc --all)"
