@@ -84,7 +84,8 @@ def groups_text(sizes):
 def _check_results(path, f):
     a = f.attrs
     prog = _plain(a["program"]) if "program" in a else None
-    if prog is not None and prog != "facrnn":
+    # `facrnn fit` writes "facrnn", `facrnn sweep` "facrnn sweep".
+    if prog is not None and prog != "facrnn" and not str(prog).startswith("facrnn "):
         raise ValueError("%s: not a facrnn results file (root attribute program = %r)" % (path, prog))
     if "format_version" not in a:
         raise ValueError("%s: not a facrnn results file (root attribute format_version missing)" % path)

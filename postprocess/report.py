@@ -26,6 +26,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.titlesize": 11, "axes.labelsize": 10, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False,
@@ -104,41 +105,83 @@ def fig_training(ctx):
         ctx.notes.append("No training history stored: training-curve figure skipped.")
         return
     ep = np.atleast_1d(h["epoch"])
-    beta = ctx.run["metrics"].get("beta")
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
+    m = ctx.run["metrics"]
+    beta = m.get("beta")
+    # The trainer's loss/nll/kl/pc are epoch means of per-sample minibatch
+    # means (one sample = one time bin), with the latents sampled from the
+    # encoder; heldout_nll is evaluated at the encoder mean. So the two NLL
+    # curves differ by the sampling noise as well as by generalisation: the
+    # final training NLL at the encoder mean (metrics) is drawn for scale.
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3.8))
     ax = axs[0]
-    for key, lab in (("loss", "total loss"), ("nll", "NLL"), ("kl", "KL")):
+    for key, lab in (("loss", "total loss (NLL + KL + β·PC)"), ("nll", "NLL"), ("kl", "KL")):
         if key in h:
             ax.plot(ep, h[key], label=lab)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per sample (training)")
+    clipped = clip_transient(ax, [h[k] for k in ("loss", "nll", "kl") if k in h], ep)
+    ax.set_xlabel("epoch" + (" (first epochs off scale)" if clipped else ""))
+    ax.set_ylabel("nats per bin (training minibatches)")
     ax.set_title("Training objective and its terms")
     ax.legend(frameon=False)
     ax = axs[1]
     if "nll" in h:
-        ax.plot(ep, h["nll"], label="training NLL")
+        ax.plot(ep, h["nll"], label="training NLL, sampled latents")
+    tn = m.get("train_nll_per_bin")
+    if tn is not None and np.isfinite(tn):
+        ax.axhline(tn, color="C0", ls="--", lw=1, label="training NLL at encoder mean (final)")
     if "heldout_nll" in h:
         v = np.asarray(h["heldout_nll"], float)
         ok = np.isfinite(v)
         if ok.any():
-            ax.plot(ep[ok], v[ok], "o-", ms=3, label="held-out NLL")
+            ax.plot(ep[ok], v[ok], "o-", ms=3, label="held-out NLL at encoder mean")
             best = np.nanargmin(v)
             ax.axvline(ep[best], color="0.6", ls=":", lw=1)
             ax.annotate("best held-out (epoch %d)" % ep[best], (ep[best], v[best]), xytext=(5, 10),
                         textcoords="offset points", fontsize=8)
-    ax.set_xlabel("epoch")
+    nll_curves = [h["nll"]] if "nll" in h else []
+    if "heldout_nll" in h:
+        nll_curves.append(h["heldout_nll"])
+    clipped = clip_transient(ax, nll_curves, ep)
+    ax.set_xlabel("epoch" + (" (first epochs off scale)" if clipped else ""))
     ax.set_ylabel("NLL (nats per bin)")
     ax.set_title("Training vs held-out NLL")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8)
     ax = axs[2]
     if "pc" in h:
         ax.plot(ep, h["pc"], color="C3")
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("PC estimate (nats)")
+    ax.set_ylabel("PC estimate (nats, minibatch)")
     ax.set_title("Group partial correlation (β = %s)" % (fmt(beta) if beta is not None else "?"))
-    fig.suptitle("Training curves, run %s" % ctx.run_id)
-    ctx.save(fig, "training.png", "Training curves: loss terms, training vs held-out NLL, and the PC penalty per epoch.")
+    title = "Training curves, run %s" % ctx.run_id
+    rc, nr = m.get("restart_chosen"), m.get("restarts")
+    if rc is not None and nr is not None and int(nr) > 1:
+        title += " (restart %d of %d, chosen by training objective)" % (int(rc) + 1, int(nr))
+    fig.suptitle(title)
+    ctx.save(fig, "training.png", "Training curves per epoch: loss terms (per-bin means over the training minibatches, "
+             "latents sampled from the encoder), training vs held-out NLL per bin (held-out at the encoder mean; the "
+             "dashed line is the final training NLL at the encoder mean), and the minibatch PC estimate. "
+             "Axes are clipped to leave out the first epochs' transient when it would dominate.")
+
+
+def clip_transient(ax, curves, ep):
+    """Fit the y range to the curves after the first tenth of the epochs when
+    the initial transient would otherwise squash the rest of the plot;
+    returns whether it did."""
+    vals = [np.asarray(c, float) for c in curves]
+    n = len(ep)
+    if n < 20 or not vals:
+        return False
+    late = np.concatenate([v[n // 10:] for v in vals])
+    allv = np.concatenate(vals)
+    late, allv = late[np.isfinite(late)], allv[np.isfinite(allv)]
+    if late.size == 0:
+        return False
+    lo, hi = late.min(), late.max()
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    if allv.max() - allv.min() > 3 * span:
+        ax.set_ylim(lo - 0.1 * span, hi + 0.4 * span)
+        return True
+    return False
 
 
 def pick_trials(ctx):
@@ -228,25 +271,34 @@ def fig_latents(ctx):
             ax.set_xlabel(ctx.t_axis(2)[1])
     legend_right(axs, ctx.sizes, ncol, *axs[0, 0].get_legend_handles_labels())
     ctx.save(fig, "latents_condavg.png", "Condition-averaged latent time courses per group; shading is ± 1 SE over trials.")
-    # phase portraits of the condition averages (groups with >= 2 latents)
+    # phase portraits (groups with >= 2 latents): of the condition averages
+    # when the data has conditions; otherwise of a few single trials, since
+    # averaging trials that are not aligned to anything (e.g. autonomous
+    # chaotic systems) leaves only noise.
     multi = [(g, a, b) for g, (a, b) in enumerate(bounds) if b - a >= 2]
     if multi:
+        if conds is not None:
+            curves = [("cond %s" % c, cols[c], mean) for c, (mean, se, n) in P.items()]
+            what, how = "condition-averaged latents", "averaged per condition"
+        else:
+            ks = pick_trials(ctx)[:3]
+            curves = [("trial %d" % k, "C%d" % i, lat[ctx.offsets[k]:ctx.offsets[k + 1]]) for i, k in enumerate(ks)]
+            what, how = "latents of %d single trials (no trial conditions to average over)" % len(ks), "of single trials"
         fig, axs = plt.subplots(1, len(multi), figsize=(3.8 * len(multi), 3.6), squeeze=False)
         for i, (g, a, b) in enumerate(multi):
             ax = axs[0, i]
-            for c, (mean, se, n) in P.items():
-                ok = np.isfinite(mean[:, a])
-                ax.plot(mean[ok, a], mean[ok, a + 1], color=cols[c], lw=1.3,
-                        label=("cond %s" % c) if conds is not None else "all trials")
+            for lab, col, Z in curves:
+                ok = np.isfinite(Z[:, a])
+                ax.plot(Z[ok, a], Z[ok, a + 1], color=col, lw=1.1 if conds is None else 1.3, alpha=0.85, label=lab)
                 if ok.any():
                     first = np.argmax(ok)
-                    ax.plot(mean[first, a], mean[first, a + 1], "o", color=cols[c], ms=4)
+                    ax.plot(Z[first, a], Z[first, a + 1], "o", color=col, ms=4)
             ax.set_xlabel("group %d latent 1 (a.u.)" % (g + 1))
             ax.set_ylabel("group %d latent 2 (a.u.)" % (g + 1))
             ax.set_title("Group %d state space (dot = start)" % (g + 1))
         axs[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
-        fig.suptitle("Phase portraits of the %s latents" % ("condition-averaged" if conds is not None else "trial-averaged"))
-        ctx.save(fig, "latents_phase.png", "Latent state-space trajectories of each group (first two latents), averaged per condition.")
+        fig.suptitle("Phase portraits of the %s" % what)
+        ctx.save(fig, "latents_phase.png", "Latent state-space trajectories of each group (first two latents), %s." % how)
 
 
 def cluster_order(W):
@@ -305,7 +357,6 @@ def fig_connectivity(ctx):
     Ws = fr.sub_connectivity(p, ctx.sizes)
     for g, W in enumerate(Ws):
         stored = conn.get("W_%d" % g)
-        source = "stored" if stored is not None else "computed from A, B"
         if stored is not None:
             W = np.asarray(stored)
         N = W.shape[0]
@@ -329,12 +380,14 @@ def fig_connectivity(ctx):
             axs[0].set_xticklabels(keep[order], fontsize=6, rotation=90)
             axs[0].set_yticks(range(len(keep)))
             axs[0].set_yticklabels(keep[order], fontsize=6)
-        axs[0].set_title("W_%d = A[:, g%d] B[g%d, :], rank %d, %s%s" % (g + 1, g + 1, g + 1, ctx.sizes[g], source, note))
-        draw_graph(axs[1], Wk, order, TOP_EDGES, "Strongest %d connections of W_%d (arrow j → i)" % (TOP_EDGES, g + 1))
-        fig.suptitle("Sub-connectivity of group %d (neurons sorted by hierarchical clustering of rows)" % (g + 1))
+        # The results file numbers groups from 0 (connectivity/W_0 is group 1).
+        where = "stored as connectivity/W_%d" % g if stored is not None else "computed from A, B"
+        axs[0].set_title("group %d: A[:, g%d] B[g%d, :], rank %d, %s%s" % (g + 1, g + 1, g + 1, ctx.sizes[g], where, note))
+        draw_graph(axs[1], Wk, order, TOP_EDGES, "Strongest %d connections of group %d (arrow j → i)" % (TOP_EDGES, g + 1))
+        fig.suptitle("Sub-connectivity W of group %d (neurons sorted by hierarchical clustering of rows)" % (g + 1))
         ctx.save(fig, "connectivity_g%d.png" % (g + 1),
-                 "Group %d sub-connectivity W_%d (%s): heatmap with neurons in clustering order, and a graph of its %d strongest off-diagonal weights."
-                 % (g + 1, g + 1, source, TOP_EDGES))
+                 "Group %d sub-connectivity (%s): heatmap with neurons in clustering order, and a graph of its %d strongest off-diagonal weights."
+                 % (g + 1, where, TOP_EDGES))
 
 
 def fig_J(ctx):
@@ -381,6 +434,7 @@ def fig_pca(ctx):
     ax.axvline(K, color="C3", ls="--", lw=1)
     ax.annotate("K = %d: %.1f%%" % (K, 100 * frac[min(K, len(frac)) - 1]), (K, 100 * frac[min(K, len(frac)) - 1]),
                 xytext=(8, -18), textcoords="offset points", color="C3")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of principal components")
     ax.set_ylabel("variance explained (%)")
     ax.set_ylim(0, 102)

@@ -64,6 +64,10 @@ static const opt g_opts[] = {
      .help = "input HDF5 file (format spec); required by fit and sweep"},
     {.key = "data.observation", .type = OT_ENUM, .off = OFF(observation), .cap = SZ(observation), .def = "\"\"",
      .choices = "|gaussian|poisson", .help = "observation model; \"\" = the file's `observation` attribute"},
+    {.key = "data.sigma_cache_mb", .type = OT_INT, .off = OFF(sigma_cache_mb), .def = "64", .min = 0, .max = BIG,
+     .flags = OF_NOHASH,
+     .help = "keep sigma(x) of the local rows in memory when it takes at most this many MiB per rank; "
+             "otherwise compute it per minibatch (same numbers, about half the memory, slower steps)"},
 
     {.key = "model.rank", .type = OT_INT, .off = OFF(rank), .def = "6", .min = 1, .max = 4096,
      .help = "K, total latent rank"},
@@ -93,6 +97,10 @@ static const opt g_opts[] = {
      .choices = "adam|adamw", .help = "optimizer"},
     {.key = "train.lr", .type = OT_DOUBLE, .off = OFF(lr), .def = "3.0e-3", .min = 0, .max = 10,
      .flags = OF_GT, .help = "learning rate"},
+    {.key = "train.lr_schedule", .type = OT_ENUM, .off = OFF(lr_schedule), .cap = SZ(lr_schedule),
+     .def = "cosine", .choices = "cosine|constant",
+     .help = "cosine: lr decays from train.lr to lr/20 over each restart's steps (final parameters settle); "
+             "constant: train.lr throughout"},
     {.key = "train.weight_decay", .type = OT_DOUBLE, .off = OFF(weight_decay), .def = "0", .min = 0,
      .max = 1e3, .help = "decoupled weight decay (adamw)"},
     {.key = "train.batch_size", .type = OT_INT, .off = OFF(batch_size), .def = "128", .min = 2,
@@ -107,7 +115,7 @@ static const opt g_opts[] = {
      .flags = OF_NOHASH, .help = "epochs between held-out evaluations"},
     {.key = "train.checkpoint_every", .type = OT_INT, .off = OFF(checkpoint_every), .def = "50", .min = 0,
      .max = BIG, .flags = OF_NOHASH, .help = "epochs between checkpoints (0 = never)"},
-    {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "4", .min = 1, .max = 10000,
+    {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "8", .min = 1, .max = 10000,
      .help = "initialisations per fit; the best training objective wins"},
     {.key = "train.log_every", .type = OT_INT, .off = OFF(log_every), .def = "10", .min = 1, .max = BIG,
      .flags = OF_NOHASH, .help = "epochs between progress lines"},

@@ -79,6 +79,9 @@ fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsig
 fr_err fr_cmd_fit(int argc, char **argv)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
+    /* First thing: a stop signal during start-up must not kill the job; it
+     * is honoured at the first training step. */
+    fr_trainer_install_signals();
     const char *path;
     char *sets[256];
     int nset, help;
@@ -115,7 +118,6 @@ fr_err fr_cmd_fit(int argc, char **argv)
         snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt.h5", cfg->checkpoint_dir, run_id);
     }
     if (rc == FR_OK) {
-        fr_trainer_install_signals();
         LOG_INFO("fit %s: data %s (%lld trials, %lld bins, N=%d), fold %d of %d", run_id, cfg->data_path,
                  ds.n_trials, ds.total_bins, ds.N, cfg->fold, cfg->folds);
         rc = fr_train(comm, cfg, &ds, split, ckpt, &res);

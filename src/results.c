@@ -172,8 +172,12 @@ static fr_err write_latents(hid_t run, const fr_dataset *ds, int K, const double
         H5Sselect_none(fsp);
         H5Sselect_none(msp);
     }
+    /* Independent transfer: every rank's rows are one contiguous block of
+     * the file, so collective buffering only adds an exchange round (and, on
+     * oversubscribed cores, waits on descheduled ranks); measured 3-5x slower
+     * at 2 ranks (tests/bench/README.md). */
     hid_t dx = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
+    H5Pset_dxpl_mpio(dx, H5FD_MPIO_INDEPENDENT);
     herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, lat);
     H5Pclose(dx);
     H5Sclose(msp);
@@ -317,6 +321,16 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         if (rc == FR_OK) rc = write_metrics(mg, "heldout", &res->heldout);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "objective", res->objective);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restart_chosen", res->restart_chosen);
+        if (rc == FR_OK && res->restarts_done > 0) {
+            /* the training objective of every restart, to see how often restarts matter */
+            hsize_t dR[1] = {(hsize_t)res->restarts_done};
+            hid_t sp = H5Screate_simple(1, dR, NULL);
+            hid_t a = H5Acreate2(mg, "objective_all", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+            if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, res->objective_all) < 0)
+                rc = FR_FAIL(FR_EIO, "cannot write objective_all");
+            if (a >= 0) H5Aclose(a);
+            H5Sclose(sp);
+        }
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "restarts", res->restarts_done);
         if (rc == FR_OK) rc = fr_h5_attr_int(mg, "best_epoch", res->best_epoch);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "best_heldout_nll", res->best_heldout_nll);

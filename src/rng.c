@@ -4,6 +4,7 @@
 #include "facrnn/rng.h"
 
 #include <math.h>
+#include <stddef.h>
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -65,4 +66,22 @@ double fr_rng_normal(uint64_t seed, uint32_t stream, uint32_t a, uint64_t b)
 uint64_t fr_rng_derive(uint64_t seed, uint32_t stream, uint64_t id)
 {
     return fr_rng_u64(seed, stream, 0xFFFFFFFFu, id);
+}
+
+void fr_rng_orthogonal(int K, uint64_t seed, uint32_t stream, uint32_t a, double *Q)
+{
+    for (int i = 0; i < K * K; ++i) Q[i] = fr_rng_normal(seed, stream, a, (uint64_t)i);
+    for (int i = 0; i < K; ++i) {
+        double *qi = Q + (size_t)i * K;
+        for (int j = 0; j < i; ++j) {
+            const double *qj = Q + (size_t)j * K;
+            double dot = 0;
+            for (int k = 0; k < K; ++k) dot += qi[k] * qj[k];
+            for (int k = 0; k < K; ++k) qi[k] -= dot * qj[k];
+        }
+        double nrm = 0;
+        for (int k = 0; k < K; ++k) nrm += qi[k] * qi[k];
+        nrm = sqrt(nrm);
+        for (int k = 0; k < K; ++k) qi[k] /= nrm;
+    }
 }

@@ -298,10 +298,18 @@ static void read_root_str(const char *path, const char *name, char *buf, size_t 
     if (H5Aexists(f, name) > 0) {
         hid_t a = H5Aopen(f, name, H5P_DEFAULT);
         hid_t t = H5Aget_type(a);
-        size_t sz = H5Tget_size(t);
-        char *tmp = calloc(sz + 1, 1);
-        if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, cap, "%s", tmp);
-        free(tmp);
+        if (H5Tis_variable_str(t) > 0) {
+            /* the results writer stores variable-length strings: the read
+             * yields a pointer, not the characters */
+            char *s = NULL;
+            if (H5Aread(a, t, &s) >= 0 && s) snprintf(buf, cap, "%s", s);
+            if (s) H5free_memory(s);
+        } else {
+            size_t sz = H5Tget_size(t);
+            char *tmp = calloc(sz + 1, 1);
+            if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, cap, "%s", tmp);
+            free(tmp);
+        }
         H5Tclose(t);
         H5Aclose(a);
     }

@@ -371,25 +371,6 @@ void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
     rule->null_nmc = cfg->sweep_null_nmc;
 }
 
-/* Haar-random orthogonal Q (K, K): modified Gram-Schmidt of a Gaussian matrix. */
-static void random_rotation(int K, uint64_t seed, uint32_t draw, double *Q /* (K, K) */)
-{
-    for (int i = 0; i < K * K; ++i) Q[i] = fr_rng_normal(seed, FR_STREAM_EVAL, draw, (uint64_t)i);
-    for (int i = 0; i < K; ++i) {
-        double *qi = Q + (size_t)i * K;
-        for (int j = 0; j < i; ++j) {
-            const double *qj = Q + (size_t)j * K;
-            double dot = 0;
-            for (int k = 0; k < K; ++k) dot += qi[k] * qj[k];
-            for (int k = 0; k < K; ++k) qi[k] -= dot * qj[k];
-        }
-        double nrm = 0;
-        for (int k = 0; k < K; ++k) nrm += qi[k] * qi[k];
-        nrm = sqrt(nrm);
-        for (int k = 0; k < K; ++k) qi[k] /= nrm;
-    }
-}
-
 fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
                         const fr_sweep_rule *rule, uint64_t seed, double *pc_obs, double *null_mean, double *null_sd)
 {
@@ -406,7 +387,7 @@ fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu
     if (rc == FR_OK) rc = FR_CALLOC(rot, (size_t)n * K);
     double s1 = 0, s2 = 0;
     for (int s = 0; s < S && rc == FR_OK; ++s) {
-        random_rotation(K, seed, (uint32_t)(1000 + s), Q);
+        fr_rng_orthogonal(K, seed, FR_STREAM_EVAL, (uint32_t)(1000 + s), Q);
         for (int i = 0; i < n; ++i)
             for (int a = 0; a < K; ++a) {
                 double v = 0;

@@ -89,7 +89,9 @@ typedef struct {
     fr_ws *ws;
     int N, K, D, L;
     long long rows;           /* local rows of data */
-    double *sx;               /* (rows, N) sigma(x) (aliases ds->x for identity) */
+    double *sx;               /* (rows, N) cached sigma(x) (aliases ds->x for identity), or NULL:
+                                 computed per step into sx_rows (data.sigma_cache_mb) */
+    double *sx_rows;          /* (Mmax * L, N) this step's sigma(x_{t-l}) rows when sx is NULL */
     long long *sample_start;  /* (n_trials + 1) first global sample id of each trial */
     long long n_train;        /* global training samples */
     long long *train_ids;     /* (n_train) sorted global sample ids of training samples */
@@ -126,6 +128,43 @@ static long long trial_of_sid(const trainer *t, long long sid)
 static inline long long local_row(const trainer *t, long long k, long long tt)
 {
     return t->ds->offsets[k] + tt - t->ds->row_lo;
+}
+
+/* sigma(x) of one row, the same libm call as the cached copy, so the
+ * per-step path gives bitwise the same numbers. */
+static void sigma_row(fr_nonlin nl, const double *x /* (N) */, double *out /* (N) */, int N)
+{
+    if (nl == FR_NL_IDENTITY) memcpy(out, x, (size_t)N * sizeof(double));
+    else
+        for (int n = 0; n < N; ++n) out[n] = tanh(x[n]);
+}
+
+/* Pointer to sigma(x) of local row `row`: into the cache when there is one,
+ * else computed into `scratch` (N). */
+static const double *sigma_ptr(const fr_model *m, const fr_dataset *ds, const double *cache, long long row,
+                               double *scratch)
+{
+    int N = m->spec.N;
+    if (cache) return cache + row * N;
+    sigma_row(m->spec.nonlin, ds->x + row * N, scratch, N);
+    return scratch;
+}
+
+/* The whole-shard sigma(x) cache: ds->x itself for the identity, a tanh copy
+ * when it fits in cache_mb MiB per rank, else NULL (per-step rows). */
+static fr_err sigma_cache(const fr_model *m, const fr_dataset *ds, int cache_mb, double **sx)
+{
+    long long rows = ds->row_hi - ds->row_lo;
+    int N = m->spec.N;
+    *sx = NULL;
+    if (m->spec.nonlin == FR_NL_IDENTITY) {
+        *sx = ds->x;
+        return FR_OK;
+    }
+    if ((double)rows * N * sizeof(double) > (double)cache_mb * 1048576.0) return FR_OK;
+    TRY(FR_CALLOC(*sx, rows > 0 ? rows * N : 1));
+    for (long long r = 0; r < rows; ++r) sigma_row(m->spec.nonlin, ds->x + r * N, *sx + r * N, N);
+    return FR_OK;
 }
 
 static void batch_bounds(const trainer *t, int b, long long *start, int *len)
@@ -213,12 +252,8 @@ static fr_err trainer_setup(trainer *t, MPI_Comm comm, const fr_config *cfg, con
         if (t->sid_lo[r] > t->sid_lo[r + 1]) t->sid_lo[r] = t->sid_lo[r + 1];
 
     t->rows = ds->row_hi - ds->row_lo;
-    if (spec.nonlin == FR_NL_IDENTITY) {
-        t->sx = ds->x;
-    } else {
-        TRY(FR_CALLOC(t->sx, t->rows * t->N));
-        for (long long i = 0; i < t->rows * t->N; ++i) t->sx[i] = tanh(ds->x[i]);
-    }
+    TRY(sigma_cache(&t->model, ds, cfg->sigma_cache_mb, &t->sx));
+    if (!t->sx) TRY(FR_CALLOC(t->sx_rows, (size_t)Mmax * t->L * t->N));
     TRY(FR_CALLOC(t->batch, Mmax));
     TRY(FR_CALLOC(t->xp, Mmax));
     TRY(FR_CALLOC(t->sxp, (size_t)Mmax * t->L));
@@ -252,34 +287,30 @@ static void trainer_free(trainer *t)
     if (t->sx && t->sx != t->ds->x) free(t->sx);
     fr_ws_free(t->ws);
     void *bufs[] = {t->sample_start, t->train_ids, t->perm, t->sid_lo, t->batch, (void *)t->xp, (void *)t->sxp,
-                    (void *)t->up, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
+                    (void *)t->up, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
                     t->dz_rows, t->counts, t->displs, t->params, t->grad, t->m1, t->m2, t->best};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
 }
 
+/* First index i in the sorted batch[0..len) with batch[i] >= sid. */
+static int lower_bound(const long long *batch, int len, long long sid)
+{
+    int a = 0, b = len;
+    while (a < b) {
+        int mid = (a + b) / 2;
+        if (batch[mid] < sid) a = mid + 1;
+        else b = mid;
+    }
+    return a;
+}
+
 /* Point the local batch rows at this rank's samples of `batch[0..len)`,
- * which is sorted, so they form one contiguous block [row0, row0 + m). */
+ * which is sorted, so every rank's samples form one contiguous block. */
 static void local_rows(trainer *t, int len, int *row0, int *m)
 {
     for (int r = 0; r < t->size; ++r) {
-        long long *lo = t->batch, *hi = t->batch + len;
-        /* first index with batch[i] >= sid_lo[r] */
-        long long a = 0, b = len;
-        while (a < b) {
-            long long mid = (a + b) / 2;
-            if (t->batch[mid] < t->sid_lo[r]) a = mid + 1;
-            else b = mid;
-        }
-        long long c = a, e = len;
-        while (c < e) {
-            long long mid = (c + e) / 2;
-            if (t->batch[mid] < t->sid_lo[r + 1]) c = mid + 1;
-            else e = mid;
-        }
-        (void)lo;
-        (void)hi;
-        t->displs[r] = (int)a;
-        t->counts[r] = (int)(c - a);
+        t->displs[r] = lower_bound(t->batch, len, t->sid_lo[r]);
+        t->counts[r] = lower_bound(t->batch, len, t->sid_lo[r + 1]) - t->displs[r];
     }
     *row0 = t->displs[t->rank];
     *m = t->counts[t->rank];
@@ -293,7 +324,10 @@ static void point_rows(trainer *t, const long long *sids, int m, uint64_t seed, 
         long long tt = sid - t->sample_start[k] + t->L;
         long long row = local_row(t, k, tt);
         t->xp[i] = t->ds->x + row * t->N;
-        for (int l = 1; l <= t->L; ++l) t->sxp[(size_t)i * t->L + l - 1] = t->sx + (row - l) * t->N;
+        for (int l = 1; l <= t->L; ++l) {
+            size_t q = (size_t)i * t->L + l - 1;
+            t->sxp[q] = sigma_ptr(&t->model, t->ds, t->sx, row - l, t->sx_rows ? t->sx_rows + q * t->N : NULL);
+        }
         if (t->D) t->up[i] = t->ds->u + row * t->ds->D;
         if (with_eps)
             for (int j = 0; j < t->K; ++j)
@@ -304,7 +338,7 @@ static void point_rows(trainer *t, const long long *sids, int m, uint64_t seed, 
 
 /* One optimisation step on minibatch `batch[0..len)`. Returns the reduced
  * loss sums in tail[] (nll, kl, pc, stop). Collective. */
-static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoch, double tail[TAIL_N])
+static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoch, int update, double tail[TAIL_N])
 {
     int row0, m;
     qsort(t->batch, (size_t)len, sizeof *t->batch, cmp_ll);
@@ -357,7 +391,7 @@ static fr_err train_step(trainer *t, int len, long step, uint64_t seed, int epoc
     memcpy(tail, tl, TAIL_N * sizeof(double));
     double loss = (tl[TAIL_NLL] + tl[TAIL_KL]) / len + mdl->spec.beta * tl[TAIL_PC] / len;
     if (!isfinite(loss)) return FR_FAIL(FR_ENUMERIC, "loss is %g at epoch %d, step %ld", loss, epoch, step);
-    fr_adam_step(&t->adam, step, t->np, t->params, t->grad, t->m1, t->m2);
+    if (update) fr_adam_step(&t->adam, step, t->np, t->params, t->grad, t->m1, t->m2);
     return FR_OK;
 }
 
@@ -369,10 +403,11 @@ typedef struct {
     const fr_model *m;
     const double *params;
     const fr_dataset *ds;
-    const double *sx; /* (rows, N) */
+    const double *sx; /* (rows, N) sigma(x) cache, or NULL: rows computed per chunk into sx_rows */
     fr_ws *ws;
     int cap;          /* rows per chunk (ws capacity) */
     const double **xp, **sxp, **up;
+    double *sx_rows;  /* (cap * L, N) when sx is NULL */
     double *mu, *eta, *nll; /* (cap, K), (cap, N), (cap) */
 } eval_ctx;
 
@@ -389,6 +424,7 @@ static fr_err eval_ctx_init(eval_ctx *c, const fr_model *m, const double *params
     int L = m->spec.L;
     TRY(FR_CALLOC(c->xp, cap));
     TRY(FR_CALLOC(c->sxp, (size_t)cap * L));
+    if (!sx) TRY(FR_CALLOC(c->sx_rows, (size_t)cap * L * m->spec.N));
     TRY(FR_CALLOC(c->up, cap));
     TRY(FR_CALLOC(c->mu, (size_t)cap * m->spec.K));
     TRY(FR_CALLOC(c->eta, (size_t)cap * m->spec.N));
@@ -400,6 +436,7 @@ static void eval_ctx_free(eval_ctx *c)
 {
     free((void *)c->xp);
     free((void *)c->sxp);
+    free(c->sx_rows);
     free((void *)c->up);
     free(c->mu);
     free(c->eta);
@@ -413,7 +450,10 @@ static fr_err eval_chunk(eval_ctx *c, long long r0, int n)
     for (int i = 0; i < n; ++i) {
         long long row = r0 + i;
         c->xp[i] = c->ds->x + row * N;
-        for (int l = 1; l <= L; ++l) c->sxp[(size_t)i * L + l - 1] = c->sx + (row - l) * N;
+        for (int l = 1; l <= L; ++l) {
+            size_t q = (size_t)i * L + l - 1;
+            c->sxp[q] = sigma_ptr(c->m, c->ds, c->sx, row - l, c->sx_rows ? c->sx_rows + q * N : NULL);
+        }
         if (D) c->up[i] = c->ds->u + row * c->ds->D;
     }
     fr_batch b = {n, c->xp, c->sxp, D ? c->up : NULL, NULL};
@@ -575,24 +615,36 @@ static fr_err evaluate_impl(MPI_Comm comm, eval_ctx *c, const unsigned char *spl
     return rc;
 }
 
+/* Evaluation outside the training loop (fit's final metrics use the
+ * trainer's own buffers): an evaluation context and its workspace. */
+typedef struct {
+    eval_ctx c;
+    fr_ws *ws;
+} standalone_ctx;
+
+static fr_err standalone_open(standalone_ctx *s, const fr_model *m, const double *params, const fr_dataset *ds)
+{
+    memset(s, 0, sizeof *s);
+    /* sigma(x) rows are computed per chunk (NULL): no whole-shard copy. */
+    const double *sx = m->spec.nonlin == FR_NL_IDENTITY ? ds->x : NULL;
+    const int cap = 256;
+    TRY(fr_ws_create(m, cap, cap, &s->ws));
+    return eval_ctx_init(&s->c, m, params, ds, sx, s->ws, cap);
+}
+
+static void standalone_close(standalone_ctx *s)
+{
+    eval_ctx_free(&s->c);
+    fr_ws_free(s->ws);
+}
+
 fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                            const unsigned char *split, int which, fr_fit_metrics *out)
 {
-    long long rows = ds->row_hi - ds->row_lo;
-    double *sx = ds->x;
-    if (m->spec.nonlin != FR_NL_IDENTITY) {
-        TRY(FR_CALLOC(sx, rows * m->spec.N));
-        for (long long i = 0; i < rows * m->spec.N; ++i) sx[i] = tanh(ds->x[i]);
-    }
-    fr_ws *ws = NULL;
-    int cap = 256;
-    eval_ctx c;
-    fr_err rc = fr_ws_create(m, cap, cap, &ws);
-    if (rc == FR_OK) rc = eval_ctx_init(&c, m, params, ds, sx, ws, cap);
-    if (rc == FR_OK) rc = evaluate_impl(comm, &c, split, which, out);
-    eval_ctx_free(&c);
-    fr_ws_free(ws);
-    if (sx != ds->x) free(sx);
+    standalone_ctx s;
+    fr_err rc = fr_error_agree(&comm, standalone_open(&s, m, params, ds));
+    if (rc == FR_OK) rc = evaluate_impl(comm, &s.c, split, which, out);
+    standalone_close(&s);
     return rc;
 }
 
@@ -600,23 +652,10 @@ fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *param
 fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                           double *latents)
 {
-    long long rows = ds->row_hi - ds->row_lo;
-    double *sx = ds->x;
-    fr_err rc = FR_OK;
-    if (m->spec.nonlin != FR_NL_IDENTITY) {
-        rc = FR_CALLOC(sx, rows ? rows * m->spec.N : 1);
-        for (long long i = 0; rc == FR_OK && i < rows * m->spec.N; ++i) sx[i] = tanh(ds->x[i]);
-    }
-    fr_ws *ws = NULL;
-    int cap = 256;
-    eval_ctx c;
-    memset(&c, 0, sizeof c);
-    if (rc == FR_OK) rc = fr_ws_create(m, cap, cap, &ws);
-    if (rc == FR_OK) rc = eval_ctx_init(&c, m, params, ds, sx, ws, cap);
-    if (rc == FR_OK) rc = compute_latents(&c, latents);
-    eval_ctx_free(&c);
-    fr_ws_free(ws);
-    if (sx != ds->x) free(sx);
+    standalone_ctx s;
+    fr_err rc = standalone_open(&s, m, params, ds);
+    if (rc == FR_OK) rc = compute_latents(&s.c, latents);
+    standalone_close(&s);
     return fr_error_agree(&comm, rc);
 }
 
@@ -652,25 +691,6 @@ static fr_err chol_solve_rows(int K, double *S /* (K, K), destroyed */, int nr, 
     return FR_OK;
 }
 
-/* Random orthogonal (K, K) from Gram-Schmidt of Gaussian draws keyed by seed. */
-static void random_orthogonal(int K, uint64_t seed, double *R)
-{
-    for (int i = 0; i < K * K; ++i) R[i] = fr_rng_normal(seed, FR_STREAM_INIT, 1000, (uint64_t)i);
-    for (int i = 0; i < K; ++i) {
-        double *ri = R + (size_t)i * K;
-        for (int p = 0; p < i; ++p) {
-            const double *rp = R + (size_t)p * K;
-            double dot = 0;
-            for (int j = 0; j < K; ++j) dot += ri[j] * rp[j];
-            for (int j = 0; j < K; ++j) ri[j] -= dot * rp[j];
-        }
-        double nrm = 0;
-        for (int j = 0; j < K; ++j) nrm += ri[j] * ri[j];
-        nrm = sqrt(nrm);
-        for (int j = 0; j < K; ++j) ri[j] /= nrm;
-    }
-}
-
 /* PCA initialisation (README "Initialisation"): B whitens the top-K
  * principal components of sigma(x) on training bins, d centres them; A, c are
  * the least-squares map from those latents to the next bin (through the
@@ -694,8 +714,10 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         if (!t->split[k]) continue;
         long long a = ds->offsets[k] - ds->row_lo, e = ds->offsets[k + 1] - ds->row_lo;
-        memcpy(X + n * N, t->sx + a * N, (size_t)(e - a) * N * sizeof(double));
-        n += e - a;
+        for (long long r = a; r < e; ++r, ++n) {
+            if (t->sx) memcpy(X + n * N, t->sx + r * N, (size_t)N * sizeof(double));
+            else sigma_row(t->model.spec.nonlin, ds->x + r * N, X + n * N, N);
+        }
     }
     fr_err rc = fr_dl_pca(t->comm, N, nloc, X, K, mean, evals, evecs);
     free(X);
@@ -795,7 +817,7 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
         double *R, *tmp;
         TRY(FR_CALLOC(R, (size_t)K * K));
         TRY(FR_CALLOC(tmp, (size_t)N * K));
-        random_orthogonal(K, seed, R);
+        fr_rng_orthogonal(K, seed, FR_STREAM_INIT, 1000, R);
         /* B <- R B, d <- R d, A <- A R^T: the same function, rotated latents */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, N, K, 1.0, R, K, v.B, N, 0.0, tmp, N);
         memcpy(v.B, tmp, (size_t)K * N * sizeof(double));
@@ -835,6 +857,44 @@ static fr_err init_truth(trainer *t)
     }
     fr_truth_params_free(&tp);
     return rc;
+}
+
+/* Learning rate at fraction `frac` in [0, 1) of a restart's steps. The
+ * cosine schedule ends at lr/20, so the final parameters settle instead of
+ * bouncing at the peak rate (the fit reports its final parameters). */
+static double lr_at(const fr_config *cfg, double frac)
+{
+    if (strcmp(cfg->lr_schedule, "cosine")) return cfg->lr;
+    const double floor = 0.05;
+    return cfg->lr * (floor + (1.0 - floor) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+}
+
+/* The training objective of the current parameters: the loss of the model
+ * spec averaged over one pass of the training set with a FIXED set of
+ * minibatches and noise (FR_OBJECTIVE_PASSES passes keyed by
+ * FR_OBJECTIVE_EPOCH, independent of the training seed) and no update. Deterministic and rank-invariant, so
+ * restarts, and fits started elsewhere (e.g. from the truth), compare
+ * without the minibatch noise of the running loss. Collective. */
+#define FR_OBJECTIVE_EPOCH 0x7fffffff
+#define FR_OBJECTIVE_SEED 0x0b1ec71fULL
+#define FR_OBJECTIVE_PASSES 8 /* the minibatch PC estimate is noisy: average passes */
+static fr_err training_objective(trainer *t, double *obj)
+{
+    double sum = 0;
+    for (int pass = 0; pass < FR_OBJECTIVE_PASSES; ++pass) {
+        make_perm(t, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass);
+        for (int b = 0; b < t->n_batches; ++b) {
+            long long start;
+            int len;
+            batch_bounds(t, b, &start, &len);
+            memcpy(t->batch, t->perm + start, (size_t)len * sizeof *t->batch);
+            double tail[TAIL_N];
+            TRY(train_step(t, len, 0, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass, 0, tail));
+            sum += (tail[TAIL_NLL] + tail[TAIL_KL] + t->model.spec.beta * tail[TAIL_PC]) / len;
+        }
+    }
+    *obj = sum / ((double)FR_OBJECTIVE_PASSES * t->n_batches);
+    return FR_OK;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -948,9 +1008,14 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
              t.N, t.K, t.model.spec.G, t.L, t.n_train, t.M, t.n_batches, E, R, t.model.s_enc, t.size);
     double t0 = fr_wtime();
     long steps_this_run = 0;
+    /* Only the restart the checkpoint was written in continues; ls.restart
+     * moves on as restarts finish, so it cannot answer that question later. */
     for (int r = (int)ls.restart; r < R; ++r) {
         uint64_t seed = r == 0 ? (uint64_t)cfg->seed : fr_rng_derive((uint64_t)cfg->seed, FR_STREAM_RESTART, (uint64_t)r);
-        int fresh = !(resumed && r == (int)ls.restart);
+        /* Only the restart the checkpoint was taken in continues; every
+         * later one starts afresh. */
+        int fresh = !resumed;
+        resumed = 0;
         if (fresh) {
             fr_model_init_params(&t.model, t.params, seed);
             /* auto: restart 0 starts from PCA, the others from the uniform
@@ -987,7 +1052,8 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 ls.step += 1;
                 ls.steps_total += 1;
                 ++steps_this_run;
-                rc = train_step(&t, len, (long)ls.step, seed, ep, tail);
+                t.adam.lr = lr_at(cfg, (double)(ls.step - 1) / ((double)E * t.n_batches));
+                rc = train_step(&t, len, (long)ls.step, seed, ep, 1, tail);
                 if (rc == FR_ENUMERIC && ckpt_path && fr_ckpt_exists(comm, ckpt_path))
                     LOG_ERROR("non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept", r, ep,
                               ckpt_path);
@@ -1055,13 +1121,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 if (rc != FR_OK) goto done;
             }
         }
-        /* The restart's training objective: the mean training loss over its
-         * last tenth of epochs (at least one), which averages out most of the
-         * minibatch and reparameterisation noise of a single epoch. */
-        int tail_epochs = E / 10 > 1 ? E / 10 : 1;
-        double obj = 0;
-        for (int e = E - tail_epochs; e < E; ++e) obj += la.history[(size_t)e * FR_H_NCOL + FR_H_LOSS];
-        obj /= tail_epochs;
+        double obj;
+        rc = training_objective(&t, &obj);
+        if (rc != FR_OK) goto done;
         la.objective_all[r] = obj;
         if (obj < ls.sel_objective || ls.sel_restart < 0) {
             ls.sel_objective = obj;

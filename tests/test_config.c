@@ -53,7 +53,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(g_a.seed, 0);
     CU_ASSERT_EQUAL(g_a.eval_every, 10);
     CU_ASSERT_EQUAL(g_a.checkpoint_every, 50);
-    CU_ASSERT_EQUAL(g_a.restarts, 4);
+    CU_ASSERT_EQUAL(g_a.restarts, 8);
     CU_ASSERT_EQUAL(g_a.log_every, 10);
     CU_ASSERT_EQUAL(g_a.folds, 5);
     CU_ASSERT_EQUAL(g_a.fold, 0);

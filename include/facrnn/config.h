@@ -23,6 +23,7 @@ typedef struct {
     /* data */
     char data_path[FR_CFG_PATH_MAX];      /* data.path (required for fit/sweep) */
     char observation[16];                 /* data.observation: "", "gaussian", "poisson" ("" = file attribute) */
+    int sigma_cache_mb;                   /* data.sigma_cache_mb: precompute sigma(x) up to this size per rank (64) */
 
     /* model */
     int rank;                              /* model.rank K (default 6) */
@@ -40,7 +41,8 @@ typedef struct {
 
     /* train */
     char optimizer[16];                    /* "adam" | "adamw" (default adamw) */
-    double lr;                             /* 1e-3 */
+    double lr;                             /* peak learning rate, 3e-3 */
+    char lr_schedule[16];                  /* "cosine" (default) | "constant" */
     double weight_decay;                   /* 0 */
     int batch_size;                        /* M = 128 */
     int epochs;                            /* default 300 */

@@ -32,4 +32,8 @@ double fr_rng_normal(uint64_t seed, uint32_t stream, uint32_t a, uint64_t b);
 /* Derive a child seed, e.g. restart r of seed s. */
 uint64_t fr_rng_derive(uint64_t seed, uint32_t stream, uint64_t id);
 
+/* Random orthogonal (K, K), row-major: modified Gram-Schmidt of Gaussian
+ * draws keyed by (seed, stream, a, index). Not collective. */
+void fr_rng_orthogonal(int K, uint64_t seed, uint32_t stream, uint32_t a, double *Q /* (K, K) */);
+
 #endif

@@ -42,7 +42,8 @@ typedef struct {
     double *history;         /* (epochs, FR_H_NCOL) of the chosen restart */
     int epochs_done;
     fr_fit_metrics train, heldout;
-    double objective;        /* mean training loss over the last tenth of epochs, chosen restart */
+    double objective;        /* training objective of the chosen restart's final parameters: the loss
+                                averaged over one pass with fixed minibatches and noise */
     double objective_all[64];/* per restart */
     int restart_chosen;
     int restarts_done;

@@ -112,10 +112,14 @@ for np in 1 2; do
 done
 put sweep_steps_per_fit $((400 * $(grep -o '[0-9]* steps/epoch' sw1.log | head -1 | cut -d' ' -f1)))
 
-echo "[6/6] results I/O: not measured yet (TODO)" >&2
+echo "[6/6] results I/O: latents of 2e6 bins x K=16 (256 MB) through fr_results_*, vs one plain sequential write" >&2
+# Written next to the working directory's disk (the same disk for both writes).
+for np in 1 2; do
+  mpirun -n $np "$BUILD/tests/tool_bench_io" "$W" 2000000 16 200 3 >io$np.json
+done
 put load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$R" kern.json "$OUT" <<'PY'
+python3 - "$R" kern.json "$OUT" io1.json io2.json <<'PY'
 import json, os, platform, sys
 r = {}
 for line in open(sys.argv[1]):
@@ -125,6 +129,7 @@ for line in open(sys.argv[1]):
     except ValueError:
         r[k] = v
 kern = json.load(open(sys.argv[2]))
+io = [json.load(open(p)) for p in sys.argv[4:6]]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 nfits = 2
 fit40k = lambda wall: 60.0 / (wall / nfits * 40000.0 / r["sweep_steps_per_fit"])
@@ -148,10 +153,14 @@ res = {
     "sweep": {"fits": nfits, "steps_per_fit_measured": r["sweep_steps_per_fit"],
               "wall_s_1rank": r["sweep_wall_s_np1"], "wall_s_2ranks": r["sweep_wall_s_np2"],
               "fits_per_min_40k_1rank": fit40k(r["sweep_wall_s_np1"]), "fits_per_min_40k_2ranks": fit40k(r["sweep_wall_s_np2"])},
-    "results_io": {"status": "not measured yet"},
+    "results_io": {"bytes": io[0]["bytes"], "sequential_MBps": io[0]["sequential_MBps"],
+                   "parallel_MBps_1rank": io[0]["parallel_MBps"], "parallel_MBps_2ranks": io[1]["parallel_MBps"],
+                   "ratio_1rank": io[0]["ratio"], "ratio_2ranks": io[1]["ratio"], "target": ">= 0.5",
+                   "note": "both writes end with fsync; minimum over 3 repetitions"},
 }
 json.dump(res, open(sys.argv[3], "w"), indent=1)
 p, i, l, b, s = res["paper"], res["imaging"], res["large_batch"], res["big_data"], res["sweep"]
+o = res["results_io"]
 rows = [
     ("paper scale steps/s (facrnn / PyTorch)", f"{p['facrnn_steps_per_s']:.0f} / {p['reference_steps_per_s']:.0f} = {p['ratio']:.1f}x", ">= 30x"),
     ("imaging scale steps/s (facrnn / PyTorch)", f"{i['facrnn_steps_per_s']:.1f} / {i['reference_steps_per_s']:.1f} = {i['ratio']:.1f}x", ">= 3x"),
@@ -161,7 +170,9 @@ rows = [
     ("big data peak RSS per rank 2 / 1 rank", f"{b['rss_2_over_1']:.2f}", "<= 0.6"),
     ("big data peak RSS 1 rank / raw data", f"{b['rss_1rank_over_raw']:.2f}", "<= 1.3"),
     ("sweep fits/min at 40k steps (1 / 2 ranks)", f"{s['fits_per_min_40k_1rank']:.2f} / {s['fits_per_min_40k_2ranks']:.2f}", "-"),
-    ("results I/O parallel vs sequential write", "not measured", ">= 50%"),
+    ("results I/O MB/s parallel HDF5 (1 / 2 ranks) vs sequential",
+     f"{o['parallel_MBps_1rank']:.0f} / {o['parallel_MBps_2ranks']:.0f} vs {o['sequential_MBps']:.0f} = "
+     f"{100*o['ratio_1rank']:.0f}% / {100*o['ratio_2ranks']:.0f}%", ">= 50%"),
 ]
 print(f"CPU {cpu}, {os.cpu_count()} cores, BLAS {kern['blas_core']}; load {r['load_before']} -> {r['load_after']}")
 print("| figure | measured | target |\n|---|---|---|")

@@ -455,27 +455,70 @@ def test_html_images_load_in_chromium(built):
 
 
 def test_real_fit_if_available(tmp_path):
+    """A real `facrnn fit` and a real `facrnn sweep` (tiny settings): the
+    report reads both, with the file's 0-based connectivity names mapped to
+    1-based groups and the sweep's selection and provenance shown."""
     binp = os.environ.get("FACRNN_BIN")
     if not binp or not os.access(binp, os.X_OK):
         pytest.skip("FACRNN_BIN is unset or not built (%r): no real facrnn fit to report on" % binp)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OPENBLAS_NUM_THREADS="1")
     data = str(tmp_path / "lt.h5")
-    r = subprocess.run([binp, "synth", "lorenz-thomas", "--out", data], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.skip("facrnn synth lorenz-thomas does not work in this build: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
+    r = subprocess.run([binp, "--quiet", "synth", "lorenz-thomas", "--out", data], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, "facrnn synth lorenz-thomas failed: %s" % r.stderr[-2000:]
     cfg = str(tmp_path / "fit.yaml")
     res = str(tmp_path / "fit.h5")
     with open(cfg, "w") as f:
-        f.write("data:\n  path: %s\nmodel:\n  rank: 6\n  groups: [3, 3]\ntrain:\n  epochs: 3\ncv:\n  folds: 3\n"
-                "output:\n  path: %s\n" % (data, res))
-    r = subprocess.run([binp, "fit", cfg], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        pytest.skip("facrnn fit does not work in this build: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
+        f.write("data:\n  path: %s\nmodel:\n  rank: 6\n  groups: [3, 3]\ntrain:\n  epochs: 20\n  restarts: 1\n"
+                "cv:\n  folds: 3\noutput:\n  path: %s\n" % (data, res))
+    r = subprocess.run([binp, "--quiet", "fit", cfg], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, "facrnn fit failed: %s" % r.stderr[-2000:]
     out = str(tmp_path / "out")
     r = run_tool("report.py", res, "--out", out)
     assert r.returncode == 0, r.stderr
-    for name in ("training.png", "latents_trials.png", "connectivity_g1.png", "connectivity_g2.png", "J.png", "alignment_r2.png"):
+    for name in ("training.png", "latents_trials.png", "latents_phase.png", "connectivity_g1.png", "connectivity_g2.png",
+                 "J.png", "alignment_r2.png"):
         assert_png(os.path.join(out, name))
     cells = parse_index(out).cells
     resd = fr.load_results(res)
-    m = resd["runs"][fr.default_run(resd)]["metrics"]
+    rid = fr.default_run(resd)
+    m = resd["runs"][rid]["metrics"]
     assert_value(cells, "heldout_nll_per_bin", m["heldout_nll_per_bin"])
+    assert_value(cells, "train_nll_per_bin", m["train_nll_per_bin"])
+    page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
+    with h5py.File(res, "r") as f:
+        conn = f["runs/%s/connectivity" % rid]
+        assert "W_0" in conn and "W_1" in conn and "W_2" not in conn  # the file counts groups from 0
+    assert "Group 1 sub-connectivity (stored as connectivity/W_0)" in page
+    assert "Group 2 sub-connectivity (stored as connectivity/W_1)" in page
+
+    # a two-configuration sweep, two folds
+    scfg = str(tmp_path / "sweep.yaml")
+    sres = str(tmp_path / "sweep.h5")
+    with open(scfg, "w") as f:
+        f.write("data:\n  path: %s\ntrain:\n  epochs: 5\n  restarts: 1\ncv:\n  folds: 2\n"
+                "sweep:\n  ranks: [2]\n  partitions: [[2], [1, 1]]\n  betas: [20]\n  seeds: [0]\n"
+                "output:\n  path: %s\n" % (data, sres))
+    r = subprocess.run([binp, "--quiet", "sweep", scfg], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, "facrnn sweep failed: %s" % r.stderr[-2000:]
+    with h5py.File(sres, "r") as f, h5py.File(res, "r") as g:
+        # provenance: the same input file, so the same checksum as the fit's
+        assert f.attrs["input_checksum"] == g.attrs["input_checksum"], (f.attrs["input_checksum"], g.attrs["input_checksum"])
+        sel = dict(f["sweep/selection"].attrs)
+        nll = np.asarray(f["sweep/table/heldout_nll_per_bin"][()])
+        groups = [x.decode() if isinstance(x, bytes) else x for x in f["sweep/table/groups"][()]]
+    out = str(tmp_path / "sweep_out")
+    r = run_tool("report.py", sres, "--out", out)
+    assert r.returncode == 0, r.stderr
+    for name in ("sweep_configs.png", "sweep_heatmap.png", "training.png"):
+        assert_png(os.path.join(out, name))
+    cells = parse_index(out).cells
+    with h5py.File(res, "r") as g:
+        want = g.attrs["input_checksum"]
+    assert cells["attr:input_checksum"][1] == (want.decode() if isinstance(want, bytes) else want)
+    assert_value(cells, "selection:score", sel["score"])
+    assert_value(cells, "selection:selected_K", sel["selected_K"])
+    for g in ("2", "1+1"):
+        v = nll[[x == g for x in groups]]
+        assert v.size == 2
+        assert_value(cells, "sweep:K2:%s:heldout_nll" % g, v.mean())

@@ -15,6 +15,7 @@ model:
 train:
   beta: 20
   epochs: 16
+  restarts: 1
   checkpoint_every: 5
 cv:
   folds: 5
@@ -53,7 +54,8 @@ model:
   groups: [3, 3]
 train:
   beta: 20
-  epochs: 400
+  epochs: 150
+  restarts: 2
   checkpoint_every: 1000
 cv:
   folds: 5
@@ -62,9 +64,11 @@ output:
 YAML
 mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml
 rc=0
-mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml --set output.path=cut.h5 &
+# Signal in the first of two restarts: the resumed run must finish that
+# restart and then start the second afresh.
+mpirun -n 2 "$FACRNN_BIN" fit long.yaml --set output.path=cut.h5 --set train.log_every=1 > cut.log 2>&1 &
 pid=$!
-sleep 3
+for _ in $(seq 600); do grep -q "restart 1/2 epoch  *20/" cut.log && break; sleep 0.1; done
 kill -USR1 $pid
 wait $pid || rc=$?
 if [ "$rc" -eq 75 ] && [ -f cut.h5.ckpt/$RUN.ckpt.h5 ] && [ ! -f cut.h5 ]; then
@@ -84,10 +88,10 @@ PY
 # SIGTERM delivered to the ranks directly (as Slurm does) works the same way.
 rm -rf term.h5*
 rc=0
-mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml --set output.path=term.h5 &
+mpirun -n 2 "$FACRNN_BIN" fit long.yaml --set output.path=term.h5 --set train.log_every=1 > term.log 2>&1 &
 pid=$!
-sleep 3
-pkill -TERM -f "facrnn --quiet fit long.yaml --set output.path=term.h5" --parent $pid || true
+for _ in $(seq 600); do grep -q "restart 1/2 epoch   *5/" term.log && break; sleep 0.1; done
+pkill -TERM -f "facrnn fit long.yaml --set output.path=term.h5" --parent $pid || true
 wait $pid || rc=$?
 [ -f term.h5.ckpt/$RUN.ckpt.h5 ] && pass "SIGTERM to the ranks leaves a checkpoint (mpirun exit $rc)" \
   || fail "SIGTERM left no checkpoint"

@@ -4,10 +4,12 @@
 # cluster.sh): the harness itself (sbatch, srun --mpi=pmix of an MPI program),
 # jobs/fit.sbatch against a direct mpirun fit (bitwise equal), preemption
 # (SIGUSR1 to the batch shell -> checkpoint, exit 75, self-requeue, resume;
-# bitwise equal to an uninterrupted run), and the sweep in one job against
-# the array form plus its collect job (when `facrnn sweep` offers --slice and
-# --collect). Needs root (it runs the daemons), installs the Slurm and munge
-# packages when missing.
+# bitwise equal to an uninterrupted run, with the signal inside the first of
+# two restarts), and the sweep in one job against the array form plus its
+# collect job and against a preempted, requeued sweep job that resumes
+# through its manifest (same /sweep/table, selection and parameters). Needs
+# root (it runs the daemons), installs the Slurm and munge packages when
+# missing. About 2 minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$FACRNN_SRC/tests/slurm/cluster.sh"
 JOBS="$FACRNN_SRC/jobs"
@@ -52,6 +54,26 @@ wait_job() {
     sleep 0.5
   done
   echo "$s"
+}
+# release_requeued JOBID: wait until the job has requeued itself, then let
+# it start again at once; prints 1 when released, 0 otherwise.
+# Slurm holds a requeued batch job for a while (BeginTime = now + ~2 min);
+# release it early to keep the test short, but only once the old step's
+# slurmstepd has exited: it can outlive the requeue by seconds, and a new
+# step with the same id cannot bind its PMIx socket while the old one holds it
+# (the production hold covers this).
+release_requeued() {
+  local s n released=0
+  for _ in $(seq 240); do
+    s="$(job_state "$1")"; n="$(job_field "$1" Restarts)"
+    if [ "$s" = PENDING ] && [ "${n:-0}" -ge 1 ]; then
+      for _ in $(seq 60); do pgrep -f "^slurmstepd: \[$1\.[0-9]+\]" >/dev/null || break; sleep 0.5; done
+      scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 && released=1; break
+    fi
+    case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
+    sleep 0.5
+  done
+  echo "$released"
 }
 # The equality checks below read HDF5 with h5py.
 same_params() { # A.h5 B.h5 [RUN]: every run's params/flat (and history) bitwise equal
@@ -106,6 +128,7 @@ train:
   beta: 20
   batch_size: 64
   epochs: 20
+  restarts: 2
   checkpoint_every: 5
 cv:
   folds: 5
@@ -126,7 +149,9 @@ if [ "$rc" -ne 0 ] && grep -q "facrnn binary not found at '/nonexistent/facrnn'"
 else fail "missing binary: exit $rc, log: $(cat nobin.out 2>&1)"; fi
 
 # ---- preemption: USR1 to the batch shell -> checkpoint, requeue, resume ----------
-sed -e 's/epochs: 20/epochs: 1500/' -e 's/checkpoint_every: 5/checkpoint_every: 1000/' \
+# Two restarts of 600 epochs (~10 s): the signal lands in restart 0, so the
+# resumed job must continue restart 0 and then start restart 1 fresh.
+sed -e 's/epochs: 20/epochs: 600/' -e 's/checkpoint_every: 5/checkpoint_every: 1000/' \
     -e 's/direct.h5/full.h5/' fit.yaml > long.yaml
 mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml
 jid="$(sbatch --parsable -n 2 -o pre-%j.out "$JOBS/fit.sbatch" long.yaml --set output.path=pre.h5)"
@@ -137,21 +162,7 @@ for _ in $(seq 120); do grep -q "^facrnn job: job" "pre-$jid.out" 2>/dev/null &&
 sleep 1.5
 [ "$(job_state "$jid")" = RUNNING ] || fail "preemption: job $jid no longer running when signalled"
 scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid"
-# Slurm holds a requeued batch job for a while (BeginTime = now + ~2 min);
-# release it early to keep the test short, but only once the old step's
-# slurmstepd has exited: it can outlive the requeue by seconds, and a new
-# step with the same id cannot bind its PMIx socket while the old one holds it
-# (the production hold covers this).
-released=0
-for _ in $(seq 240); do
-  s="$(job_state "$jid")"; n="$(job_field "$jid" Restarts)"
-  if [ "$s" = PENDING ] && [ "${n:-0}" -ge 1 ]; then
-    for _ in $(seq 60); do pgrep -f "^slurmstepd: \[$jid\.[0-9]+\]" >/dev/null || break; sleep 0.5; done
-    scontrol update JobId="$jid" StartTime=now >/dev/null 2>&1 && released=1; break
-  fi
-  case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
-  sleep 0.5
-done
+released="$(release_requeued "$jid")"
 s="$(wait_job "$jid" 150)"
 log="$(cat "pre-$jid.out" 2>/dev/null)"
 if [ "$released" = 1 ] && [ "$s" = COMPLETED ] && [ "$(job_field "$jid" Restarts)" = 1 ] &&
@@ -163,7 +174,9 @@ fi
 same_params full.h5 pre.h5 "$RUN" && pass "preempted and requeued fit equals the uninterrupted fit (bitwise)" \
   || fail "preempted fit differs from the uninterrupted fit"
 
-# ---- sweeps: one MPI job versus array slices + collect ----------------------------
+# ---- sweeps: one MPI job, array slices + collect, and a preempted job -----------
+# Four runs (K = 2 as [2] and [1, 1], two folds), two restarts of 800 epochs
+# each (~2-5 s a run), on two teams of one rank.
 help="$("$FACRNN_BIN" sweep --help 2>&1)" || true
 if ! grep -q -- "--slice" <<<"$help" || ! grep -q -- "--collect" <<<"$help"; then
   echo "SKIP: sweep parts: this facrnn build's 'sweep' does not offer --slice and --collect yet ($(head -n 1 <<<"$help"))"
@@ -175,7 +188,8 @@ model:
   init: uniform
 train:
   batch_size: 64
-  epochs: 6
+  epochs: 800
+  restarts: 2
 cv:
   folds: 2
 sweep:
@@ -187,31 +201,87 @@ sweep:
 output:
   path: sweep_one.h5
 YAML
+  # same_sweep A.h5 B.h5: /sweep/table columns (all but the timings) and
+  # /sweep/selection attributes equal.
+  same_sweep() {
+    $PY - "$@" <<'PY'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+ta, tb = a["sweep/table"], b["sweep/table"]
+cols = sorted(c for c in ta if c != "seconds")
+assert cols == sorted(c for c in tb if c != "seconds"), (list(ta), list(tb))
+n = ta["run_id"].shape[0]
+assert n == 4, f"{n} rows, want 4"
+for c in cols:
+    x, y = ta[c][()], tb[c][()]
+    same = np.array_equal(x, y, equal_nan=True) if x.dtype.kind == "f" else np.array_equal(x, y)
+    assert same, f"/sweep/table/{c} differs: {x} vs {y}"
+st = [s.decode() if isinstance(s, bytes) else s for s in ta["status"][()]]
+assert st == ["done"] * n, st
+sa, sb = dict(a["sweep/selection"].attrs), dict(b["sweep/selection"].attrs)
+assert sorted(sa) == sorted(sb) and "selected_K" in sa, (sorted(sa), sorted(sb))
+for k in sa:
+    x, y = np.asarray(sa[k]), np.asarray(sb[k])
+    ok = np.array_equal(x, y, equal_nan=True) if x.dtype.kind == "f" else np.array_equal(x, y)
+    assert ok, f"/sweep/selection@{k}: {sa[k]} vs {sb[k]}"
+print(n, "rows equal over", cols, "; selection K", sa["selected_K"], "groups", sa["selected_groups"])
+PY
+  }
+
   rc=0
   sbatch --wait -n 2 -o sweep-%j.out "$JOBS/sweep.sbatch" sweep.yaml >/dev/null || rc=$?
-  [ "$rc" -eq 0 ] && [ -f sweep_one.h5 ] && pass "sweep.sbatch on 2 ranks (2 teams)" \
-    || { fail "sweep.sbatch: exit $rc"; tail -n 5 sweep-*.out; }
+  if [ "$rc" -eq 0 ] && [ -f sweep_one.h5 ] && grep -q "4 runs fitted (0 failed)" sweep-*.out; then
+    pass "sweep.sbatch on 2 ranks (2 teams) fits the 4 runs"
+  else fail "sweep.sbatch: exit $rc"; tail -n 5 sweep-*.out; fi
+
+  # The array form: 2 slices of 1 rank, then the collect job.
   ids="$(FACRNN_SBATCH_OPTS="-o slice-%A_%a.out" "$JOBS/submit-sweep.sh" sweep.yaml 2 --set output.path=sweep_arr.h5)"
   arr="$(sed -n 's/^array_job=//p' <<<"$ids")"; col="$(sed -n 's/^collect_job=//p' <<<"$ids")"
   s="$(wait_job "$col" 180)"
-  if [ -n "$arr" ] && [ "$s" = COMPLETED ]; then pass "array of 2 slices then collect ($ids)"
+  if [ -n "$arr" ] && [ "$s" = COMPLETED ] && [ -f sweep_arr.h5 ]; then pass "array of 2 slices then collect ($(tr '\n' ' ' <<<"$ids"))"
   else fail "array sweep: collect job $col state '$s'"; tail -n 5 slice-*.out facrnn-collect-*.out 2>/dev/null; fi
-  $PY - sweep_one.h5 sweep_arr.h5 <<'PY' && pass "array + collect /sweep/table equals the single-job table" \
-    || fail "sweep tables differ"
-import sys, h5py, numpy as np
-def rows(path):
-    t = h5py.File(path, "r")["sweep/table"][()]
-    names = [n for n in t.dtype.names if n not in ("seconds",)]
-    out = sorted(tuple(np.asarray(r[n]).tobytes() for n in names) for r in t)
-    assert len(out) > 0, path
-    return names, out
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-assert a[0] == b[0], (a[0], b[0])
-assert a[1] == b[1], "rows differ"
-print(len(a[1]), "rows equal over columns", a[0])
-PY
-  same_params sweep_one.h5 sweep_arr.h5 && pass "sweep runs' parameters equal across the two forms" \
-    || fail "sweep parameters differ across the two forms"
+  same_sweep sweep_one.h5 sweep_arr.h5 && pass "array + collect: /sweep/table and selection equal the single job's" \
+    || fail "array + collect: sweep table or selection differ from the single job's"
+  same_params sweep_one.h5 sweep_arr.h5 && pass "array + collect: run parameters equal the single job's (bitwise)" \
+    || fail "array + collect: run parameters differ from the single job's"
+
+  # Preemption: USR1 once a run is done and others are under way; the job
+  # checkpoints the running fits, exits 75, requeues; the rerun skips the
+  # finished runs through the manifest and resumes the interrupted ones.
+  jid="$(sbatch --parsable -n 2 -o sweep-pre-%j.out "$JOBS/sweep.sbatch" sweep.yaml --set output.path=sweep_pre.h5)"
+  jid="${jid%%;*}"
+  ndone=0
+  for _ in $(seq 240); do
+    ndone="$(grep -c $'\tdone\t' sweep_pre.h5.manifest 2>/dev/null)" || ndone=0
+    [ "$ndone" -ge 1 ] && break
+    sleep 0.25
+  done
+  sleep 0.5 # let the team that finished take its next run
+  if [ "$ndone" -ge 1 ] && [ "$(job_state "$jid")" = RUNNING ]; then
+    scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid (sweep)"
+    released="$(release_requeued "$jid")"
+    s="$(wait_job "$jid" 150)"
+    log="$(cat "sweep-pre-$jid.out" 2>/dev/null)"
+    # What the second start found: "4 runs in the sweep, D already done, T to fit".
+    again="$(grep -o "4 runs in the sweep, [0-9]* already done" <<<"$log" | sed -n 2p | grep -o '[0-9]* already' | grep -o '[0-9]*')" || true
+    if [ "$released" = 1 ] && [ "$s" = COMPLETED ] && [ "$(job_field "$jid" Restarts)" = 1 ] &&
+       grep -q "sweep stopped on a signal" <<<"$log" && grep -q "checkpointed (exit 75); requeueing job $jid" <<<"$log" &&
+       [ -n "$again" ] && [ "$again" -ge 1 ] && [ "$again" -lt 4 ]; then
+      # Only rank 0 logs, so a resume is visible when team 0 was interrupted.
+      resumed=""; grep -q "resuming from checkpoint" <<<"$log" && resumed=", team 0 resumed its run from a checkpoint"
+      pass "sweep preempted after $ndone finished run(s): requeued, $again run(s) skipped via the manifest$resumed"
+    else
+      fail "sweep preemption: state '$s', restarts $(job_field "$jid" Restarts), released $released, skipped '$again'"
+      tail -n 20 <<<"$log"
+    fi
+    same_sweep sweep_one.h5 sweep_pre.h5 && pass "preempted sweep: /sweep/table and selection equal the uninterrupted job's" \
+      || fail "preempted sweep: sweep table or selection differ"
+    same_params sweep_one.h5 sweep_pre.h5 && pass "preempted sweep: run parameters equal the uninterrupted job's (bitwise)" \
+      || fail "preempted sweep: run parameters differ"
+  else
+    fail "sweep preemption: no finished run seen in the manifest ($ndone) or job $jid not running ($(job_state "$jid"))"
+    scancel "$jid" 2>/dev/null || true
+  fi
 fi
 
 echo "test_slurm: $(( $(date +%s) - T_START )) s"

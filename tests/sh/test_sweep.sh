@@ -15,6 +15,7 @@ model:
   init: uniform
 train:
   epochs: 6
+  restarts: 1
   batch_size: 32
   eval_every: 2
   checkpoint_every: 1
