@@ -144,6 +144,18 @@ static const opt g_opts[] = {
      .help = "list of seeds; null = [train.seed]"},
     {.key = "sweep.ranks_per_fit", .type = OT_INT, .off = OFF(ranks_per_fit), .def = "1", .min = 1,
      .max = 1048576, .help = "MPI ranks per fit (team size)"},
+    {.key = "sweep.se_rule", .type = OT_DOUBLE, .off = OFF(sweep_se_rule), .def = "1.0", .min = 0, .max = 100,
+     .help = "selection: a K or configuration within this many standard errors of the best counts as tied"},
+    {.key = "sweep.min_independence", .type = OT_DOUBLE, .off = OFF(sweep_min_independence), .def = "0.5",
+     .min = -BIG, .max = 1,
+     .help = "selection: a multi-group partition is supported when its independence score, mean - SE, "
+             "is at least this"},
+    {.key = "sweep.null_samples", .type = OT_INT, .off = OFF(sweep_null_samples), .def = "8", .min = 1,
+     .max = 100000, .help = "selection: random rotations of the held-out latents in the independence null"},
+    {.key = "sweep.null_max_points", .type = OT_INT, .off = OFF(sweep_null_max_points), .def = "256", .min = 2,
+     .max = 1000000, .help = "selection: held-out points (subsampled) in the null's KDE, O(points^2 K) cost"},
+    {.key = "sweep.null_nmc", .type = OT_INT, .off = OFF(sweep_null_nmc), .def = "4", .min = 1, .max = 10000,
+     .help = "selection: Monte-Carlo samples per point in the null's PC estimates"},
 
     {.key = "output.path", .type = OT_PATH, .off = OFF(output_path), .cap = SZ(output_path),
      .def = "facrnn_results.h5", .help = "results file"},

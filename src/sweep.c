@@ -536,9 +536,21 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     if (rc == FR_OK) {
         LOG_INFO("sweep: %d of %d runs done; results %s, table %s", ndone, n, base->output_path, csv);
         LOG_INFO("selection: %s", sel.why);
+        if (sel.chosen >= 0) {
+            const fr_sweep_score *c = &sel.ranked[sel.chosen];
+            char cg[256];
+            fr_sweep_groups_text(c->G, c->groups, cg, sizeof cg);
+            LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f",
+                     c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se);
+        }
         LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
                  "independence (SE)", "");
-        for (int c = 0; c < sel.n && c < 10; ++c) {
+        /* the ten best by NLL, then every multi-group row of the selected K
+         * that the partition rule looked at (the chosen one included) */
+        int Kc = sel.chosen >= 0 ? sel.ranked[sel.chosen].K : -1;
+        for (int c = 0; c < sel.n; ++c) {
+            const fr_sweep_score *t = &sel.ranked[c];
+            if (c >= 10 && c != sel.chosen && !(t->K == Kc && t->G > 1 && t->beta > 0)) continue;
             const fr_sweep_score *s = &sel.ranked[c];
             char gt[256];
             fr_sweep_groups_text(s->G, s->groups, gt, sizeof gt);
@@ -644,7 +656,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         rc = fr_error_agree(&world, rc);
     }
     fr_sweep_rule rule;
-    fr_sweep_rule_defaults(&rule);
+    fr_sweep_rule_from_config(base, &rule);
     char runs_dir[FR_CFG_PATH_MAX + 16], manifest[FR_CFG_PATH_MAX + 64];
     snprintf(runs_dir, sizeof runs_dir, "%s.runs", base->output_path);
     if (a.slice_n > 1) snprintf(manifest, sizeof manifest, "%s.manifest.slice%dof%d", base->output_path, a.slice_i, a.slice_n);

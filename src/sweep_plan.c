@@ -362,6 +362,15 @@ void fr_sweep_rule_defaults(fr_sweep_rule *rule)
     rule->null_nmc = 4;
 }
 
+void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
+{
+    rule->se_mult = cfg->sweep_se_rule;
+    rule->min_independence = cfg->sweep_min_independence;
+    rule->null_samples = cfg->sweep_null_samples;
+    rule->null_max_points = cfg->sweep_null_max_points;
+    rule->null_nmc = cfg->sweep_null_nmc;
+}
+
 fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
                         const fr_sweep_rule *rule, uint64_t seed, double *pc_obs, double *null_mean, double *null_sd)
 {
@@ -444,12 +453,12 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     snprintf(sel->rule, sizeof sel->rule,
              "K: for each K the configuration (partition, beta) with the lowest mean held-out NLL per bin over "
              "folds x seeds; choose the smallest K whose best mean is within %g standard error(s) of the overall "
-             "best. Partition: among configurations at that K within %g SE of its best, a multi-group partition is "
-             "supported when its held-out independence score (1 - PC(fitted partition) / mean PC over %d random "
-             "rotations of the latents with the same group sizes), mean - SE over folds x seeds, is >= %g; choose "
-             "the supported partition with the most groups (ties: higher independence, lower NLL); if none is "
-             "supported choose G = 1 (the lrRNN), else the best NLL at K.",
-             rule->se_mult, rule->se_mult, rule->null_samples, rule->min_independence);
+             "best. Partition: among multi-group partitions at that K fitted with beta > 0 (with beta = 0 every "
+             "partition is the G = 1 fit), take the one with the lowest mean held-out NLL; choose it when it is "
+             "supported, i.e. its held-out independence score (1 - PC(fitted partition) / mean PC over %d random "
+             "rotations of the latents with the same group sizes), mean - SE over folds x seeds, is >= %g; "
+             "otherwise choose G = 1 (the lrRNN).",
+             rule->se_mult, rule->null_samples, rule->min_independence);
     fr_sweep_score *sc = NULL;
     double *nll = NULL, *ind = NULL, *pc = NULL;
     int *slot = NULL;
@@ -510,30 +519,44 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     int bestK = -1;
     for (int c = 0; c < nc; ++c)
         if (s[c].K == Ksel && (bestK < 0 || s[c].nll_mean < s[bestK].nll_mean)) bestK = c;
-    double band = s[bestK].nll_mean + rule->se_mult * s[bestK].nll_se;
-    int chosen = -1, one = -1;
+    /* Partition at K. Only multi-group configurations fitted with beta > 0
+     * are candidates: with beta = 0 the penalty is off, every partition of K
+     * is the same fit as G = 1, and the partition label carries no
+     * information (their independence is that of an arbitrary basis). The
+     * penalty makes every candidate's latents look independent, so
+     * independence alone cannot rank partitions; what does is the price in
+     * held-out likelihood: forcing independence across a truly coupled
+     * subspace costs more than forcing it where the data are independent.
+     * So the candidate with the lowest mean held-out NLL wins (the band of
+     * se_rule SE around it is reported), provided it is supported. */
+    int cand = -1, one = -1;
     for (int c = 0; c < nc; ++c) {
-        if (s[c].K != Ksel || s[c].nll_mean > band) continue;
-        s[c].in_band = 1;
+        if (s[c].K != Ksel) continue;
         if (s[c].G == 1 && (one < 0 || s[c].nll_mean < s[one].nll_mean)) one = c;
-        if (!s[c].supported) continue;
-        if (chosen < 0 || s[c].G > s[chosen].G ||
-            (s[c].G == s[chosen].G && (s[c].ind_mean > s[chosen].ind_mean ||
-                                       (s[c].ind_mean == s[chosen].ind_mean && s[c].nll_mean < s[chosen].nll_mean))))
-            chosen = c;
+        if (s[c].G >= 2 && s[c].beta > 0 && (cand < 0 || s[c].nll_mean < s[cand].nll_mean)) cand = c;
+    }
+    int chosen = -1;
+    if (cand >= 0) {
+        double band = s[cand].nll_mean + rule->se_mult * s[cand].nll_se;
+        for (int c = 0; c < nc; ++c)
+            if (s[c].K == Ksel && s[c].G >= 2 && s[c].beta > 0 && s[c].nll_mean <= band) s[c].in_band = 1;
+        if (s[cand].supported) chosen = cand;
     }
     char gt[256];
     if (chosen >= 0) {
         fr_sweep_groups_text(s[chosen].G, s[chosen].groups, gt, sizeof gt);
         snprintf(sel->why, sizeof sel->why,
-                 "K = %d (best K %d, NLL %.6g +- %.2g); partition %s is supported (independence %.3f +- %.3f) and has "
-                 "the most groups among supported partitions in the band",
-                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[chosen].ind_mean, s[chosen].ind_se);
+                 "K = %d (best K %d, NLL %.6g +- %.2g); partition %s (beta %g) has the lowest held-out NLL among "
+                 "penalised partitions at K (%.6g +- %.2g) and is supported (independence %.3f +- %.3f)",
+                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[chosen].beta, s[chosen].nll_mean,
+                 s[chosen].nll_se, s[chosen].ind_mean, s[chosen].ind_se);
     } else if (one >= 0) {
         chosen = one;
+        if (cand >= 0) fr_sweep_groups_text(s[cand].G, s[cand].groups, gt, sizeof gt);
         snprintf(sel->why, sizeof sel->why,
-                 "K = %d (best K %d, NLL %.6g +- %.2g); no multi-group partition in the band is supported, so G = 1",
-                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se);
+                 "K = %d (best K %d, NLL %.6g +- %.2g); %s%s%s, so G = 1", Ksel, s[best].K, s[best].nll_mean,
+                 s[best].nll_se, cand >= 0 ? "the best penalised partition " : "no penalised multi-group partition at K",
+                 cand >= 0 ? gt : "", cand >= 0 ? " is not supported" : "");
     } else {
         chosen = bestK;
         snprintf(sel->why, sizeof sel->why,

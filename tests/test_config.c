@@ -65,6 +65,11 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(g_a.n_sweep_betas, 0);
     CU_ASSERT_EQUAL(g_a.n_sweep_seeds, 0);
     CU_ASSERT_EQUAL(g_a.ranks_per_fit, 1);
+    CU_ASSERT_EQUAL(g_a.sweep_se_rule, 1.0);
+    CU_ASSERT_EQUAL(g_a.sweep_min_independence, 0.5);
+    CU_ASSERT_EQUAL(g_a.sweep_null_samples, 8);
+    CU_ASSERT_EQUAL(g_a.sweep_null_max_points, 256);
+    CU_ASSERT_EQUAL(g_a.sweep_null_nmc, 4);
     CU_ASSERT_STRING_EQUAL(g_a.output_path, "facrnn_results.h5");
     CU_ASSERT_STRING_EQUAL(g_a.checkpoint_dir, "");
     CU_ASSERT_EQUAL(g_a.connectivity_max_n, 2000);
@@ -123,6 +128,11 @@ static const char *good_yaml =
     "  betas: [0, 20]\n"
     "  seeds: [0, 1, 7]\n"
     "  ranks_per_fit: 2\n"
+    "  se_rule: 0.5\n"
+    "  min_independence: 0.3\n"
+    "  null_samples: 16\n"
+    "  null_max_points: 512\n"
+    "  null_nmc: 2\n"
     "output:\n"
     "  path: out/res.h5\n"
     "  connectivity_max_n: 50\n";
@@ -166,6 +176,11 @@ static void test_good_config(void)
     CU_ASSERT(g_a.n_sweep_betas == 2 && g_a.sweep_betas[0] == 0.0 && g_a.sweep_betas[1] == 20.0);
     CU_ASSERT(g_a.n_sweep_seeds == 3 && g_a.sweep_seeds[2] == 7);
     CU_ASSERT_EQUAL(g_a.ranks_per_fit, 2);
+    CU_ASSERT_EQUAL(g_a.sweep_se_rule, 0.5);
+    CU_ASSERT_EQUAL(g_a.sweep_min_independence, 0.3);
+    CU_ASSERT_EQUAL(g_a.sweep_null_samples, 16);
+    CU_ASSERT_EQUAL(g_a.sweep_null_max_points, 512);
+    CU_ASSERT_EQUAL(g_a.sweep_null_nmc, 2);
     CU_ASSERT_STRING_EQUAL(g_a.output_path, "out/res.h5");
     CU_ASSERT_STRING_EQUAL(g_a.checkpoint_dir, "out/res.h5.ckpt");
     CU_ASSERT_EQUAL(g_a.connectivity_max_n, 50);
@@ -227,6 +242,9 @@ static void test_bad_configs(void)
         {"sweep:\n  betas: []\n", "sweep.betas: list is empty"},
         {"sweep:\n  seeds: []\n", "sweep.seeds: list is empty"},
         {"sweep:\n  ranks: [4]\n  partitions: all\n  min_group_size: 5\n", "sweep.min_group_size = 5 exceeds every rank"},
+        {"sweep:\n  null_samples: 0\n", "sweep.null_samples = 0 is out of range"},
+        {"sweep:\n  se_rule: -1\n", "sweep.se_rule = -1 is out of range"},
+        {"sweep:\n  min_independence: 1.5\n", "sweep.min_independence = 1.5 is out of range"},
         {"train:\n  lr: 1\n  lr: 2\n", "duplicate key 'train.lr' (line 3)"},
         {"train:\n  lr: 1\ntrain:\n  beta: 2\n", "section 'train' appears twice (line 3)"},
         {"train: 5\n", "section 'train' must be a mapping of keys"},

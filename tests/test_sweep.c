@@ -346,18 +346,59 @@ static void test_selection(void)
     CU_ASSERT(strstr(sel.why, "G = 1") != NULL);
     fr_sweep_selection_free(&sel);
 
-    /* Several supported: the most groups wins, even with slightly worse NLL
-     * inside the band; a partition outside the band is never chosen. */
+    /* Several supported: the lowest held-out NLL among the penalised
+     * partitions wins (the price of the wrong independence constraint), not
+     * the most groups; G = 1 with a better NLL does not block it. */
     hand t3[] = {
-        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0},
+        {6, 1, {6}, {0.90, 1.00, 0.80}, 0, 0},
         {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6},
         {6, 3, {2, 2, 2}, {1.05, 1.15, 0.95}, 0.1, 0.6},
-        {6, 3, {4, 1, 1}, {2.00, 2.10, 1.90}, 0.0, 0.6}, /* outside the band */
+        {6, 3, {4, 1, 1}, {2.00, 2.10, 1.90}, 0.0, 0.6},
     };
     build(t3, 4, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
-    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 3);
-    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 2);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 3);
+    CU_ASSERT(sel.ranked[sel.chosen].in_band);
+    for (int c = 0; c < sel.n; ++c)
+        if (sel.ranked[c].G == 3 && sel.ranked[c].groups[0] == 2) CU_ASSERT(sel.ranked[c].in_band);
+    fr_sweep_selection_free(&sel);
+
+    /* beta = 0 rows are the G = 1 fit under another label: same NLL, no
+     * independence. They are never candidates, even when they beat every
+     * penalised partition on NLL and (by a fluke) look independent: the
+     * penalised 3+3 (worse NLL than G = 1, as the penalty costs likelihood)
+     * is chosen, and the penalised 4+2 loses to it on NLL. */
+    hand t4[] = {
+        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0},
+        {6, 2, {4, 2}, {1.00, 1.10, 0.90}, 0.1, 0.6},    /* beta 0 */
+        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6},    /* beta 0 */
+        {6, 2, {3, 3}, {1.60, 1.70, 1.50}, 0.1, 0.6},    /* beta 20 */
+        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6},    /* beta 20 */
+        {4, 1, {4}, {3.00, 3.10, 2.90}, 0, 0},
+    };
+    build(t4, 6, runs, recs);
+    for (int i = 3; i < 9; ++i) runs[i].beta = 0;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 18, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].K, 6);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 3);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].beta, 20);
+    FR_ASSERT_CLOSE(sel.ranked[sel.chosen].nll_mean, 1.6, 1e-12, 0);
+    CU_ASSERT(strstr(sel.why, "lowest held-out NLL among penalised") != NULL);
+    fr_sweep_selection_free(&sel);
+
+    /* The best penalised partition is not supported: G = 1, even though a
+     * worse-NLL penalised partition would be. */
+    hand t5[] = {
+        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0},
+        {6, 2, {3, 3}, {1.50, 1.60, 1.40}, 0.45, 0.5},
+        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6},
+    };
+    build(t5, 3, runs, recs);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 1);
+    CU_ASSERT(strstr(sel.why, "3+3 is not supported") != NULL);
     fr_sweep_selection_free(&sel);
 
     /* Nothing finished: no choice, no crash. */

@@ -70,6 +70,12 @@ typedef struct {
     int n_sweep_seeds;
     long long sweep_seeds[FR_CFG_MAX_LIST];
     int ranks_per_fit;                     /* team size (default 1) */
+    /* selection rule (README "Sweeps and model selection") */
+    double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */
+    double sweep_min_independence;         /* sweep.min_independence: support threshold (0.5) */
+    int sweep_null_samples;                /* sweep.null_samples: random rotations per run (8) */
+    int sweep_null_max_points;             /* sweep.null_max_points: held-out points in the null's KDE (256) */
+    int sweep_null_nmc;                    /* sweep.null_nmc: Monte-Carlo samples per point (4) */
 
     /* output */
     char output_path[FR_CFG_PATH_MAX];     /* output.path (default "facrnn_results.h5") */

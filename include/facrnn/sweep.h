@@ -97,8 +97,8 @@ void fr_sweep_records_match(const fr_sweep_run *runs, int n, const fr_sweep_reco
                             fr_sweep_record *out /* (n) */);
 
 /* ---- held-out independence null -------------------------------------------- */
-/* Selection settings. Config keys proposed: sweep.se_rule, sweep.min_independence,
- * sweep.null_samples; hard-coded defaults until they exist. */
+/* Selection settings, from the config keys sweep.se_rule, sweep.min_independence,
+ * sweep.null_samples, sweep.null_max_points and sweep.null_nmc. */
 typedef struct {
     double se_mult;          /* one-standard-error rule multiplier (1.0) */
     double min_independence; /* a partition is supported when mean - SE of its independence >= this (0.5) */
@@ -106,7 +106,10 @@ typedef struct {
     int null_max_points;     /* held-out points for the null's KDE (256) */
     int null_nmc;            /* Monte-Carlo samples per point (4) */
 } fr_sweep_rule;
+/* The documented defaults (the config's defaults). Not collective. */
 void fr_sweep_rule_defaults(fr_sweep_rule *rule);
+/* The rule of a resolved config (its sweep.* selection keys). Not collective. */
+void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule);
 
 /* PC of the n held-out means mu (n, K) under the fitted partition (pc_obs)
  * and under `null_samples` Haar-random rotations of the latent space with
