@@ -81,9 +81,13 @@
  *   trials 40, bins 100, N 20, noise 0.1, burn 50, obs gaussian.
  *
  * entangled (does the method invent groups?). As facrnn with one group of
- *   K = 4 (groups=[K] sets K) whose channels are all N and whose J = gain
- *   V R V^T, R two rotations (periods 8 and 11 bins), V a random 4x4
- *   orthogonal matrix: every latent dimension is coupled to every other.
+ *   K = 4 (groups=[K] sets K) whose channels are all N and whose J =
+ *   V R V^T: R holds two rotations of gain `gain` (periods 8 and 11 bins)
+ *   with the second pair driven by the first through a random 2x2 block of
+ *   scale 0.6 gain, V is a random 4x4 orthogonal matrix. Without the drive
+ *   the truth would be two independent 2-D systems in a rotated basis (a
+ *   2+2 model could legitimately separate them); with it no basis splits
+ *   the latents into independent groups.
  *   Same keys and defaults as facrnn, except groups [[4]] (one entry only).
  *
  * multiregion (areas with their own low-rank dynamics). As facrnn with one
@@ -119,6 +123,7 @@ enum {
     TAG_Q = 7,
     TAG_COUPLING = 8,
     TAG_V = 9,
+    TAG_DRIVE = 10,
     TAG_MU0 = 11,
     TAG_ENC = 12,
     TAG_E = 13,
@@ -542,6 +547,15 @@ static fr_err gen_rnn(const fr_synth_spec *s, fr_synth_data *o)
         if (H % 2) R[(k0 + H - 1) * K + k0 + H - 1] = -s->gain;
     }
     if (dense) {
+        /* Each rotation pair (and a leftover flip) is driven by the pair
+         * before it through a random block of scale 0.6 gain. Without the
+         * drive, V R V^T would be two independent 2-D systems in a rotated
+         * basis, which a 2+2 model can legitimately separate; with it no
+         * basis splits the latents into independent groups (the driven
+         * subspace is invariant, its complement is not). */
+        for (int i = 2; i < K; ++i)
+            for (int j = (i / 2 - 1) * 2; j < (i / 2) * 2; ++j)
+                R[i * K + j] = 0.6 * s->gain * nrm(s, TAG_DRIVE, (uint64_t)(i * K + j));
         /* J = V R V^T with V random orthogonal; R uses periods 8, 11, ... */
         for (int i = 0; i < K * K; ++i) V[i] = nrm(s, TAG_V, (uint64_t)i);
         orthonormalise(V, K, K);
