@@ -105,7 +105,7 @@ static fr_err parse_sim_args(int argc, char **argv, sim_args *a)
         int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run") || !strcmp(o, "--mode") ||
                     !strcmp(o, "--seed") || !strcmp(o, "--silence") || !strcmp(o, "--remove-group");
         if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "simulate: %s needs a value", o);
-        long long v;
+        long long v = 0;
         if (!strcmp(o, "--data")) a->data = argv[++i];
         else if (!strcmp(o, "--out")) a->out = argv[++i];
         else if (!strcmp(o, "--run")) a->run = argv[++i];

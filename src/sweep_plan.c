@@ -313,7 +313,11 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
             rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld has %d fields, expected 13", path, lineno, nf);
             break;
         }
-        snprintf(r->id, sizeof r->id, "%s", fields[0]);
+        if (strlen(fields[0]) >= sizeof r->id) {
+            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld: run id too long", path, lineno);
+            break;
+        }
+        memcpy(r->id, fields[0], strlen(fields[0]) + 1);
         r->status = !strcmp(fields[1], "done") ? FR_RUN_DONE : !strcmp(fields[1], "failed") ? FR_RUN_FAILED : -1;
         if (r->status < 0) {
             rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld: unknown status '%s'", path, lineno, fields[1]);

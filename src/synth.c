@@ -262,7 +262,7 @@ fr_err fr_synth_spec_set(fr_synth_spec *s, const char *kv)
     if (found < 0) return FR_FAIL(FR_EUSAGE, "unknown synth key '%s' (see the synth documentation)", key);
     if (!(keys[found].apply & kind_bit(s->kind)))
         return FR_FAIL(FR_EUSAGE, "synth key '%s' does not apply to generator %s", key, s->name);
-    long long ll;
+    long long ll = 0;
     if (!strcmp(key, "trials")) { TRY(parse_ll(key, v, 1, &s->trials)); }
     else if (!strcmp(key, "bins")) { TRY(parse_ll(key, v, 2, &s->bins)); }
     else if (!strcmp(key, "N")) { TRY(parse_ll(key, v, 1, &ll)); if (ll > 100000) return FR_FAIL(FR_EUSAGE, "--set N=%s: too large", v); s->N = (int)ll; }
