@@ -1008,6 +1008,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
              t.N, t.K, t.model.spec.G, t.L, t.n_train, t.M, t.n_batches, E, R, t.model.s_enc, t.size);
     double t0 = fr_wtime();
     long steps_this_run = 0;
+    fr_timer step_time = {0, 0, 0}; /* time in training steps only: the logged steps/s */
     /* Only the restart the checkpoint was written in continues; ls.restart
      * moves on as restarts finish, so it cannot answer that question later. */
     for (int r = (int)ls.restart; r < R; ++r) {
@@ -1053,7 +1054,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 ls.steps_total += 1;
                 ++steps_this_run;
                 t.adam.lr = lr_at(cfg, (double)(ls.step - 1) / ((double)E * t.n_batches));
+                fr_timer_start(&step_time);
                 rc = train_step(&t, len, (long)ls.step, seed, ep, 1, tail);
+                fr_timer_stop(&step_time);
                 if (rc == FR_ENUMERIC && ckpt_path && fr_ckpt_exists(comm, ckpt_path))
                     LOG_ERROR("non-finite loss (restart %d, epoch %d); the last good checkpoint %s is kept", r, ep,
                               ckpt_path);
@@ -1106,9 +1109,13 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 ls.best_epoch = ep + 1;
             }
             if (last || (cfg->log_every > 0 && (ep + 1) % cfg->log_every == 0)) {
+                /* steps/s of the training steps alone (evaluation, checkpoints and
+                 * the restart objective excluded); the ETA uses the wall rate. */
                 double el = fr_wtime() - t0;
-                double sps = steps_this_run / fmax(el, 1e-9);
-                double remaining = ((double)(R - r - 1) * E * t.n_batches + (double)(E - ep - 1) * t.n_batches) / sps;
+                double sps = steps_this_run / fmax(step_time.total, 1e-9);
+                double wall_sps = steps_this_run / fmax(el, 1e-9);
+                double remaining =
+                    ((double)(R - r - 1) * E * t.n_batches + (double)(E - ep - 1) * t.n_batches) / wall_sps;
                 char eta[32], hbuf[32] = "-";
                 fmt_eta(remaining, eta, sizeof eta);
                 if (isfinite(h[FR_H_HELDOUT_NLL])) snprintf(hbuf, sizeof hbuf, "%.6g", h[FR_H_HELDOUT_NLL]);

@@ -32,6 +32,7 @@ model:
   groups: [$2]
   init: uniform   # as the PyTorch reference; PCA init time is not step time
 train:
+  restarts: 1     # the figure is the step rate, one initialisation is enough
   beta: 20
   epochs: $3
   batch_size: $4
@@ -54,7 +55,7 @@ put paper_ref_sps "$(python3 -c 'import json,sys; print(json.load(open("ref1.jso
 
 echo "[2/6] imaging scale: N=2500, K=12 (6 x 2), M=128" >&2
 "$BIN" --quiet synth facrnn --out img.h5 --set N=2500 --set trials=10 --set bins=200 --set groups=[2,2,2,2,2,2]
-fit_yaml img.h5 2,2,2,2,2,2 4 128 >img.yaml
+fit_yaml img.h5 2,2,2,2,2,2 20 128 >img.yaml
 "$BIN" fit img.yaml --set output.path=i1.h5 >i1.log 2>&1
 put imaging_facrnn_sps "$(sps i1.log)"
 /usr/bin/python3 "$SRC/tests/bench/ref_train.py" --N 2500 --groups 2,2,2,2,2,2 --samples 1990 --steps 40 --beta 20 >ref2.json
