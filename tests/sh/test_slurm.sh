@@ -149,17 +149,17 @@ if [ "$rc" -ne 0 ] && grep -q "facrnn binary not found at '/nonexistent/facrnn'"
 else fail "missing binary: exit $rc, log: $(cat nobin.out 2>&1)"; fi
 
 # ---- preemption: USR1 to the batch shell -> checkpoint, requeue, resume ----------
-# Two restarts of 600 epochs (~10 s): the signal lands in restart 0, so the
-# resumed job must continue restart 0 and then start restart 1 fresh.
-sed -e 's/epochs: 20/epochs: 600/' -e 's/checkpoint_every: 5/checkpoint_every: 1000/' \
+# Two restarts of 1500 epochs: the signal lands in restart 0 (the job is
+# signalled as soon as its log shows epoch 20 of restart 0, however fast the
+# machine), so the resumed job must continue restart 0 and then start
+# restart 1 fresh.
+sed -e 's/epochs: 20/epochs: 1500/' -e 's/checkpoint_every: 5/checkpoint_every: 1000/' \
     -e 's/direct.h5/full.h5/' fit.yaml > long.yaml
 mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml
-jid="$(sbatch --parsable -n 2 -o pre-%j.out "$JOBS/fit.sbatch" long.yaml --set output.path=pre.h5)"
+jid="$(sbatch --parsable -n 2 -o pre-%j.out "$JOBS/fit.sbatch" long.yaml --set output.path=pre.h5 \
+       --set train.log_every=1)"
 jid="${jid%%;*}"
-# Signal once facrnn has been running for a moment (it has started when the
-# job's log shows the launch line); the uninterrupted fit takes ~10-20 s.
-for _ in $(seq 120); do grep -q "^facrnn job: job" "pre-$jid.out" 2>/dev/null && break; sleep 0.5; done
-sleep 1.5
+for _ in $(seq 600); do grep -q "restart 1/2 epoch  *20/" "pre-$jid.out" 2>/dev/null && break; sleep 0.1; done
 [ "$(job_state "$jid")" = RUNNING ] || fail "preemption: job $jid no longer running when signalled"
 scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid"
 released="$(release_requeued "$jid")"
