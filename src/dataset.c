@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/h5util.h"
 #include "facrnn/rng.h"
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -80,41 +81,14 @@ static fr_err dataset_shape(hid_t file, const char *name, shape_info *si)
     return FR_OK;
 }
 
-/* A string attribute (fixed or variable length) into buf; "" if absent. */
+/* A string attribute into buf; "" if absent. */
 static fr_err read_string_attr(hid_t obj, const char *name, char *buf, size_t cap)
 {
-    buf[0] = '\0';
-    if (H5Aexists(obj, name) <= 0) return FR_OK;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return FR_FAIL(FR_EINVAL, "attribute %s: cannot open", name);
-    hid_t ty = H5Aget_type(a);
-    fr_err rc = FR_OK;
-    if (H5Tget_class(ty) != H5T_STRING) {
-        rc = FR_FAIL(FR_EINVAL, "attribute %s: expected a string", name);
-    } else if (H5Tis_variable_str(ty) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
-        H5Tset_size(mt, H5T_VARIABLE);
-        if (H5Aread(a, mt, &s) < 0) rc = FR_FAIL(FR_EINVAL, "attribute %s: cannot read", name);
-        else if (s) snprintf(buf, cap, "%s", s);
-        if (s) H5free_memory(s);
-        H5Tclose(mt);
-    } else {
-        size_t n = H5Tget_size(ty);
-        char *s = calloc(n + 1, 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
-        H5Tset_size(mt, n + 1);
-        if (!s) rc = FR_FAIL(FR_ENOMEM, "attribute %s: out of memory", name);
-        else if (H5Aread(a, mt, s) < 0) rc = FR_FAIL(FR_EINVAL, "attribute %s: cannot read", name);
-        else snprintf(buf, cap, "%s", s);
-        free(s);
-        H5Tclose(mt);
-    }
-    H5Tclose(ty);
-    H5Aclose(a);
-    return rc;
+    char *s;
+    TRY(fr_h5_attr_read_str(obj, name, "input file", &s));
+    snprintf(buf, cap, "%s", s ? s : "");
+    free(s);
+    return FR_OK;
 }
 
 /* A numeric scalar attribute as double; *found = 0 if absent. */
@@ -360,7 +334,7 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
     TRY(read_string_attr(file, "observation", obs, sizeof obs));
     if (obs[0] && strcmp(obs, "gaussian") && strcmp(obs, "poisson"))
         return FR_FAIL(FR_EINVAL, "attribute observation = '%s': expected gaussian or poisson", obs);
-    snprintf(ds->observation, sizeof ds->observation, "%s", obs);
+    memcpy(ds->observation, obs, strlen(obs) + 1); /* validated: "", gaussian or poisson */
     mx->poisson = opts->poisson >= 0 ? opts->poisson : !strcmp(obs, "poisson");
     return FR_OK;
 }

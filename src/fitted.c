@@ -9,46 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/h5util.h"
 #include "facrnn/trainer.h"
 
-/* A string attribute (variable-length or fixed) of `obj`, malloc'd into *out
- * (NULL if absent). */
-static fr_err read_str_attr(hid_t obj, const char *name, const char *where, char **out)
-{
-    *out = NULL;
-    if (H5Aexists(obj, name) <= 0) return FR_OK;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return FR_FAIL(FR_EIO, "%s: cannot open attribute %s", where, name);
-    hid_t ty = H5Aget_type(a);
-    fr_err rc = FR_OK;
-    if (H5Tget_class(ty) != H5T_STRING) {
-        rc = FR_FAIL(FR_EINVAL, "%s: attribute %s is not a string", where, name);
-    } else if (H5Tis_variable_str(ty) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(ty)); /* results strings are UTF-8 */
-        if (H5Aread(a, mt, &s) < 0 || !s) rc = FR_FAIL(FR_EIO, "%s: cannot read attribute %s", where, name);
-        else {
-            size_t n = strlen(s);
-            rc = FR_CALLOC(*out, n + 1);
-            if (rc == FR_OK) memcpy(*out, s, n);
-        }
-        if (s) H5free_memory(s);
-        H5Tclose(mt);
-    } else {
-        size_t sz = H5Tget_size(ty);
-        rc = FR_CALLOC(*out, sz + 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, sz + 1);
-        H5Tset_cset(mt, H5Tget_cset(ty));
-        if (rc == FR_OK && H5Aread(a, mt, *out) < 0) rc = FR_FAIL(FR_EIO, "%s: cannot read attribute %s", where, name);
-        H5Tclose(mt);
-    }
-    H5Tclose(ty);
-    H5Aclose(a);
-    return rc;
-}
 
 /* A numeric attribute as double (NaN when absent). */
 static double attr_double(hid_t obj, const char *name)
@@ -167,13 +130,13 @@ static fr_err load_serial(const char *path, const char *want, fr_fitted_run *r)
         else if (strlen(nl.names) >= FR_RUN_ID_MAX) rc = FR_FAIL(FR_EINVAL, "%s: run id too long", path);
         else memcpy(r->run_id, nl.names, strlen(nl.names) + 1);
     }
-    if (rc == FR_OK) rc = read_str_attr(f, "config", path, &yaml);
+    if (rc == FR_OK) rc = fr_h5_attr_read_str(f, "config", path, &yaml);
     if (rc == FR_OK && !yaml) rc = FR_FAIL(FR_EINVAL, "%s: root attribute config is missing", path);
     if (rc == FR_OK) {
         rc = fr_config_from_yaml_text(yaml, &r->cfg);
         if (rc != FR_OK) rc = FR_FAIL(rc, "%s: root attribute config: %s", path, fr_error_msg());
     }
-    if (rc == FR_OK) rc = read_str_attr(f, "input_checksum", path, &sum);
+    if (rc == FR_OK) rc = fr_h5_attr_read_str(f, "input_checksum", path, &sum);
     if (rc == FR_OK && sum) snprintf(r->input_checksum, sizeof r->input_checksum, "%s", sum);
     char where[FR_RUN_ID_MAX + 64];
     snprintf(where, sizeof where, "/runs/%s/metrics", r->run_id);
@@ -189,7 +152,7 @@ static fr_err load_serial(const char *path, const char *want, fr_fitted_run *r)
         if (isfinite(beta)) r->cfg.beta = beta;
         if (isfinite(seed)) r->cfg.seed = (long long)seed;
         if (isfinite(fold)) r->cfg.fold = (int)fold;
-        rc = read_str_attr(mg, "groups", where, &groups);
+        rc = fr_h5_attr_read_str(mg, "groups", where, &groups);
         if (rc == FR_OK && groups) {
             memset(r->cfg.groups, 0, sizeof r->cfg.groups);
             rc = parse_groups_text(groups, &r->cfg.n_groups, r->cfg.groups);

@@ -15,6 +15,7 @@
 #include "facrnn/cli.h"
 #include "facrnn/common.h"
 #include "facrnn/dataset.h"
+#include "facrnn/h5util.h"
 
 static const char *class_name(hid_t ty)
 {
@@ -64,25 +65,9 @@ static herr_t print_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, v
     printf("%s@%s = ", indent, name);
     H5T_class_t cls = H5Tget_class(ty);
     if (cls == H5T_STRING && n == 1) {
-        char buf[4096] = "";
-        if (H5Tis_variable_str(ty) > 0) {
-            char *s = NULL;
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
-            H5Tset_size(mt, H5T_VARIABLE);
-            if (H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, sizeof buf, "%s", s);
-            if (s) H5free_memory(s);
-            H5Tclose(mt);
-        } else {
-            size_t sz = H5Tget_size(ty);
-            char *s = calloc(sz + 1, 1);
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_cset(mt, H5Tget_cset(ty)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8) */
-            H5Tset_size(mt, sz + 1);
-            if (s && H5Aread(a, mt, s) >= 0) snprintf(buf, sizeof buf, "%s", s);
-            free(s);
-            H5Tclose(mt);
-        }
+        char buf[4096] = "", *text = NULL;
+        if (fr_h5_attr_read_str(obj, name, "info", &text) == FR_OK && text) snprintf(buf, sizeof buf, "%s", text);
+        free(text);
         /* Multi-line text (a config) is summarised by its first line. */
         char *nl = strchr(buf, '\n');
         if (nl) snprintf(nl, sizeof buf - (size_t)(nl - buf), " ...");

@@ -148,35 +148,6 @@ static fr_err parse_silence(const char *s, int N, unsigned char *sil)
     return FR_OK;
 }
 
-/* Collective write of this rank's rows [row_lo, row_hi) of a (total_bins, ncols) dataset. */
-static fr_err write_rows(hid_t loc, const char *name, const fr_dataset *ds, int ncols, const double *buf)
-{
-    hsize_t dims[2] = {(hsize_t)ds->total_bins, (hsize_t)ncols};
-    hid_t fsp = H5Screate_simple(2, dims, NULL);
-    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) {
-        H5Sclose(fsp);
-        return FR_FAIL(FR_EIO, "cannot create dataset %s", name);
-    }
-    hsize_t start[2] = {(hsize_t)ds->row_lo, 0}, count[2] = {(hsize_t)(ds->row_hi - ds->row_lo), (hsize_t)ncols};
-    hsize_t one[2] = {1, (hsize_t)ncols};
-    hid_t msp = H5Screate_simple(2, count[0] ? count : one, NULL);
-    if (count[0]) H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
-    else {
-        H5Sselect_none(fsp);
-        H5Sselect_none(msp);
-    }
-    hid_t dx = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
-    static const double dummy = 0;
-    herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, buf ? buf : &dummy);
-    H5Pclose(dx);
-    H5Sclose(msp);
-    H5Sclose(fsp);
-    H5Dclose(d);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
-}
-
 /* Condition-averaged PSTH R^2 (NaN without /trial_condition). Collective. */
 static fr_err psth_r2(MPI_Comm comm, const fr_dataset *ds, int L, const double *sim, const unsigned char *sil,
                       int *n_cond, double *out)
@@ -247,11 +218,11 @@ static fr_err write_output(MPI_Comm comm, const sim_args *a, const fr_fitted_run
     fr_results out;
     TRY(fr_results_create(comm, a->out, 1, &out));
     hid_t f = out.file;
-    fr_err rc = write_rows(f, "data", ds, ds->N, sim);
+    fr_err rc = fr_results_write_rows(f, "data", ds, ds->N, sim);
     hsize_t dT[1] = {(hsize_t)ds->n_trials + 1}, dn[1] = {(hsize_t)ds->n_trials};
     if (rc == FR_OK) rc = fr_h5_write_small(f, "trial_offsets", H5T_NATIVE_LLONG, out.rank, 1, dT, ds->offsets);
-    if (rc == FR_OK && ds->u && ds->D > 0) rc = write_rows(f, "inputs", ds, ds->D, ds->u);
-    if (rc == FR_OK && ds->behavior && ds->P > 0) rc = write_rows(f, "behavior", ds, ds->P, ds->behavior);
+    if (rc == FR_OK && ds->u && ds->D > 0) rc = fr_results_write_rows(f, "inputs", ds, ds->D, ds->u);
+    if (rc == FR_OK && ds->behavior && ds->P > 0) rc = fr_results_write_rows(f, "behavior", ds, ds->P, ds->behavior);
     if (rc == FR_OK && ds->condition)
         rc = fr_h5_write_small(f, "trial_condition", H5T_NATIVE_INT, out.rank, 1, dn, ds->condition);
     if (rc == FR_OK) {

@@ -25,6 +25,7 @@
 #include "facrnn/cli.h"
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
+#include "facrnn/h5util.h"
 #include "facrnn/results.h"
 #include "facrnn/sweep.h"
 #include "facrnn/trainer.h"
@@ -289,30 +290,15 @@ static fr_err write_ll_col(hid_t loc, const char *name, int n, const long long *
     return fr_h5_write_small(loc, name, H5T_NATIVE_LLONG, 0, 1, dims, v);
 }
 
-/* One string attribute of a file's root ("" when absent). */
+/* One string attribute of a file's root ("" when absent or unreadable). */
 static void read_root_str(const char *path, const char *name, char *buf, size_t cap)
 {
     buf[0] = 0;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return;
-    if (H5Aexists(f, name) > 0) {
-        hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-        hid_t t = H5Aget_type(a);
-        if (H5Tis_variable_str(t) > 0) {
-            /* the results writer stores variable-length strings: the read
-             * yields a pointer, not the characters */
-            char *s = NULL;
-            if (H5Aread(a, t, &s) >= 0 && s) snprintf(buf, cap, "%s", s);
-            if (s) H5free_memory(s);
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *tmp = calloc(sz + 1, 1);
-            if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, cap, "%s", tmp);
-            free(tmp);
-        }
-        H5Tclose(t);
-        H5Aclose(a);
-    }
+    char *s = NULL;
+    if (fr_h5_attr_read_str(f, name, path, &s) == FR_OK && s) snprintf(buf, cap, "%s", s);
+    free(s);
     H5Fclose(f);
 }
 

@@ -44,6 +44,11 @@ fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_datas
 /* One run's group. Collective (each rank writes its own trials' latent rows). */
 fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
                             const unsigned char *split, const fr_fit_result *res, const char *status);
+/* Dataset `name` (total_bins, ncols) under loc, each rank writing its own
+ * rows [row_lo, row_hi) of `rows` (may be NULL on a rank without rows).
+ * Collective (dataset creation); the transfer itself is independent. */
+fr_err fr_results_write_rows(hid_t loc, const char *name, const fr_dataset *ds, int ncols, const double *rows);
+
 /* Close (and rename into place when atomic). Collective. */
 fr_err fr_results_close(fr_results *r);
 
