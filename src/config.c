@@ -150,6 +150,10 @@ static const opt g_opts[] = {
      .min = -BIG, .max = 1,
      .help = "selection: a multi-group partition is supported when its independence score, mean - SE, "
              "is at least this"},
+    {.key = "sweep.max_coupling", .type = OT_DOUBLE, .off = OFF(sweep_max_coupling), .def = "0.2", .min = -BIG,
+     .max = BIG,
+     .help = "selection: a multi-group partition is supported when its held-out dynamical coupling between "
+             "groups, mean + SE over folds, is at most this"},
     {.key = "sweep.null_samples", .type = OT_INT, .off = OFF(sweep_null_samples), .def = "8", .min = 1,
      .max = 100000, .help = "selection: random rotations of the held-out latents in the independence null"},
     {.key = "sweep.null_max_points", .type = OT_INT, .off = OFF(sweep_null_max_points), .def = "256", .min = 2,

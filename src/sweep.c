@@ -28,6 +28,7 @@
 #include "facrnn/h5util.h"
 #include "facrnn/results.h"
 #include "facrnn/sweep.h"
+#include "facrnn/coupling.h"
 #include "facrnn/trainer.h"
 #include "facrnn/version.h"
 
@@ -169,6 +170,69 @@ static fr_err gather_heldout(MPI_Comm team, const fr_dataset *ds, const unsigned
     return rc;
 }
 
+/* Held-out dynamical coupling between the groups of one fitted run
+ * (coupling.h): latents standardised with training-bin moments, pair
+ * moments summed over the team (trials are whole on each rank, so every
+ * consecutive pair is local). Every rank gets the same numbers. Collective
+ * over team. */
+static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned char *split, const fr_sweep_run *run,
+                            const double *lat /* (rows, K) */, double *c_max)
+{
+    int K = run->K, quad = K <= FR_COUPLING_QUAD_MAX_K, P = fr_coupling_nfeat(K, quad);
+    long long nt = ds->trial_hi - ds->trial_lo;
+    *c_max = NAN;
+    if (run->G < 2) {
+        *c_max = 0;
+        return FR_OK;
+    }
+    if (K > FR_COUPLING_MAX_K) {
+        LOG_WARN("sweep: %s: no dynamical coupling above K = %d", run->id, FR_COUPLING_MAX_K);
+        return FR_OK;
+    }
+    fr_moments zm, tr, te;
+    memset(&zm, 0, sizeof zm), memset(&tr, 0, sizeof tr), memset(&te, 0, sizeof te);
+    long long *off = NULL;
+    unsigned char *is_train = NULL;
+    double mean[FR_COUPLING_MAX_K], sd[FR_COUPLING_MAX_K];
+    fr_err rc = fr_moments_init(&zm, K);
+    if (rc == FR_OK) rc = fr_moments_init(&tr, P + K);
+    if (rc == FR_OK) rc = fr_moments_init(&te, P + K);
+    if (rc == FR_OK) rc = FR_CALLOC(off, nt + 1);
+    if (rc == FR_OK) rc = FR_CALLOC(is_train, nt ? nt : 1);
+    for (long long k = 0; k <= nt && rc == FR_OK; ++k) off[k] = ds->offsets[ds->trial_lo + k] - ds->row_lo;
+    for (long long k = 0; k < nt && rc == FR_OK; ++k) {
+        is_train[k] = split[ds->trial_lo + k] != 0;
+        if (is_train[k]) rc = fr_moments_add(&zm, off[k + 1] - off[k], K, lat + off[k] * K, 0, NULL);
+    }
+    rc = fr_error_agree(&team, rc);
+    if (rc == FR_OK)
+        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, zm.buf, (int)zm.len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
+                          __FILE__, __LINE__);
+    for (int i = 0; i < K && rc == FR_OK; ++i) {
+        double n = *zm.n, m = n > 0 ? zm.s[i] / n : 0, v = n > 0 ? zm.S[(size_t)i * K + i] / n - m * m : 0;
+        mean[i] = m;
+        sd[i] = v > 0 ? sqrt(v) : 1;
+    }
+    if (rc == FR_OK) rc = fr_coupling_pairs_add(&tr, &te, K, quad, mean, sd, nt, off, is_train, lat);
+    rc = fr_error_agree(&team, rc);
+    if (rc == FR_OK)
+        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, tr.buf, (int)tr.len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
+                          __FILE__, __LINE__);
+    if (rc == FR_OK)
+        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, te.buf, (int)te.len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
+                          __FILE__, __LINE__);
+    if (rc == FR_OK && fr_coupling_from_moments(&tr, &te, K, quad, run->G, run->groups, NULL, c_max) != FR_OK) {
+        /* too few pairs (tiny data): no evidence either way, not a failed run */
+        LOG_WARN("sweep: %s: no dynamical coupling: %s", run->id, fr_error_msg());
+        fr_error_clear();
+        *c_max = NAN;
+    }
+    fr_moments_free(&zm), fr_moments_free(&tr), fr_moments_free(&te);
+    free(off);
+    free(is_train);
+    return rc;
+}
+
 static void fail_record(fr_sweep_record *rec, const char *id)
 {
     memset(rec, 0, sizeof *rec);
@@ -177,6 +241,7 @@ static void fail_record(fr_sweep_record *rec, const char *id)
     snprintf(rec->reason, sizeof rec->reason, "%s", fr_error_msg());
     rec->heldout_nll = rec->heldout_r2 = rec->heldout_pc = rec->group_latent_r2 = rec->train_nll = NAN;
     rec->pc_obs = rec->pc_null_mean = rec->pc_null_sd = NAN;
+    rec->objective = rec->coupling = NAN;
 }
 
 /* Fit run `run` on the team, write its per-run file, fill rec. Returns
@@ -213,6 +278,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rc = fr_error_agree(&team, rc);
         if (rc == FR_OK) MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team);
     }
+    double coupling = NAN;
+    if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
     if (rc == FR_OK) {
         fr_results out;
         rc = fr_results_create(team, path, 1, &out);
@@ -228,6 +295,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                 if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_pc_null_mean", null3[1]);
                 if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_pc_null_sd", null3[2]);
                 if (w == FR_OK) w = fr_h5_attr_int(g, "heldout_pc_null_samples", rule->null_samples);
+                if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_group_coupling", coupling);
                 if (g >= 0) H5Gclose(g);
             }
             w = fr_error_agree(&team, w);
@@ -250,6 +318,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rec->pc_null_sd = null3[2];
         rec->epochs_done = res.epochs_done;
         rec->seconds = res.seconds;
+        rec->objective = res.objective;
+        rec->coupling = coupling;
     } else if (rc != FR_ESIGNAL) {
         fail_record(rec, run->id);
         fr_error_clear();
@@ -352,6 +422,8 @@ static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_rec
         for (int i = 0; i < n; ++i) col[i] = fr_sweep_independence(&runs[i], &recs[i]);
         rc = write_dbl_col(g, "independence", n, col);
     }
+    DCOL("coupling", coupling)
+    DCOL("objective", objective)
     if (rc == FR_OK) rc = write_ll_col(g, "epochs_done", n, ep);
     DCOL("seconds", seconds)
 #undef DCOL
@@ -372,6 +444,7 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "se_rule", rule->se_mult);
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "min_independence", rule->min_independence);
     if (rc == FR_OK) rc = fr_h5_attr_int(g, "null_samples", rule->null_samples);
+    if (rc == FR_OK) rc = fr_h5_attr_double(g, "max_coupling", rule->max_coupling);
     int n = sel->n;
     const fr_sweep_score *s = sel->ranked;
     if (rc == FR_OK && sel->chosen >= 0) {
@@ -385,6 +458,8 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "score_se", c->nll_se);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "independence", c->ind_mean);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "independence_se", c->ind_se);
+        if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling", c->coup_mean);
+        if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling_se", c->coup_se);
         if (rc == FR_OK) rc = fr_h5_attr_str(g, "score_name", "held-out NLL per bin, mean +- SE over folds x seeds");
     }
     /* ranked table, one row per configuration (K, groups, beta) */
@@ -420,6 +495,9 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     DCOL("independence_mean", s[i].ind_mean)
     DCOL("independence_se", s[i].ind_se)
     DCOL("heldout_pc_mean", s[i].pc_mean)
+    ICOL("n_folds", s[i].n_folds)
+    DCOL("coupling_mean", s[i].coup_mean)
+    DCOL("coupling_se", s[i].coup_se)
     ICOL("in_band", s[i].in_band)
     ICOL("supported", s[i].supported)
     ICOL("selected", i == sel->chosen)
@@ -438,15 +516,15 @@ static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_swe
     FILE *f = fopen(tmp, "w");
     if (!f) return FR_FAIL(FR_EIO, "cannot write %s", tmp);
     fprintf(f, "run_id,K,groups,beta,seed,fold,status,heldout_nll_per_bin,heldout_pc,heldout_r2,"
-               "heldout_group_latent_r2,heldout_pc_null_mean,independence,epochs_done,seconds\n");
+               "heldout_group_latent_r2,heldout_pc_null_mean,independence,coupling,objective,epochs_done,seconds\n");
     for (int i = 0; i < n; ++i) {
         char gt[256];
         fr_sweep_groups_text(runs[i].G, runs[i].groups, gt, sizeof gt);
         const fr_sweep_record *r = &recs[i];
-        fprintf(f, "%s,%d,%s,%.17g,%lld,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%.3f\n", runs[i].id, runs[i].K, gt,
-                runs[i].beta, runs[i].seed, runs[i].fold, fr_sweep_status_name(r->status), r->heldout_nll,
-                r->heldout_pc, r->heldout_r2, r->group_latent_r2, r->pc_null_mean,
-                fr_sweep_independence(&runs[i], r), r->epochs_done, r->seconds);
+        fprintf(f, "%s,%d,%s,%.17g,%lld,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%.3f\n", runs[i].id,
+                runs[i].K, gt, runs[i].beta, runs[i].seed, runs[i].fold, fr_sweep_status_name(r->status),
+                r->heldout_nll, r->heldout_pc, r->heldout_r2, r->group_latent_r2, r->pc_null_mean,
+                fr_sweep_independence(&runs[i], r), r->coupling, r->objective, r->epochs_done, r->seconds);
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "cannot write %s", path);
     return FR_OK;
@@ -526,11 +604,12 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
             const fr_sweep_score *c = &sel.ranked[sel.chosen];
             char cg[256];
             fr_sweep_groups_text(c->G, c->groups, cg, sizeof cg);
-            LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f",
-                     c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se);
+            LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f, "
+                     "coupling %.3f +- %.3f",
+                     c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se);
         }
-        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
-                 "independence (SE)", "");
+        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
+                 "independence (SE)", "coupling (SE)", "");
         /* the ten best by NLL, then every multi-group row of the selected K
          * that the partition rule looked at (the chosen one included) */
         int Kc = sel.chosen >= 0 ? sel.ranked[sel.chosen].K : -1;
@@ -540,9 +619,9 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
             const fr_sweep_score *s = &sel.ranked[c];
             char gt[256];
             fr_sweep_groups_text(s->G, s->groups, gt, sizeof gt);
-            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %s%s", s->K, gt, s->beta, s->n,
-                     s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, c == sel.chosen ? "<- selected" : "",
-                     s->supported ? " supported" : "");
+            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s", s->K, gt,
+                     s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se,
+                     c == sel.chosen ? "<- selected" : "", s->supported ? " supported" : "");
         }
     }
     fr_sweep_selection_free(&sel);

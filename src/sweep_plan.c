@@ -241,7 +241,10 @@ const char *fr_sweep_status_name(int status)
     return status == FR_RUN_DONE ? "done" : status == FR_RUN_FAILED ? "failed" : "pending";
 }
 
-#define MANIFEST_HEADER "# facrnn sweep manifest v1"
+/* v2 added the training objective and the dynamical coupling (before the
+ * reason); v1 files are still read, with those two NaN. */
+#define MANIFEST_HEADER_V1 "# facrnn sweep manifest v1"
+#define MANIFEST_HEADER "# facrnn sweep manifest v2"
 
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
 {
@@ -250,7 +253,7 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
     FILE *f = fopen(tmp, "w");
     if (!f) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", tmp, strerror(errno));
     fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
-               "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\treason\n",
+               "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\treason\n",
             MANIFEST_HEADER);
     for (int i = 0; i < n; ++i) {
         const fr_sweep_record *r = &recs[i];
@@ -259,9 +262,10 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
         snprintf(reason, sizeof reason, "%s", r->reason);
         for (char *c = reason; *c; ++c)
             if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
-        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%s\n", r->id,
-                fr_sweep_status_name(r->status), r->heldout_nll, r->heldout_r2, r->heldout_pc, r->group_latent_r2,
-                r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done, r->seconds, reason);
+        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%.17g\t%.17g\t%s\n",
+                r->id, fr_sweep_status_name(r->status), r->heldout_nll, r->heldout_r2, r->heldout_pc,
+                r->group_latent_r2, r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done,
+                r->seconds, r->objective, r->coupling, reason);
     }
     int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -280,11 +284,15 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
     fr_err rc = FR_CALLOC(recs, cap);
     char line[4096];
     long lineno = 0;
+    int version = 2;
     while (rc == FR_OK && fgets(line, sizeof line, f)) {
         ++lineno;
-        if (lineno == 1 && strncmp(line, MANIFEST_HEADER, strlen(MANIFEST_HEADER)) != 0) {
-            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
-            break;
+        if (lineno == 1) {
+            if (!strncmp(line, MANIFEST_HEADER_V1, strlen(MANIFEST_HEADER_V1))) version = 1;
+            else if (strncmp(line, MANIFEST_HEADER, strlen(MANIFEST_HEADER)) != 0) {
+                rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
+                break;
+            }
         }
         if (line[0] == '#' || line[0] == '\n') continue;
         line[strcspn(line, "\n")] = 0;
@@ -299,18 +307,20 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         }
         fr_sweep_record *r = &recs[n];
         memset(r, 0, sizeof *r);
-        char *fields[13];
+        /* v1: 12 numeric fields + reason; v2: 14 + reason */
+        int nnum = version == 1 ? 12 : 14;
+        char *fields[15];
         int nf = 0;
         char *p = line;
-        while (nf < 13) {
+        while (nf < nnum + 1) {
             fields[nf++] = p;
             char *t = strchr(p, '\t');
             if (!t) break;
             *t = 0;
             p = t + 1;
         }
-        if (nf < 12) {
-            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld has %d fields, expected 13", path, lineno, nf);
+        if (nf < nnum) {
+            rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line %ld has %d fields, expected %d", path, lineno, nf, nnum + 1);
             break;
         }
         if (strlen(fields[0]) >= sizeof r->id) {
@@ -328,7 +338,9 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         for (int k = 0; k < 8; ++k) *dst[k] = strtod(fields[2 + k], NULL);
         r->epochs_done = atoi(fields[10]);
         r->seconds = strtod(fields[11], NULL);
-        if (nf > 12) snprintf(r->reason, sizeof r->reason, "%s", fields[12]);
+        r->objective = version == 1 ? NAN : strtod(fields[12], NULL);
+        r->coupling = version == 1 ? NAN : strtod(fields[13], NULL);
+        if (nf > nnum) snprintf(r->reason, sizeof r->reason, "%s", fields[nnum]);
         ++n;
     }
     fclose(f);
@@ -364,6 +376,7 @@ void fr_sweep_rule_defaults(fr_sweep_rule *rule)
     rule->null_samples = 8;
     rule->null_max_points = 256;
     rule->null_nmc = 4;
+    rule->max_coupling = 0.2;
 }
 
 void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
@@ -373,6 +386,7 @@ void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
     rule->null_samples = cfg->sweep_null_samples;
     rule->null_max_points = cfg->sweep_null_max_points;
     rule->null_nmc = cfg->sweep_null_nmc;
+    rule->max_coupling = cfg->sweep_max_coupling;
 }
 
 fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
@@ -449,6 +463,10 @@ static int cmp_score(const void *a, const void *b)
     return 0; /* qsort is not stable: ties are broken by the canonical slot below */
 }
 
+/* Objective used to pick a fold's representative seed: NaN (an old
+ * manifest) never beats a number. */
+static double obj_key(double o) { return isfinite(o) ? o : INFINITY; }
+
 fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
                        fr_sweep_selection *sel)
 {
@@ -457,20 +475,25 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     snprintf(sel->rule, sizeof sel->rule,
              "K: for each K the configuration (partition, beta) with the lowest mean held-out NLL per bin over "
              "folds x seeds; choose the smallest K whose best mean is within %g standard error(s) of the overall "
-             "best. Partition: among multi-group partitions at that K fitted with beta > 0 (with beta = 0 every "
-             "partition is the G = 1 fit), take the one with the lowest mean held-out NLL; choose it when it is "
-             "supported, i.e. its held-out independence score (1 - PC(fitted partition) / mean PC over %d random "
-             "rotations of the latents with the same group sizes), mean - SE over folds x seeds, is >= %g; "
-             "otherwise choose G = 1 (the lrRNN).",
-             rule->se_mult, rule->null_samples, rule->min_independence);
+             "best. Partition at that K: the evidence of a penalised (beta > 0) multi-group configuration comes "
+             "from its best fit per fold (the seed with the lowest training objective). It is supported when its "
+             "groups are independent both at equal times (held-out independence score 1 - PC(fitted partition) / "
+             "mean PC over %d random rotations, mean - SE over folds >= %g) and over time (held-out dynamical "
+             "coupling, how much the other groups' present latents improve the prediction of a group's next "
+             "latent over its own, max over groups, mean + SE over folds <= %g). Choose the supported "
+             "partition with the most groups (ties: lowest mean held-out NLL); if none is supported, G = 1 (the "
+             "lrRNN).",
+             rule->se_mult, rule->null_samples, rule->min_independence, rule->max_coupling);
     fr_sweep_score *sc = NULL;
-    double *nll = NULL, *ind = NULL, *pc = NULL;
-    int *slot = NULL;
+    double *nll = NULL, *ind = NULL, *pc = NULL, *cp = NULL;
+    int *slot = NULL, *rep = NULL;
     TRY(FR_CALLOC(sc, n > 0 ? n : 1));
     fr_err rc = FR_CALLOC(nll, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(ind, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(pc, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(cp, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(slot, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(rep, n > 0 ? n : 1);
     if (rc != FR_OK) goto out;
     /* configurations in canonical order of first appearance */
     int nc = 0;
@@ -487,22 +510,34 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
         }
     }
     for (int c = 0; c < nc; ++c) {
-        int m = 0;
+        int m = 0, nrep = 0;
         for (int i = 0; i < n; ++i) {
             if (recs[i].status != FR_RUN_DONE || !isfinite(recs[i].heldout_nll) || !same_config(&runs[i], &sc[c]))
                 continue;
             nll[m] = recs[i].heldout_nll;
-            ind[m] = fr_sweep_independence(&runs[i], &recs[i]);
             pc[m] = recs[i].heldout_pc;
             ++m;
+            /* each fold's representative: the lowest training objective
+             * (seeds are independent optimisations of the same model) */
+            int f = 0;
+            while (f < nrep && runs[rep[f]].fold != runs[i].fold) ++f;
+            if (f == nrep) rep[nrep++] = i;
+            else if (obj_key(recs[i].objective) < obj_key(recs[rep[f]].objective)) rep[f] = i;
+        }
+        for (int f = 0; f < nrep; ++f) {
+            ind[f] = fr_sweep_independence(&runs[rep[f]], &recs[rep[f]]);
+            cp[f] = sc[c].G >= 2 ? recs[rep[f]].coupling : NAN;
         }
         sc[c].n = m;
+        sc[c].n_folds = nrep;
         mean_se(nll, m, &sc[c].nll_mean, &sc[c].nll_se);
-        mean_se(ind, m, &sc[c].ind_mean, &sc[c].ind_se);
+        mean_se(ind, nrep, &sc[c].ind_mean, &sc[c].ind_se);
+        mean_se(cp, nrep, &sc[c].coup_mean, &sc[c].coup_se);
         double dummy;
         mean_se(pc, m, &sc[c].pc_mean, &dummy);
-        sc[c].supported = sc[c].G >= 2 && isfinite(sc[c].ind_mean) &&
-                          sc[c].ind_mean - sc[c].ind_se >= rule->min_independence;
+        sc[c].supported = sc[c].G >= 2 && sc[c].beta > 0 && isfinite(sc[c].ind_mean) &&
+                          sc[c].ind_mean - sc[c].ind_se >= rule->min_independence && isfinite(sc[c].coup_mean) &&
+                          sc[c].coup_mean + sc[c].coup_se <= rule->max_coupling;
     }
     sel->n = nc;
     sel->ranked = sc;
@@ -523,44 +558,53 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     int bestK = -1;
     for (int c = 0; c < nc; ++c)
         if (s[c].K == Ksel && (bestK < 0 || s[c].nll_mean < s[bestK].nll_mean)) bestK = c;
-    /* Partition at K. Only multi-group configurations fitted with beta > 0
-     * are candidates: with beta = 0 the penalty is off, every partition of K
-     * is the same fit as G = 1, and the partition label carries no
-     * information (their independence is that of an arbitrary basis). The
-     * penalty makes every candidate's latents look independent, so
-     * independence alone cannot rank partitions; what does is the price in
-     * held-out likelihood: forcing independence across a truly coupled
-     * subspace costs more than forcing it where the data are independent.
-     * So the candidate with the lowest mean held-out NLL wins (the band of
-     * se_rule SE around it is reported), provided it is supported. */
-    int cand = -1, one = -1;
+    for (int c = 0; c < nc; ++c)
+        if (s[c].K == Ksel && s[c].nll_mean <= s[bestK].nll_mean + rule->se_mult * s[bestK].nll_se) s[c].in_band = 1;
+    /* Partition at K. With beta = 0 the penalty is off and every partition
+     * of K is the same fit as G = 1, so only penalised multi-group fits are
+     * candidates. Their held-out likelihood does not rank them: the
+     * penalty's price varies with the number of groups for reasons that
+     * have nothing to do with the data (the minibatch PC estimator is
+     * biased), and it costs even the true partition several nats per bin
+     * at beta = 20. Equal-time independence alone does not either: the
+     * penalty forces it on every partition. What the penalty does not
+     * force is independence over time: groups that are really separate
+     * sub-circuits do not predict each other's next state, and a forced
+     * split of a coupled system does. Among the partitions that pass both
+     * tests the one with the most groups is the most detailed answer the
+     * data support. */
+    int chosen = -1, one = -1, cand = -1;
     for (int c = 0; c < nc; ++c) {
         if (s[c].K != Ksel) continue;
         if (s[c].G == 1 && (one < 0 || s[c].nll_mean < s[one].nll_mean)) one = c;
-        if (s[c].G >= 2 && s[c].beta > 0 && (cand < 0 || s[c].nll_mean < s[cand].nll_mean)) cand = c;
-    }
-    int chosen = -1;
-    if (cand >= 0) {
-        double band = s[cand].nll_mean + rule->se_mult * s[cand].nll_se;
-        for (int c = 0; c < nc; ++c)
-            if (s[c].K == Ksel && s[c].G >= 2 && s[c].beta > 0 && s[c].nll_mean <= band) s[c].in_band = 1;
-        if (s[cand].supported) chosen = cand;
+        if (s[c].G >= 2 && s[c].beta > 0 && (cand < 0 || s[c].coup_mean < s[cand].coup_mean || !isfinite(s[cand].coup_mean)))
+            cand = c; /* the least coupled candidate, for the message when none is supported */
+        if (!s[c].supported) continue;
+        if (chosen < 0 || s[c].G > s[chosen].G || (s[c].G == s[chosen].G && s[c].nll_mean < s[chosen].nll_mean))
+            chosen = c;
     }
     char gt[256];
     if (chosen >= 0) {
         fr_sweep_groups_text(s[chosen].G, s[chosen].groups, gt, sizeof gt);
         snprintf(sel->why, sizeof sel->why,
-                 "K = %d (best K %d, NLL %.6g +- %.2g); partition %s (beta %g) has the lowest held-out NLL among "
-                 "penalised partitions at K (%.6g +- %.2g) and is supported (independence %.3f +- %.3f)",
-                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[chosen].beta, s[chosen].nll_mean,
-                 s[chosen].nll_se, s[chosen].ind_mean, s[chosen].ind_se);
+                 "K = %d (best K %d, NLL %.6g +- %.2g); partition %s (beta %g) is the supported partition with the "
+                 "most groups: independence %.3f +- %.3f, coupling %.3f +- %.3f over %d folds (NLL %.6g +- %.2g)",
+                 Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[chosen].beta, s[chosen].ind_mean,
+                 s[chosen].ind_se, s[chosen].coup_mean, s[chosen].coup_se, s[chosen].n_folds, s[chosen].nll_mean,
+                 s[chosen].nll_se);
     } else if (one >= 0) {
         chosen = one;
         if (cand >= 0) fr_sweep_groups_text(s[cand].G, s[cand].groups, gt, sizeof gt);
-        snprintf(sel->why, sizeof sel->why,
-                 "K = %d (best K %d, NLL %.6g +- %.2g); %s%s%s, so G = 1", Ksel, s[best].K, s[best].nll_mean,
-                 s[best].nll_se, cand >= 0 ? "the best penalised partition " : "no penalised multi-group partition at K",
-                 cand >= 0 ? gt : "", cand >= 0 ? " is not supported" : "");
+        if (cand >= 0)
+            snprintf(sel->why, sizeof sel->why,
+                     "K = %d (best K %d, NLL %.6g +- %.2g); no penalised partition at K is supported (least coupled: "
+                     "%s, coupling %.3f +- %.3f, independence %.3f +- %.3f), so G = 1",
+                     Ksel, s[best].K, s[best].nll_mean, s[best].nll_se, gt, s[cand].coup_mean, s[cand].coup_se,
+                     s[cand].ind_mean, s[cand].ind_se);
+        else
+            snprintf(sel->why, sizeof sel->why,
+                     "K = %d (best K %d, NLL %.6g +- %.2g); no penalised multi-group partition at K, so G = 1", Ksel,
+                     s[best].K, s[best].nll_mean, s[best].nll_se);
     } else {
         chosen = bestK;
         snprintf(sel->why, sizeof sel->why,
@@ -595,7 +639,9 @@ out:
     free(nll);
     free(ind);
     free(pc);
+    free(cp);
     free(slot);
+    free(rep);
     return rc;
 }
 

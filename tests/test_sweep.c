@@ -180,6 +180,8 @@ static void test_manifest_roundtrip(void)
     r[0].pc_null_sd = 0.05;
     r[0].epochs_done = 300;
     r[0].seconds = 12.5;
+    r[0].objective = -11.25;
+    r[0].coupling = 0.0123456789;
     snprintf(r[1].id, sizeof r[1].id, "K6_g6_b20_s0_f0");
     r[1].status = FR_RUN_FAILED;
     snprintf(r[1].reason, sizeof r[1].reason, "loss is nan at epoch 3,\tstep 7\nsecond line");
@@ -200,6 +202,8 @@ static void test_manifest_roundtrip(void)
     CU_ASSERT(back[0].train_nll == r[0].train_nll);
     CU_ASSERT(back[0].pc_null_sd == r[0].pc_null_sd);
     CU_ASSERT_EQUAL(back[0].epochs_done, 300);
+    CU_ASSERT(back[0].objective == r[0].objective);
+    CU_ASSERT(back[0].coupling == r[0].coupling);
     CU_ASSERT_EQUAL(back[1].status, FR_RUN_FAILED);
     CU_ASSERT_STRING_EQUAL(back[1].reason, "loss is nan at epoch 3, step 7 second line");
     /* matching to a run list: done beats failed, absent = pending */
@@ -229,6 +233,17 @@ static void test_manifest_roundtrip(void)
     fprintf(f, "hello\n");
     fclose(f);
     CU_ASSERT_EQUAL(fr_sweep_manifest_read(other, &back, &n), FR_EINVAL);
+    /* a version-1 manifest (before objective and coupling) still reads */
+    f = fopen(other, "w");
+    fprintf(f, "# facrnn sweep manifest v1\n# id\tstatus\t...\n"
+               "K4_g2+2_b20_s0_f0\tdone\t-1.5\t0.9\t0.1\tnan\t-1.6\t0.1\t0.8\t0.05\t100\t3.5\t\n");
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(back[0].heldout_nll, -1.5);
+    CU_ASSERT_EQUAL(back[0].seconds, 3.5);
+    CU_ASSERT(isnan(back[0].objective) && isnan(back[0].coupling));
+    free(back);
 }
 
 /* Two independent non-Gaussian 2-D sources (uniform square, ring): PC of the
@@ -277,6 +292,7 @@ typedef struct {
     int K, G, groups[3];
     double nll[3];
     double pc_obs, pc_null; /* same for every fold */
+    double coup;            /* dynamical coupling, + 0.005 per fold */
 } hand;
 
 static void build(const hand *h, int nh, fr_sweep_run *runs, fr_sweep_record *recs)
@@ -296,6 +312,8 @@ static void build(const hand *h, int nh, fr_sweep_run *runs, fr_sweep_record *re
             recs[n].heldout_nll = h[c].nll[f];
             recs[n].pc_obs = h[c].G > 1 ? h[c].pc_obs + 0.01 * f : 0;
             recs[n].pc_null_mean = h[c].G > 1 ? h[c].pc_null : NAN;
+            recs[n].coupling = h[c].G > 1 ? h[c].coup + 0.005 * f : 0;
+            recs[n].objective = h[c].nll[f];
         }
 }
 
@@ -308,13 +326,13 @@ static void test_selection(void)
     fr_sweep_selection sel;
     /* K = 4 is within one SE of the best (K = 6), so K = 4 is chosen; at
      * K = 4 the lrRNN [4] has PC = 0 by construction but [2,2] is supported
-     * (independence ~0.8) and has more groups -> [2,2]; the G = 1 trap. */
+     * (independence ~0.8, coupling 0.05) -> [2,2]; the G = 1 trap. */
     hand t1[] = {
-        {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0},
-        {4, 2, {2, 2}, {1.02, 1.12, 0.92}, 0.1, 0.5},
-        {6, 1, {6}, {0.98, 1.08, 0.88}, 0, 0},
-        {6, 2, {3, 3}, {1.5, 1.6, 1.4}, 0.1, 0.5},
-        {2, 1, {2}, {3.0, 3.1, 2.9}, 0, 0},
+        {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {4, 2, {2, 2}, {1.02, 1.12, 0.92}, 0.1, 0.5, 0.05},
+        {6, 1, {6}, {0.98, 1.08, 0.88}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.5, 1.6, 1.4}, 0.1, 0.5, 0.05},
+        {2, 1, {2}, {3.0, 3.1, 2.9}, 0, 0, 0},
     };
     build(t1, 5, runs, recs);
     recs[14].status = FR_RUN_FAILED; /* failed runs are ignored */
@@ -325,6 +343,9 @@ static void test_selection(void)
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].K, 4);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
     CU_ASSERT(sel.ranked[sel.chosen].supported);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].n_folds, 3);
+    FR_ASSERT_CLOSE(sel.ranked[sel.chosen].coup_mean, 0.055, 1e-12, 0);
+    FR_ASSERT_CLOSE(sel.ranked[sel.chosen].coup_se, 0.005 / sqrt(3.0), 1e-9, 0);
     CU_ASSERT_EQUAL(sel.ranked[sel.best].K, 6);
     CU_ASSERT_EQUAL(sel.ranked[sel.best].G, 1);
     FR_ASSERT_CLOSE(sel.ranked[sel.best].nll_mean, 0.98, 1e-12, 0);
@@ -332,13 +353,15 @@ static void test_selection(void)
     /* ranked by NLL */
     for (int c = 1; c < sel.n; ++c) CU_ASSERT(sel.ranked[c - 1].nll_mean <= sel.ranked[c].nll_mean);
     CU_ASSERT(strstr(sel.rule, "standard error") != NULL);
+    CU_ASSERT(strstr(sel.rule, "coupling") != NULL);
     fr_sweep_selection_free(&sel);
 
-    /* No multi-group partition is supported (PC close to the null): G = 1. */
+    /* No multi-group partition is independent at equal times (PC close to
+     * the null), although uncoupled over time: G = 1. */
     hand t2[] = {
-        {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0},
-        {4, 2, {2, 2}, {0.99, 1.09, 0.89}, 0.45, 0.5},
-        {4, 2, {3, 1}, {0.99, 1.09, 0.89}, 0.30, 0.5},
+        {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {4, 2, {2, 2}, {0.99, 1.09, 0.89}, 0.45, 0.5, 0.01},
+        {4, 2, {3, 1}, {0.99, 1.09, 0.89}, 0.30, 0.5, 0.01},
     };
     build(t2, 3, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
@@ -346,36 +369,48 @@ static void test_selection(void)
     CU_ASSERT(strstr(sel.why, "G = 1") != NULL);
     fr_sweep_selection_free(&sel);
 
-    /* Several supported: the lowest held-out NLL among the penalised
-     * partitions wins (the price of the wrong independence constraint), not
-     * the most groups; G = 1 with a better NLL does not block it. */
+    /* Several supported: the most groups wins, whatever its NLL (the
+     * penalty's price is not evidence); a partition that is independent at
+     * equal times but coupled over time (4+1+1) is not supported. */
     hand t3[] = {
-        {6, 1, {6}, {0.90, 1.00, 0.80}, 0, 0},
-        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6},
-        {6, 3, {2, 2, 2}, {1.05, 1.15, 0.95}, 0.1, 0.6},
-        {6, 3, {4, 1, 1}, {2.00, 2.10, 1.90}, 0.0, 0.6},
+        {6, 1, {6}, {0.90, 1.00, 0.80}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6, 0.05},
+        {6, 3, {2, 2, 2}, {1.50, 1.60, 1.40}, 0.1, 0.6, 0.10},
+        {6, 3, {4, 1, 1}, {1.00, 1.10, 0.90}, 0.0, 0.6, 0.60},
     };
+    build(t3, 4, runs, recs);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 3);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 2);
+    CU_ASSERT(strstr(sel.why, "most groups") != NULL);
+    for (int c = 0; c < sel.n; ++c)
+        if (sel.ranked[c].groups[0] == 4) CU_ASSERT(!sel.ranked[c].supported);
+    fr_sweep_selection_free(&sel);
+    /* the same with the split coupled over time: back to 3+3 */
+    t3[2].coup = 0.45;
     build(t3, 4, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 3);
-    CU_ASSERT(sel.ranked[sel.chosen].in_band);
-    for (int c = 0; c < sel.n; ++c)
-        if (sel.ranked[c].G == 3 && sel.ranked[c].groups[0] == 2) CU_ASSERT(sel.ranked[c].in_band);
     fr_sweep_selection_free(&sel);
+    /* a coupling just above the threshold by one SE is not supported */
+    rule.max_coupling = 0.055;
+    build(t3, 4, runs, recs);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 1);
+    fr_sweep_selection_free(&sel);
+    fr_sweep_rule_defaults(&rule);
 
-    /* beta = 0 rows are the G = 1 fit under another label: same NLL, no
-     * independence. They are never candidates, even when they beat every
-     * penalised partition on NLL and (by a fluke) look independent: the
-     * penalised 3+3 (worse NLL than G = 1, as the penalty costs likelihood)
-     * is chosen, and the penalised 4+2 loses to it on NLL. */
+    /* beta = 0 rows are the G = 1 fit under another label: never
+     * candidates, even when they look independent and uncoupled; among the
+     * penalised 3+3 and 4+2 (same number of groups) the lower NLL wins. */
     hand t4[] = {
-        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0},
-        {6, 2, {4, 2}, {1.00, 1.10, 0.90}, 0.1, 0.6},    /* beta 0 */
-        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6},    /* beta 0 */
-        {6, 2, {3, 3}, {1.60, 1.70, 1.50}, 0.1, 0.6},    /* beta 20 */
-        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6},    /* beta 20 */
-        {4, 1, {4}, {3.00, 3.10, 2.90}, 0, 0},
+        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {6, 2, {4, 2}, {1.00, 1.10, 0.90}, 0.1, 0.6, 0.01},    /* beta 0 */
+        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6, 0.01},    /* beta 0 */
+        {6, 2, {3, 3}, {1.60, 1.70, 1.50}, 0.1, 0.6, 0.05},    /* beta 20 */
+        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6, 0.05},    /* beta 20 */
+        {4, 1, {4}, {3.00, 3.10, 2.90}, 0, 0, 0},
     };
     build(t4, 6, runs, recs);
     for (int i = 3; i < 9; ++i) runs[i].beta = 0;
@@ -385,25 +420,46 @@ static void test_selection(void)
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 3);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].beta, 20);
     FR_ASSERT_CLOSE(sel.ranked[sel.chosen].nll_mean, 1.6, 1e-12, 0);
-    CU_ASSERT(strstr(sel.why, "lowest held-out NLL among penalised") != NULL);
     fr_sweep_selection_free(&sel);
 
-    /* The best penalised partition is not supported: G = 1, even though a
-     * worse-NLL penalised partition would be. */
+    /* Every penalised partition is coupled over time (a forced split of
+     * one coupled system): G = 1, and the message names the least coupled. */
     hand t5[] = {
-        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0},
-        {6, 2, {3, 3}, {1.50, 1.60, 1.40}, 0.45, 0.5},
-        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6},
+        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.50, 1.60, 1.40}, 0.1, 0.6, 0.40},
+        {6, 2, {4, 2}, {1.90, 2.00, 1.80}, 0.1, 0.6, 0.70},
     };
     build(t5, 3, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 1);
-    CU_ASSERT(strstr(sel.why, "3+3 is not supported") != NULL);
+    CU_ASSERT(strstr(sel.why, "least coupled: 3+3") != NULL);
+    fr_sweep_selection_free(&sel);
+
+    /* Seeds: per fold the evidence is the seed with the lowest training
+     * objective. Two seeds of 3+3 per fold; seed 1 optimised well (lower
+     * objective, uncoupled), seed 0 got stuck (coupled). */
+    hand t6[] = {
+        {6, 1, {6}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.50, 1.60, 1.40}, 0.1, 0.6, 0.60}, /* seed 0 */
+        {6, 2, {3, 3}, {1.40, 1.50, 1.30}, 0.1, 0.6, 0.05}, /* seed 1 */
+    };
+    build(t6, 3, runs, recs);
+    for (int i = 6; i < 9; ++i) runs[i].seed = 1;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].n, 6);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].n_folds, 3);
+    FR_ASSERT_CLOSE(sel.ranked[sel.chosen].coup_mean, 0.055, 1e-12, 0);
+    FR_ASSERT_CLOSE(sel.ranked[sel.chosen].nll_mean, 1.45, 1e-12, 0); /* NLL: every run */
+    fr_sweep_selection_free(&sel);
+    for (int i = 3; i < 9; ++i) recs[i].objective = i < 6 ? -5 : 5; /* now seed 0 is the better optimum */
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 1);
     fr_sweep_selection_free(&sel);
 
     /* Nothing finished: no choice, no crash. */
-    for (int i = 0; i < 12; ++i) recs[i].status = FR_RUN_FAILED;
-    CU_ASSERT_EQUAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    for (int i = 0; i < 9; ++i) recs[i].status = FR_RUN_FAILED;
+    CU_ASSERT_EQUAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
     CU_ASSERT_EQUAL(sel.n, 0);
     CU_ASSERT_EQUAL(sel.chosen, -1);
     fr_sweep_selection_free(&sel);

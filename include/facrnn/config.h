@@ -73,6 +73,7 @@ typedef struct {
     /* selection rule (README "Sweeps and model selection") */
     double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */
     double sweep_min_independence;         /* sweep.min_independence: support threshold (0.5) */
+    double sweep_max_coupling;             /* sweep.max_coupling: dynamical coupling threshold (0.2) */
     int sweep_null_samples;                /* sweep.null_samples: random rotations per run (8) */
     int sweep_null_max_points;             /* sweep.null_max_points: held-out points in the null's KDE (256) */
     int sweep_null_nmc;                    /* sweep.null_nmc: Monte-Carlo samples per point (4) */

@@ -80,6 +80,8 @@ typedef struct {
     double pc_null_mean, pc_null_sd;/* same under random rotations of the latent space */
     int epochs_done;
     double seconds;
+    double objective;               /* training objective of the fit (compares seeds of one configuration) */
+    double coupling;                /* held-out dynamical coupling between groups, max over groups (coupling.h) */
 } fr_sweep_record;
 
 const char *fr_sweep_status_name(int status);
@@ -105,6 +107,7 @@ typedef struct {
     int null_samples;        /* random rotations per run (8) */
     int null_max_points;     /* held-out points for the null's KDE (256) */
     int null_nmc;            /* Monte-Carlo samples per point (4) */
+    double max_coupling;     /* a partition is supported when mean + SE of its coupling <= this (0.2) */
 } fr_sweep_rule;
 /* The documented defaults (the config's defaults). Not collective. */
 void fr_sweep_rule_defaults(fr_sweep_rule *rule);
@@ -130,10 +133,13 @@ typedef struct {
     double beta;
     int n;                  /* done runs (folds x seeds) */
     double nll_mean, nll_se;
-    double ind_mean, ind_se; /* independence score, NaN for G = 1 */
+    double ind_mean, ind_se; /* independence score over the best-objective seed of each fold, NaN for G = 1 */
     double pc_mean;
+    int n_folds;            /* folds with a done run: the evidence is each fold's best-objective seed */
+    double coup_mean, coup_se; /* dynamical coupling over those runs, NaN for G = 1 */
     int in_band;            /* at the selected K, within the SE band of that K's best */
-    int supported;          /* multi-group and ind_mean - ind_se >= min_independence */
+    int supported;          /* beta > 0, multi-group, ind_mean - ind_se >= min_independence and
+                               coup_mean + coup_se <= max_coupling */
 } fr_sweep_score;
 
 typedef struct {

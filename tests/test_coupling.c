@@ -1,0 +1,135 @@
+/* test_coupling: the held-out dynamical coupling between latent groups:
+ * independent rotations in their own groups are uncoupled, a split rotation
+ * or a driven group is coupled, the moments path agrees with the explicit
+ * reference, and pairs never cross trials or context bins. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facrnn/coupling.h"
+#include "facrnn/rng.h"
+#include "testlib.h"
+
+#define NT 30
+#define NB 80
+#define KK 4
+#define PI 3.14159265358979323846
+
+/* Two noisy 2-D rotations (periods 8 and 13 bins) in latents 0-1 and 2-3;
+ * drive > 0 feeds tanh of the first pair into the second. Row 0 of every
+ * trial is a context bin (NaN). */
+static void make(double drive, uint64_t seed, double *lat /* (NT*NB, KK) */, long long *off, unsigned char *tr)
+{
+    double w1 = 2 * PI / 8, w2 = 2 * PI / 13;
+    for (int k = 0; k < NT; ++k) {
+        off[k] = (long long)k * NB;
+        tr[k] = k % 3 != 0;
+        double z[KK];
+        for (int i = 0; i < KK; ++i) z[i] = fr_rng_normal(seed, 7, 0, (uint64_t)(k * KK + i));
+        for (int t = 0; t < NB; ++t) {
+            double *o = lat + ((size_t)k * NB + t) * KK;
+            for (int i = 0; i < KK; ++i) o[i] = t == 0 ? NAN : z[i];
+            double e[KK];
+            for (int i = 0; i < KK; ++i) e[i] = 0.3 * fr_rng_normal(seed, 8, (uint32_t)k, (uint64_t)(t * KK + i));
+            double n0 = 0.9 * (cos(w1) * z[0] - sin(w1) * z[1]) + e[0];
+            double n1 = 0.9 * (sin(w1) * z[0] + cos(w1) * z[1]) + e[1];
+            double n2 = 0.9 * (cos(w2) * z[2] - sin(w2) * z[3]) + drive * tanh(z[0]) + e[2];
+            double n3 = 0.9 * (sin(w2) * z[2] + cos(w2) * z[3]) + drive * tanh(z[1] * z[0]) + e[3];
+            z[0] = n0, z[1] = n1, z[2] = n2, z[3] = n3;
+        }
+    }
+    off[NT] = (long long)NT * NB;
+}
+
+/* coupling through the moments path, standardised like the sweep does */
+static double fast(int quad, int G, const int *groups, const double *lat, const long long *off, const unsigned char *tr,
+                   double *cg)
+{
+    int P = fr_coupling_nfeat(KK, quad);
+    fr_moments zm, a, b;
+    CU_ASSERT_EQUAL_FATAL(fr_moments_init(&zm, KK), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_moments_init(&a, P + KK), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_moments_init(&b, P + KK), FR_OK);
+    for (int k = 0; k < NT; ++k)
+        if (tr[k]) CU_ASSERT_EQUAL(fr_moments_add(&zm, off[k + 1] - off[k], KK, lat + off[k] * KK, 0, NULL), FR_OK);
+    double mean[KK], sd[KK];
+    for (int i = 0; i < KK; ++i) {
+        mean[i] = zm.s[i] / *zm.n;
+        sd[i] = sqrt(zm.S[i * KK + i] / *zm.n - mean[i] * mean[i]);
+    }
+    CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, KK, quad, mean, sd, NT, off, tr, lat), FR_OK);
+    /* every within-trial pair of non-context bins, none across trials */
+    CU_ASSERT_EQUAL(*a.n + *b.n, NT * (NB - 2));
+    CU_ASSERT_EQUAL(*b.n, 10 * (NB - 2));
+    double c = NAN;
+    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, quad, G, groups, cg, &c), FR_OK);
+    fr_moments_free(&zm), fr_moments_free(&a), fr_moments_free(&b);
+    return c;
+}
+
+static void test_independent_and_coupled(void)
+{
+    double *lat = malloc(sizeof(double) * NT * NB * KK);
+    long long off[NT + 1];
+    unsigned char tr[NT];
+    int g22[] = {2, 2}, g112[] = {1, 1, 2}, g13[] = {1, 3}, g4[] = {4};
+    double cg[3];
+    make(0, 1, lat, off, tr);
+    for (int quad = 0; quad < 2; ++quad) {
+        double c = fast(quad, 2, g22, lat, off, tr, cg);
+        CU_ASSERT(c < 0.05); /* the true partition: nothing to add */
+        CU_ASSERT(cg[0] < 0.05 && cg[1] < 0.05);
+        c = fast(quad, 3, g112, lat, off, tr, cg);
+        CU_ASSERT(c > 0.5); /* a rotation split in two predicts itself */
+        CU_ASSERT(cg[0] > 0.5 && cg[1] > 0.5 && cg[2] < 0.05);
+        CU_ASSERT(fast(quad, 2, g13, lat, off, tr, cg) > 0.5);
+        CU_ASSERT_EQUAL(fast(quad, 1, g4, lat, off, tr, cg), 0.0);
+    }
+    /* the second pair driven by the first: coupled in the true basis, only
+     * the driven group (a drive through tanh(z0 z1) needs the products) */
+    make(0.8, 2, lat, off, tr);
+    double c = fast(1, 2, g22, lat, off, tr, cg);
+    CU_ASSERT(c > 0.3);
+    CU_ASSERT(cg[0] < 0.05 && cg[1] > 0.3);
+    free(lat);
+}
+
+static void test_reference_and_errors(void)
+{
+    double *lat = malloc(sizeof(double) * NT * NB * KK);
+    long long off[NT + 1];
+    unsigned char tr[NT];
+    int g22[] = {2, 2}, g13[] = {1, 3}, bad[] = {2, 3};
+    make(0.5, 3, lat, off, tr);
+    for (int quad = 0; quad < 2; ++quad)
+        for (int p = 0; p < 2; ++p) {
+            const int *g = p ? g13 : g22;
+            double cf[2], cr[2], mf, mr;
+            mf = fast(quad, 2, g, lat, off, tr, cf);
+            CU_ASSERT_EQUAL(fr_coupling_ref(KK, quad, 2, g, NT, off, tr, lat, cr, &mr), FR_OK);
+            FR_ASSERT_CLOSE(mf, mr, 1e-8, 1e-10);
+            FR_ASSERT_CLOSE(cf[0], cr[0], 1e-8, 1e-10);
+            FR_ASSERT_CLOSE(cf[1], cr[1], 1e-8, 1e-10);
+        }
+    double c;
+    CU_ASSERT_EQUAL(fr_coupling_ref(KK, 1, 2, bad, NT, off, tr, lat, NULL, &c), FR_EINVAL);
+    /* too few held-out pairs is an error, not a number */
+    fr_moments a, b;
+    int P = fr_coupling_nfeat(KK, 1);
+    CU_ASSERT_EQUAL_FATAL(fr_moments_init(&a, P + KK), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_moments_init(&b, P + KK), FR_OK);
+    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, 1, 2, g22, NULL, &c), FR_EINVAL);
+    fr_moments_free(&a), fr_moments_free(&b);
+    CU_ASSERT_EQUAL(fr_coupling_nfeat(4, 1), 14);
+    CU_ASSERT_EQUAL(fr_coupling_nfeat(4, 0), 4);
+    free(lat);
+}
+
+static void reg(void)
+{
+    CU_pSuite s = CU_add_suite("coupling", NULL, NULL);
+    CU_add_test(s, "independent and coupled groups", test_independent_and_coupled);
+    CU_add_test(s, "moments vs reference, errors", test_reference_and_errors);
+}
+
+int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }
