@@ -6,6 +6,7 @@ set -euo pipefail
 : "${FACRNN_BIN:?}"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+trap 'echo "test_sweep: failed at line $LINENO" >&2' ERR
 cd "$W"
 "$FACRNN_BIN" --quiet synth lorenz-thomas --out d.h5 --set trials=12 --set bins=40 --set N=10
 cat > s.yaml <<'YAML'
@@ -35,11 +36,12 @@ YAML
 summary() {
     local f=$1
     for col in run_id K groups beta seed fold status heldout_nll_per_bin heldout_pc heldout_r2 \
-               heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence epochs_done; do
+               heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence coupling objective \
+               epochs_done; do
         h5dump -d "/sweep/table/$col" "$f" | tail -n +2
     done
     h5dump -g /sweep/selection "$f" | tail -n +2
-    cut -d, -f1-14 "$f.csv"
+    cut -d, -f1-16 "$f.csv"
 }
 
 "$FACRNN_BIN" --quiet sweep s.yaml
@@ -75,6 +77,21 @@ mpirun -n 2 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --slice 1
 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --collect
 summary d_.h5 > d.txt
 diff a.txt d.txt
+
+# Teams of two ranks per fit: the same numbers up to floating-point
+# summation order (the coupling moments are summed over the team).
+mpirun -n 2 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=t.h5 --set sweep.ranks_per_fit=2
+/usr/bin/python3 - a.h5 t.h5 <<'PY'
+import sys, h5py, numpy as np
+a, e = (h5py.File(p, "r")["sweep/table"] for p in sys.argv[1:3])
+for col in ("heldout_nll_per_bin", "coupling", "objective"):
+    x, y = a[col][:], e[col][:]
+    assert np.all(np.isfinite(x[a["K"][:] > 0])), col
+    assert np.allclose(x, y, rtol=1e-6, atol=1e-9), (col, np.max(np.abs(x - y)))
+c = a["coupling"][:]
+g = [s.decode() if isinstance(s, bytes) else s for s in a["groups"][:]]
+assert all((c[i] == 0) == ("+" not in g[i]) for i in range(len(g))), "coupling is 0 exactly for one group"
+PY
 
 # A bad sweep is rejected before any work.
 set +e
