@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "facrnn/checkpoint.h"
 #include "facrnn/analysis.h"
+#include "facrnn/checkpoint.h"
 #include "facrnn/dist_linalg.h"
 #include "facrnn/modes.h"
 #include "facrnn/readout.h"
@@ -717,7 +717,7 @@ static fr_err init_modes(trainer *t)
     memset(&c, 0, sizeof c);
     int cap = t->M + 1;
     double *prev = NULL, *flat = NULL, *W = NULL, *F = NULL, *T = NULL, *P = NULL, *Pinv = NULL, *mean = NULL;
-    int *msize = NULL, *cgroup = NULL;
+    int *msize = NULL, *cgroup = NULL, *xi = NULL, *yi = NULL;
     fr_err rc = fr_moments_init(&pair, 2 * K);
     if (rc == FR_OK) rc = fr_moments_init(&lat, K);
     if (rc == FR_OK) rc = FR_CALLOC(prev, (size_t)cap * K);
@@ -761,12 +761,9 @@ static fr_err init_modes(trainer *t)
     if (rc == FR_OK) rc = FR_CALLOC(mean, 2 * (size_t)K); /* (K) mean, then (K) intercept f */
     if (rc == FR_OK) rc = FR_CALLOC(msize, K);
     if (rc == FR_OK) rc = FR_CALLOC(cgroup, K);
+    if (rc == FR_OK) rc = FR_CALLOC(xi, K);
+    if (rc == FR_OK) rc = FR_CALLOC(yi, K);
     if (rc != FR_OK) goto done;
-    int xi[FR_MAX_GROUPS * 4], yi[FR_MAX_GROUPS * 4];
-    if (K > FR_MAX_GROUPS * 4) {
-        LOG_INFO("PCA initialisation: rank %d is too large for the mode basis; keeping the PCA basis", K);
-        goto done;
-    }
     for (int p = 0; p < K; ++p) {
         xi[p] = p;
         yi[p] = K + p;
@@ -829,6 +826,8 @@ done:
     free(mean);
     free(msize);
     free(cgroup);
+    free(xi);
+    free(yi);
     return rc;
 }
 
