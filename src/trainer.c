@@ -1165,10 +1165,11 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
             fr_model_init_params(&t.model, t.params, seed);
             /* auto: restart 0 starts from PCA, the others from the uniform
              * rule with their own seeds. On block-structured data PCA lands on
-             * the optimum; on mixed chaotic systems (lorenz-thomas) PCA tends
-             * to a local optimum with mixed groups while about two uniform
-             * starts in three separate them. The training objective, which
-             * separates the two kinds clearly, picks the winner. */
+             * the optimum; on mixed chaotic systems (lorenz-thomas) the plain
+             * PCA basis tends to a local optimum with mixed groups, which the
+             * mode basis for G >= 2 (init_modes) mostly repairs, and uniform
+             * starts add independent tries. The training objective picks the
+             * winner. */
             if (use_pca || (use_auto && r == 0)) {
                 rc = init_pca(&t, seed, r, la.pca_evals);
                 if (rc != FR_OK) goto done;
