@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/analysis.h"
 #include "facrnn/checkpoint.h"
 #include "facrnn/dist_linalg.h"
+#include "facrnn/modes.h"
 #include "facrnn/readout.h"
 #include "facrnn/rng.h"
 
@@ -691,12 +693,153 @@ static fr_err chol_solve_rows(int K, double *S /* (K, K), destroyed */, int nr, 
     return FR_OK;
 }
 
+/* Mode basis for partitioned models (README "Initialisation"). PCA's basis
+ * of the latent subspace is arbitrary, so it mixes independent sub-systems
+ * across groups. Their linear dynamics mu_{t+1} ~ F mu_t + f do not: each
+ * independent sub-system is an invariant subspace of F, so F's real
+ * eigenbasis (1-D modes for real eigenvalues, 2-D [Re v, Im v] for complex
+ * pairs) separates them. This moves those modes into the groups with a
+ * same-function change of latent basis: new mu = P (mu - mean), P = the
+ * mode coordinates permuted into groups and scaled to unit variance.
+ * Everything comes from one Allreduce of moments over training bins, so each
+ * rank does the same K x K algebra and the result does not depend on the
+ * rank count beyond summation order. A numerical failure (singular or
+ * defective dynamics, NaN) logs one line and keeps the PCA basis.
+ * Collective over t->comm. */
+static fr_err init_modes(trainer *t)
+{
+    const fr_dataset *ds = t->ds;
+    int N = t->N, K = t->K, L = t->L, G = t->model.spec.G;
+    fr_moments pair, lat; /* pair: v = [mu_t, mu_{t+1}] (2K); lat: v = mu_t (K), every latent bin */
+    memset(&pair, 0, sizeof pair);
+    memset(&lat, 0, sizeof lat);
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    int cap = t->M + 1;
+    double *prev = NULL, *flat = NULL, *W = NULL, *F = NULL, *T = NULL, *P = NULL, *Pinv = NULL, *mean = NULL;
+    int *msize = NULL, *cgroup = NULL, *xi = NULL, *yi = NULL;
+    fr_err rc = fr_moments_init(&pair, 2 * K);
+    if (rc == FR_OK) rc = fr_moments_init(&lat, K);
+    if (rc == FR_OK) rc = FR_CALLOC(prev, (size_t)cap * K);
+    if (rc == FR_OK) rc = FR_CALLOC(flat, pair.len + lat.len);
+    if (rc == FR_OK) rc = eval_ctx_init(&c, &t->model, t->params, ds, t->sx, t->ws, cap);
+    /* Local sums. Trials are whole on each rank, so every consecutive pair
+     * of latent bins is local. prev row i holds the mean before chunk row i;
+     * a NaN row (a trial's first latent bin) is skipped by the moments. */
+    for (long long k = ds->trial_lo; k < ds->trial_hi && rc == FR_OK; ++k) {
+        if (!t->split[k]) continue;
+        long long a = ds->offsets[k] - ds->row_lo + L, e = ds->offsets[k + 1] - ds->row_lo;
+        for (int p = 0; p < K; ++p) prev[p] = NAN;
+        for (long long r = a; r < e && rc == FR_OK; r += cap) {
+            int cnt = (int)(e - r < cap ? e - r : cap);
+            rc = eval_chunk(&c, r, cnt);
+            if (rc != FR_OK) break;
+            memcpy(prev + K, c.mu, (size_t)(cnt - 1) * K * sizeof(double));
+            rc = fr_moments_add(&pair, cnt, K, prev, K, c.mu);
+            if (rc == FR_OK) rc = fr_moments_add(&lat, cnt, K, c.mu, 0, NULL);
+            memcpy(prev, c.mu + (size_t)(cnt - 1) * K, (size_t)K * sizeof(double));
+        }
+    }
+    eval_ctx_free(&c);
+    rc = fr_error_agree(&t->comm, rc);
+    if (rc != FR_OK) goto done;
+    memcpy(flat, pair.buf, pair.len * sizeof(double));
+    memcpy(flat + pair.len, lat.buf, lat.len * sizeof(double));
+    rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, flat, (int)(pair.len + lat.len), MPI_DOUBLE, MPI_SUM, t->comm),
+                      "MPI_Allreduce(mode moments)", __FILE__, __LINE__);
+    if (rc != FR_OK) goto done;
+    memcpy(pair.buf, flat, pair.len * sizeof(double));
+    memcpy(lat.buf, flat + pair.len, lat.len * sizeof(double));
+
+    /* From here on every rank holds the same moments and does the same
+     * small algebra. Numerical failures fall back to the PCA basis. */
+    rc = FR_CALLOC(W, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(F, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(T, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(P, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(Pinv, (size_t)K * K);
+    if (rc == FR_OK) rc = FR_CALLOC(mean, 2 * (size_t)K); /* (K) mean, then (K) intercept f */
+    if (rc == FR_OK) rc = FR_CALLOC(msize, K);
+    if (rc == FR_OK) rc = FR_CALLOC(cgroup, K);
+    if (rc == FR_OK) rc = FR_CALLOC(xi, K);
+    if (rc == FR_OK) rc = FR_CALLOC(yi, K);
+    if (rc != FR_OK) goto done;
+    for (int p = 0; p < K; ++p) {
+        xi[p] = p;
+        yi[p] = K + p;
+    }
+    fr_err nrc = *pair.n >= 2 * K + 1 ? FR_OK
+                                      : FR_FAIL(FR_ENUMERIC, "%.0f consecutive training pairs for %d latents",
+                                                *pair.n, K);
+    /* mu_{t+1} ~ W^T mu_t + f, i.e. F = W^T */
+    if (nrc == FR_OK) nrc = fr_affine_fit_moments(&pair, K, xi, K, yi, FR_AN_TINY_RIDGE, W, mean + K);
+    for (int p = 0; p < K; ++p)
+        for (int q = 0; q < K; ++q) F[p * K + q] = W[q * K + p];
+    int n_modes = 0, n_split = 0;
+    if (nrc == FR_OK) nrc = fr_modes_basis(K, F, T, msize, &n_modes);
+    if (nrc == FR_OK) nrc = fr_modes_assign(n_modes, msize, G, t->model.spec.group_size, cgroup, &n_split);
+    /* P: mode coordinate i goes to the next free coordinate of its group,
+     * scaled to unit variance over training bins (var = T_i Cov(mu) T_i^T). */
+    double n = *lat.n;
+    for (int p = 0; p < K; ++p) mean[p] = lat.s[p] / n;
+    int fill[FR_MAX_GROUPS] = {0};
+    for (int i = 0; i < K && nrc == FR_OK; ++i) {
+        int g = cgroup[i];
+        int row = t->model.group_off[g] + fill[g]++;
+        const double *ti = T + (size_t)i * K;
+        double var = 0;
+        for (int p = 0; p < K; ++p)
+            for (int q = 0; q < K; ++q) var += ti[p] * ti[q] * (lat.S[p * K + q] / n - mean[p] * mean[q]);
+        if (!(var > 0) || !isfinite(var)) {
+            nrc = FR_FAIL(FR_ENUMERIC, "mode %d has variance %g", i, var);
+            break;
+        }
+        for (int p = 0; p < K; ++p) P[(size_t)row * K + p] = ti[p] / sqrt(var);
+    }
+    if (nrc == FR_OK) nrc = fr_modes_inverse(K, P, Pinv);
+    for (size_t i = 0; i < (size_t)K * K && nrc == FR_OK; ++i)
+        if (!isfinite(P[i]) || !isfinite(Pinv[i])) nrc = FR_FAIL(FR_ENUMERIC, "mode basis is not finite");
+    if (nrc != FR_OK) {
+        LOG_INFO("PCA initialisation: no mode basis (%s); keeping the PCA basis", fr_error_msg());
+        fr_error_clear();
+        goto done;
+    }
+    fr_view v = fr_model_view(&t->model, t->params);
+    rc = fr_modes_change_basis(N, K, P, Pinv, mean, v.B, v.d, v.A, v.c);
+    if (rc != FR_OK) goto done;
+    char desc[256];
+    int o = 0;
+    for (int i = 0, q = 0; q < n_modes && o < (int)sizeof desc - 16; i += msize[q], ++q)
+        o += snprintf(desc + o, sizeof desc - (size_t)o, "%s%d->%d", q ? " " : "", msize[q], cgroup[i]);
+    LOG_INFO("PCA initialisation: latent basis from the dynamics' real eigenbasis, modes (size->group) %s%s", desc,
+             n_split ? ", complex pair(s) split to fill the groups" : "");
+done:
+    fr_moments_free(&pair);
+    fr_moments_free(&lat);
+    free(prev);
+    free(flat);
+    free(W);
+    free(F);
+    free(T);
+    free(P);
+    free(Pinv);
+    free(mean);
+    free(msize);
+    free(cgroup);
+    free(xi);
+    free(yi);
+    return rc;
+}
+
 /* PCA initialisation (README "Initialisation"): B whitens the top-K
  * principal components of sigma(x) on training bins, d centres them; A, c are
  * the least-squares map from those latents to the next bin (through the
  * inverse link for Poisson); Gaussian log-stds start at the residual std.
- * Restart r > 0 rotates the latent basis by a random orthogonal matrix, so
- * restarts explore different assignments of the subspace to groups. */
+ * With G >= 2 groups, restart 0 then moves to the mode basis of the
+ * latents' linear dynamics (init_modes). Restart r > 0 instead rotates the
+ * PCA basis by a random orthogonal matrix, so restarts explore different
+ * assignments of the subspace to groups.
+ * Collective over t->comm. */
 static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out)
 {
     const fr_dataset *ds = t->ds;
@@ -813,6 +956,7 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
         }
     }
     free(mo);
+    if (restart == 0 && t->model.spec.G >= 2) TRY(init_modes(t));
     if (restart > 0) {
         double *R, *tmp;
         TRY(FR_CALLOC(R, (size_t)K * K));
@@ -1021,10 +1165,11 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
             fr_model_init_params(&t.model, t.params, seed);
             /* auto: restart 0 starts from PCA, the others from the uniform
              * rule with their own seeds. On block-structured data PCA lands on
-             * the optimum; on mixed chaotic systems (lorenz-thomas) PCA tends
-             * to a local optimum with mixed groups while about two uniform
-             * starts in three separate them. The training objective, which
-             * separates the two kinds clearly, picks the winner. */
+             * the optimum; on mixed chaotic systems (lorenz-thomas) the plain
+             * PCA basis tends to a local optimum with mixed groups, which the
+             * mode basis for G >= 2 (init_modes) mostly repairs, and uniform
+             * starts add independent tries. The training objective picks the
+             * winner. */
             if (use_pca || (use_auto && r == 0)) {
                 rc = init_pca(&t, seed, r, la.pca_evals);
                 if (rc != FR_OK) goto done;
