@@ -561,8 +561,8 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     for (int c = 0; c < nc; ++c)
         if (s[c].K == Ksel && s[c].nll_mean <= s[bestK].nll_mean + rule->se_mult * s[bestK].nll_se) s[c].in_band = 1;
     /* Partition at K. With beta = 0 the penalty is off and every partition
-     * of K is the same fit as G = 1, so only penalised multi-group fits are
-     * candidates. Their held-out likelihood does not rank them: the
+     * of K is the same model as G = 1 (the fits differ only through the
+     * initial basis), so only penalised multi-group fits are candidates. Their held-out likelihood does not rank them: the
      * penalty's price varies with the number of groups for reasons that
      * have nothing to do with the data (the minibatch PC estimator is
      * biased), and it costs even the true partition several nats per bin

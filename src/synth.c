@@ -82,12 +82,15 @@
  *
  * entangled (does the method invent groups?). As facrnn with one group of
  *   K = 4 (groups=[K] sets K) whose channels are all N and whose J =
- *   V R V^T: R holds two rotations of gain `gain` (periods 8 and 11 bins)
- *   with the second pair driven by the first through a random 2x2 block of
- *   scale 0.6 gain, V is a random 4x4 orthogonal matrix. Without the drive
- *   the truth would be two independent 2-D systems in a rotated basis (a
- *   2+2 model could legitimately separate them); with it no basis splits
- *   the latents into independent groups.
+ *   V R V^T: R holds two rotations of gain `gain` with the SAME period (8
+ *   bins), the second pair driven by the first through a random 2x2 block
+ *   of scale 0.6 gain, and V is a random 4x4 orthogonal matrix. The drive
+ *   at the same frequency makes R defective (a Jordan block of a repeated
+ *   complex pair): the driven plane is invariant but has no invariant
+ *   complement, so no basis, orthogonal or not, splits the dynamics into
+ *   independent groups. (With different periods, as in an earlier version,
+ *   the oblique eigenbasis does split them into two independent 2-D
+ *   systems, and a 2+2 model is then a legitimate description.)
  *   Same keys and defaults as facrnn, except groups [[4]] (one entry only).
  *
  * multiregion (areas with their own low-rank dynamics). As facrnn with one
@@ -543,16 +546,17 @@ static fr_err gen_rnn(const fr_synth_spec *s, fr_synth_data *o)
      * optional cross-group coupling. */
     for (int g = 0; g < G; ++g) {
         int H = s->groups[g], k0 = kstart[g];
-        for (int j = 0; j + 1 < H; j += 2) put_rotation(R, K, k0 + j, 2 * PI / (8.0 + 5.0 * g + 3.0 * (j / 2)), s->gain);
+        for (int j = 0; j + 1 < H; j += 2)
+            put_rotation(R, K, k0 + j, 2 * PI / (dense ? 8.0 : 8.0 + 5.0 * g + 3.0 * (j / 2)), s->gain);
         if (H % 2) R[(k0 + H - 1) * K + k0 + H - 1] = -s->gain;
     }
     if (dense) {
         /* Each rotation pair (and a leftover flip) is driven by the pair
-         * before it through a random block of scale 0.6 gain. Without the
-         * drive, V R V^T would be two independent 2-D systems in a rotated
-         * basis, which a 2+2 model can legitimately separate; with it no
-         * basis splits the latents into independent groups (the driven
-         * subspace is invariant, its complement is not). */
+         * before it through a random block of scale 0.6 gain, at the same
+         * frequency: a Jordan block, so no invariant complement of the
+         * driven plane exists and no basis splits the latents into
+         * independent groups. (A drive between different frequencies is
+         * removed by the oblique eigenbasis: two independent systems.) */
         for (int i = 2; i < K; ++i)
             for (int j = (i / 2 - 1) * 2; j < (i / 2) * 2; ++j)
                 R[i * K + j] = 0.6 * s->gain * nrm(s, TAG_DRIVE, (uint64_t)(i * K + j));
