@@ -161,7 +161,8 @@ def load_results(path):
                        "history": {epoch, loss, nll, kl, pc, heldout_nll},
                        "metrics": {name: value}, "connectivity": {J, sv_<g>, W_<g>},
                        "pca_eigenvalues" (N,) if stored}},
-     "sweep": {"table": {column: array}, "selection": {attr: value}} or None}
+     "sweep": {"table": {column: array}, "selection": {attr: value},
+               "ranked": {column: array} (per-configuration evidence, when present)} or None}
 
     Raises ValueError with a one-line message when path is not a facrnn
     results file (missing, not HDF5, or without the root attributes)."""
@@ -189,6 +190,8 @@ def load_results(path):
                 out["sweep"]["selection"] = _attrs(sel)
                 if isinstance(sel, h5py.Group):
                     out["sweep"]["selection"].update(_read_group_arrays(sel))
+                    if isinstance(sel.get("ranked"), h5py.Group):
+                        out["sweep"]["ranked"] = _read_sweep_table(sel["ranked"])
     if not out["runs"] and out["sweep"] is None:
         raise ValueError("%s: facrnn results file holds no runs" % path)
     return out

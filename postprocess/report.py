@@ -662,6 +662,23 @@ figure{margin:1.2em 0}figcaption{color:#555;font-size:90%}pre{background:#f7f7f7
                 if np.ndim(selattrs[k]) == 0:
                     E.append("<tr><td>%s</td>%s</tr>" % (html.escape(k), cell("selection:" + k, selattrs[k])))
             E.append("</table>")
+        ranked = (ctx.res["sweep"] or {}).get("ranked")
+        if ranked:
+            # the selection's own evidence per configuration (K, groups, beta),
+            # in its order (by held-out NLL)
+            cols = [c for c in ("K", "groups", "beta", "n_runs", "n_folds", "nll_mean", "nll_se", "independence_mean",
+                                "independence_se", "coupling_mean", "coupling_se", "supported", "selected")
+                    if c in ranked]
+            E.append('<h3>Selection evidence per configuration</h3><p>independence: equal-time, 1 - PC / rotation '
+                     'null (higher is more independent); coupling: how much the other groups improve the '
+                     'prediction of a group\'s next latent (0 = self-contained); both over each fold\'s '
+                     'best-objective seed.</p><table id="selection-ranked"><tr>%s</tr>'
+                     % "".join("<th>%s</th>" % html.escape(c) for c in cols))
+            for i in range(len(ranked[cols[0]])):
+                chosen = "selected" in ranked and int(ranked["selected"][i]) == 1
+                E.append("<tr%s>%s</tr>" % (' class="sel"' if chosen else "",
+                                            "".join(cell("ranked:%d:%s" % (i, c), ranked[c][i]) for c in cols)))
+            E.append("</table>")
     E.append("<h2>Figures</h2>")
     for name, cap in ctx.figures:
         E.append('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'

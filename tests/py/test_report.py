@@ -522,3 +522,13 @@ def test_real_fit_if_available(tmp_path):
         v = nll[[x == g for x in groups]]
         assert v.size == 2
         assert_value(cells, "sweep:K2:%s:heldout_nll" % g, v.mean())
+    # the selection's evidence table: every number as stored
+    with h5py.File(sres, "r") as f:
+        rk = f["sweep/selection/ranked"]
+        assert len(rk["K"]) == 2
+        for i in range(2):
+            for c in ("nll_mean", "independence_mean", "coupling_mean", "coupling_se", "n_folds", "selected"):
+                v = float(rk[c][i])
+                if np.isfinite(v):
+                    assert_value(cells, "ranked:%d:%s" % (i, c), v)
+        assert np.isfinite(rk["coupling_mean"][:]).sum() == 1  # the 1+1 row; one group has none
