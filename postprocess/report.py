@@ -202,6 +202,20 @@ def pick_trials(ctx):
     return sorted(picks)
 
 
+def label_latent_grid(ctx, axs, bounds, ncol):
+    """Titles and axis labels of a group x latent grid; hide the cells past
+    each group's size."""
+    for g, (a, b) in enumerate(bounds):
+        for j in range(ncol):
+            ax = axs[g, j]
+            if j >= b - a:
+                ax.set_visible(False)
+                continue
+            ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
+            ax.set_ylabel("z (a.u.)")
+            ax.set_xlabel(ctx.t_axis(2)[1])
+
+
 def latent_grid(ctx, title):
     G = len(ctx.sizes)
     ncol = min(max(ctx.sizes), MAX_DIMS_SHOWN)
@@ -235,15 +249,7 @@ def fig_latents(ctx):
                 c = colors[conds[k]] if conds is not None else None
                 axs[g, j].plot(t, seg[:, a + j], color=c, lw=1.2,
                                label=("cond %s" % conds[k]) if conds is not None else "trial %d" % k)
-    for g, (a, b) in enumerate(bounds):
-        for j in range(ncol):
-            ax = axs[g, j]
-            if j >= b - a:
-                ax.set_visible(False)
-                continue
-            ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
-            ax.set_ylabel("z (a.u.)")
-            ax.set_xlabel(ctx.t_axis(2)[1])
+    label_latent_grid(ctx, axs, bounds, ncol)
     h, lab = axs[0, 0].get_legend_handles_labels()
     uniq = dict(zip(lab, h))
     legend_right(axs, ctx.sizes, ncol, uniq.values(), uniq.keys())
@@ -260,15 +266,7 @@ def fig_latents(ctx):
                 ax = axs[g, j]
                 ax.plot(t, mean[:, a + j], color=cols[c], lw=1.5, label="cond %s (n=%d)" % (c, n) if conds is not None else "all trials (n=%d)" % n)
                 ax.fill_between(t, mean[:, a + j] - se[:, a + j], mean[:, a + j] + se[:, a + j], color=cols[c], alpha=0.2, lw=0)
-    for g, (a, b) in enumerate(bounds):
-        for j in range(ncol):
-            ax = axs[g, j]
-            if j >= b - a:
-                ax.set_visible(False)
-                continue
-            ax.set_title("group %d (size %d), latent %d" % (g + 1, b - a, j + 1))
-            ax.set_ylabel("z (a.u.)")
-            ax.set_xlabel(ctx.t_axis(2)[1])
+    label_latent_grid(ctx, axs, bounds, ncol)
     legend_right(axs, ctx.sizes, ncol, *axs[0, 0].get_legend_handles_labels())
     ctx.save(fig, "latents_condavg.png", "Condition-averaged latent time courses per group; shading is ± 1 SE over trials.")
     # phase portraits (groups with >= 2 latents): of the condition averages

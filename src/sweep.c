@@ -214,13 +214,19 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
         sd[i] = v > 0 ? sqrt(v) : 1;
     }
     if (rc == FR_OK) rc = fr_coupling_pairs_add(&tr, &te, K, quad, mean, sd, nt, off, is_train, lat);
+    /* training and held-out pair moments in one Allreduce */
+    double *flat = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(flat, tr.len + te.len);
     rc = fr_error_agree(&team, rc);
-    if (rc == FR_OK)
-        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, tr.buf, (int)tr.len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
-                          __FILE__, __LINE__);
-    if (rc == FR_OK)
-        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, te.buf, (int)te.len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
-                          __FILE__, __LINE__);
+    if (rc == FR_OK) {
+        memcpy(flat, tr.buf, tr.len * sizeof(double));
+        memcpy(flat + tr.len, te.buf, te.len * sizeof(double));
+        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, flat, (int)(tr.len + te.len), MPI_DOUBLE, MPI_SUM, team),
+                          "MPI_Allreduce", __FILE__, __LINE__);
+        memcpy(tr.buf, flat, tr.len * sizeof(double));
+        memcpy(te.buf, flat + tr.len, te.len * sizeof(double));
+    }
+    free(flat);
     if (rc == FR_OK && fr_coupling_from_moments(&tr, &te, K, quad, run->G, run->groups, NULL, c_max) != FR_OK) {
         /* too few pairs (tiny data): no evidence either way, not a failed run */
         LOG_WARN("sweep: %s: no dynamical coupling: %s", run->id, fr_error_msg());
