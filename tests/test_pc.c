@@ -10,7 +10,7 @@
 #include "facrnn/model.h"
 #include "facrnn/rng.h"
 #include "testlib.h"
-#include "../src/model_internal.h"
+#include "../src/core/model_internal.h"
 
 static fr_model make_model(int K, int G, const int *sizes, long long n_train, int M, double enc_std)
 {

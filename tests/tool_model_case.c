@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/h5util.h"
 #include "facrnn/common.h"
 #include "facrnn/model.h"
 

@@ -10,7 +10,7 @@
 #ifndef FACRNN_CHECKPOINT_H
 #define FACRNN_CHECKPOINT_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
-/* common: error codes and propagation, checked-call wrappers for MPI, HDF5
- * and LAPACK, the rank-aware logger, wall-clock timers.
+/* common: error codes and propagation, the checked LAPACK call, the
+ * rank-aware logger, wall-clock timers. Core: no MPI, no HDF5.
  *
  * Error convention (every module follows it): a function that can fail
  * returns fr_err. On failure it records one human-readable line with
@@ -46,9 +46,12 @@ int fr_exit_code(fr_err e);
 fr_err fr_error_set(fr_err code, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The last recorded message ("" if none) and its origin. Not collective. */
+enum { FR_ERR_MSG_CAP = 1024, FR_ERR_WHERE_CAP = 256 };
 const char *fr_error_msg(void);
 const char *fr_error_where(void);
 void fr_error_clear(void);
+/* Replace the record with a message received from another rank. Not collective. */
+void fr_error_restore(const char *msg, const char *where);
 
 #define FR_FAIL(code, ...) fr_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
 
@@ -66,28 +69,15 @@ void fr_error_clear(void);
         if ((rc) != FR_OK) goto label; \
     } while (0)
 
-/* Checked calls. Each records what failed and returns an fr_err. */
-fr_err fr_check_mpi(int rc, const char *what, const char *file, int line);
-fr_err fr_check_h5(long long rc, const char *what, const char *file, int line);
+/* Checked LAPACK call: records what failed and returns an fr_err. (The MPI
+ * and HDF5 twins, CHECK_MPI and CHECK_H5, are in comm.h and h5util.h: the
+ * core library sees neither.) */
 fr_err fr_check_lapack(int info, const char *what, const char *file, int line);
-#define CHECK_MPI(call) TRY(fr_check_mpi((call), #call, __FILE__, __LINE__))
-#define CHECK_H5(call) TRY(fr_check_h5((long long)(call), #call, __FILE__, __LINE__))
 #define CHECK_LAPACK(info, what) TRY(fr_check_lapack((info), (what), __FILE__, __LINE__))
 
 /* Allocation that records FR_ENOMEM on failure; zero-initialised. */
 fr_err fr_calloc(void *pptr, size_t n, size_t size);
 #define FR_CALLOC(ptr, n) fr_calloc(&(ptr), (size_t)(n), sizeof(*(ptr)))
-
-/* Agree on an error across `comm` (a communicator cast to void* to keep MPI
- * out of this header's users; pass &comm). Every rank passes its local code;
- * all ranks return the largest, and the message of the lowest-numbered
- * failing rank is copied to every rank, so rank 0 can print it.
- * Collective over *comm. */
-fr_err fr_error_agree(const void *comm, fr_err local);
-
-/* Print the recorded error and MPI_Abort(MPI_COMM_WORLD) with the exit code
- * for `e`. Never returns. Use it when the other ranks may not know. */
-_Noreturn void fr_fatal(fr_err e);
 
 /* ---- logger --------------------------------------------------------------
  * Rank 0 prints INFO and WARN; every rank prints ERROR. --verbose adds DEBUG

@@ -9,7 +9,7 @@
 #ifndef FACRNN_DATASET_H
 #define FACRNN_DATASET_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 #include <stdint.h>
 
 #include "facrnn/common.h"

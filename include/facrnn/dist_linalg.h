@@ -9,7 +9,7 @@
 #ifndef FACRNN_DIST_LINALG_H
 #define FACRNN_DIST_LINALG_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 
 #include "facrnn/common.h"
 

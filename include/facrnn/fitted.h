@@ -12,7 +12,7 @@
 #ifndef FACRNN_FITTED_H
 #define FACRNN_FITTED_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 #include <stddef.h>
 
 #include "facrnn/config.h"

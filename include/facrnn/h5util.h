@@ -1,5 +1,5 @@
-/* h5util: small HDF5 helpers shared by the input reader, the results
- * reader, the sweep assembler and `info`. Not collective (plain attribute
+/* h5util: the HDF5 helpers of every module: checked calls and string
+ * attributes. Not collective (plain attribute
  * reads on an open object). */
 #ifndef FACRNN_H5UTIL_H
 #define FACRNN_H5UTIL_H
@@ -7,6 +7,10 @@
 #include <hdf5.h>
 
 #include "facrnn/common.h"
+
+/* Checked HDF5 call: negative return -> FR_EHDF5 with the call's text. */
+fr_err fr_check_h5(long long rc, const char *what, const char *file, int line);
+#define CHECK_H5(call) TRY(fr_check_h5((long long)(call), #call, __FILE__, __LINE__))
 
 /* The string attribute `name` of `obj`, fixed or variable length, ASCII or
  * UTF-8 (h5py writes UTF-8; HDF5 does not convert between the two, so the

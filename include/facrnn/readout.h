@@ -7,7 +7,7 @@
 #ifndef FACRNN_READOUT_H
 #define FACRNN_READOUT_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"

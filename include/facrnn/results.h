@@ -13,7 +13,7 @@
 #define FACRNN_RESULTS_H
 
 #include <hdf5.h>
-#include <mpi.h>
+#include "facrnn/comm.h"
 
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
@@ -29,9 +29,6 @@ typedef struct {
     char path[FR_CFG_PATH_MAX];
     char tmp[FR_CFG_PATH_MAX + 8];
 } fr_results;
-
-/* Stable, readable run id from the configuration, e.g. "K6_g3+3_b20_s0_f0". Not collective. */
-void fr_run_id(const fr_config *cfg, char *buf, size_t cap);
 
 /* Fail early (before any training) if `path` cannot be written. Collective. */
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path);

@@ -3,7 +3,7 @@
 #ifndef FACRNN_SELFTEST_H
 #define FACRNN_SELFTEST_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 
 #include "facrnn/common.h"
 

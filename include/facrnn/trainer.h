@@ -13,7 +13,7 @@
 #ifndef FACRNN_TRAINER_H
 #define FACRNN_TRAINER_H
 
-#include <mpi.h>
+#include "facrnn/comm.h"
 
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"

@@ -38,3 +38,9 @@ fr_err fr_h5_attr_read_str(hid_t obj, const char *name, const char *where, char 
     H5Aclose(a);
     return rc;
 }
+
+fr_err fr_check_h5(long long rc, const char *what, const char *file, int line)
+{
+    if (rc >= 0) return FR_OK;
+    return fr_error_set(FR_EHDF5, file, line, "HDF5 call failed: %s", what);
+}

@@ -1,5 +1,5 @@
 /* main: parse global flags and dispatch to a subcommand; nothing else. */
-#include <mpi.h>
+#include "facrnn/comm.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -13,6 +13,7 @@
 
 #include "facrnn/cli.h"
 #include "facrnn/dist_linalg.h"
+#include "facrnn/h5util.h"
 #include "facrnn/rng.h"
 
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "facrnn/model.h"
-#include "facrnn/results.h"
 #include "facrnn/rng.h"
 #include "facrnn/sweep.h"
 

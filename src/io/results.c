@@ -15,19 +15,6 @@
 #include "facrnn/analysis.h"
 #include "facrnn/version.h"
 
-void fr_run_id(const fr_config *cfg, char *buf, size_t cap)
-{
-    char groups[256] = "";
-    size_t len = 0;
-    int G = cfg->n_groups > 0 ? cfg->n_groups : 1;
-    for (int g = 0; g < G; ++g) {
-        int h = cfg->n_groups > 0 ? cfg->groups[g] : cfg->rank;
-        len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%d", g ? "+" : "", h);
-        if (len >= sizeof groups) break;
-    }
-    snprintf(buf, cap, "K%d_g%s_b%g_s%lld_f%d", cfg->rank, groups, cfg->beta, cfg->seed, cfg->fold);
-}
-
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
 {
     int rank;

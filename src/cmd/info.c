@@ -6,7 +6,7 @@
  * trusting the summary.
  */
 #include <hdf5.h>
-#include <mpi.h>
+#include "facrnn/comm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,17 +1,17 @@
-/* common: the error record, checked-call wrappers, fatal exit, logger and
- * timers shared by every module (see include/facrnn/common.h). */
+/* err: the error record, the LAPACK checked-call wrapper, zeroed allocation,
+ * the logger and timers shared by every module (see include/facrnn/common.h).
+ * Part of the core library: no MPI, no HDF5. The MPI side of the error path
+ * (agreement across ranks, the fatal exit) lives in io/comm.c. */
 #include "facrnn/common.h"
 
-#include <hdf5.h>
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static char g_msg[1024];
-static char g_where[256];
+static char g_msg[FR_ERR_MSG_CAP];
+static char g_where[FR_ERR_WHERE_CAP];
 static int g_rank;
 static fr_log_level g_level = FR_LOG_INFO;
 
@@ -44,19 +44,10 @@ const char *fr_error_msg(void) { return g_msg; }
 const char *fr_error_where(void) { return g_where; }
 void fr_error_clear(void) { g_msg[0] = g_where[0] = '\0'; }
 
-fr_err fr_check_mpi(int rc, const char *what, const char *file, int line)
+void fr_error_restore(const char *msg, const char *where)
 {
-    if (rc == MPI_SUCCESS) return FR_OK;
-    char s[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, s, &len);
-    return fr_error_set(FR_EMPI, file, line, "MPI call failed: %s: %s", what, s);
-}
-
-fr_err fr_check_h5(long long rc, const char *what, const char *file, int line)
-{
-    if (rc >= 0) return FR_OK;
-    return fr_error_set(FR_EHDF5, file, line, "HDF5 call failed: %s", what);
+    snprintf(g_msg, sizeof g_msg, "%s", msg);
+    snprintf(g_where, sizeof g_where, "%s", where);
 }
 
 fr_err fr_check_lapack(int info, const char *what, const char *file, int line)
@@ -71,18 +62,6 @@ fr_err fr_calloc(void *pptr, size_t n, size_t size)
     *p = calloc(n ? n : 1, size ? size : 1);
     if (!*p) return FR_FAIL(FR_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
     return FR_OK;
-}
-
-_Noreturn void fr_fatal(fr_err e)
-{
-    int rank = 0, inited = 0;
-    MPI_Initialized(&inited);
-    if (inited) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    fprintf(stderr, "facrnn: error (rank %d): %s [%s]\n", rank,
-            g_msg[0] ? g_msg : "unknown error", g_where);
-    fflush(stderr);
-    if (inited) MPI_Abort(MPI_COMM_WORLD, fr_exit_code(e));
-    abort(); /* only reached without MPI: there is no other rank to hang */
 }
 
 /* ---- logger --------------------------------------------------------------- */
@@ -134,31 +113,4 @@ void fr_timer_stop(fr_timer *t)
 {
     t->total += fr_wtime() - t->t0;
     t->count++;
-}
-
-/* ---- collective agreement on errors ---------------------------------------- */
-fr_err fr_error_agree(const void *commp, fr_err local)
-{
-    MPI_Comm comm = *(const MPI_Comm *)commp;
-    int size, rank;
-    MPI_Comm_size(comm, &size);
-    MPI_Comm_rank(comm, &rank);
-    int pair[2] = {(int)local, local != FR_OK ? rank : size};
-    int worst = 0, first = 0;
-    /* Two reductions: the worst code, and the first failing rank. */
-    if (MPI_Allreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS ||
-        MPI_Allreduce(&pair[1], &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
-        FR_FAIL(FR_EMPI, "MPI_Allreduce failed while agreeing on an error");
-        fr_fatal(FR_EMPI);
-    }
-    if (worst == FR_OK) return FR_OK;
-    char buf[sizeof g_msg + sizeof g_where];
-    if (rank == first) {
-        memcpy(buf, g_msg, sizeof g_msg);
-        memcpy(buf + sizeof g_msg, g_where, sizeof g_where);
-    }
-    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, comm);
-    memcpy(g_msg, buf, sizeof g_msg);
-    memcpy(g_where, buf + sizeof g_msg, sizeof g_where);
-    return (fr_err)worst;
 }

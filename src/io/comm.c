@@ -1,0 +1,55 @@
+/* comm: the MPI side of the error convention (include/facrnn/comm.h):
+ * checked MPI calls, the communicator error handler, agreement on an error
+ * across ranks and the fatal exit. */
+#include "facrnn/comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+fr_err fr_check_mpi(int rc, const char *what, const char *file, int line)
+{
+    if (rc == MPI_SUCCESS) return FR_OK;
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, s, &len);
+    return fr_error_set(FR_EMPI, file, line, "MPI call failed: %s: %s", what, s);
+}
+
+_Noreturn void fr_fatal(fr_err e)
+{
+    int rank = 0, inited = 0;
+    MPI_Initialized(&inited);
+    if (inited) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    fprintf(stderr, "facrnn: error (rank %d): %s [%s]\n", rank,
+            fr_error_msg()[0] ? fr_error_msg() : "unknown error", fr_error_where());
+    fflush(stderr);
+    if (inited) MPI_Abort(MPI_COMM_WORLD, fr_exit_code(e));
+    abort(); /* only reached without MPI: there is no other rank to hang */
+}
+
+/* ---- collective agreement on errors ---------------------------------------- */
+fr_err fr_error_agree(const void *commp, fr_err local)
+{
+    MPI_Comm comm = *(const MPI_Comm *)commp;
+    int size, rank;
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &rank);
+    int pair[2] = {(int)local, local != FR_OK ? rank : size};
+    int worst = 0, first = 0;
+    /* Two reductions: the worst code, and the first failing rank. */
+    if (MPI_Allreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS ||
+        MPI_Allreduce(&pair[1], &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
+        FR_FAIL(FR_EMPI, "MPI_Allreduce failed while agreeing on an error");
+        fr_fatal(FR_EMPI);
+    }
+    if (worst == FR_OK) return FR_OK;
+    char buf[FR_ERR_MSG_CAP + FR_ERR_WHERE_CAP];
+    if (rank == first) {
+        snprintf(buf, FR_ERR_MSG_CAP, "%s", fr_error_msg());
+        snprintf(buf + FR_ERR_MSG_CAP, FR_ERR_WHERE_CAP, "%s", fr_error_where());
+    }
+    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, comm);
+    fr_error_restore(buf, buf + FR_ERR_MSG_CAP);
+    return (fr_err)worst;
+}
