@@ -11,7 +11,7 @@
 
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
-#include "facrnn/trainer.h"
+#include "facrnn/fit_result.h"
 
 /* Fill group_latent_r2, component_latent_r2 (when /truth/latents was read)
  * and behavior_r2 (when /behavior was read; the affine map is fitted on the

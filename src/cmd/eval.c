@@ -98,13 +98,6 @@ static void metric_values(const fr_fit_metrics *m, double v[M_N])
     v[M_NS] = (double)m->n_samples;
 }
 
-static void nan_metrics(fr_fit_metrics *m)
-{
-    memset(m, 0, sizeof *m);
-    m->nll_per_bin = m->r2 = m->bits_per_spike = m->pc = m->tc = NAN;
-    m->group_latent_r2 = m->component_latent_r2 = m->behavior_r2 = NAN;
-}
-
 /* JSON number: NaN/Inf as null, full precision otherwise. */
 static void json_num(FILE *f, double v)
 {
@@ -296,8 +289,8 @@ fr_err fr_cmd_eval(int argc, char **argv)
     }
     rc = fr_error_agree(&comm, rc);
     fr_fit_metrics train, held;
-    nan_metrics(&train);
-    nan_metrics(&held);
+    fr_fit_metrics_nan(&train);
+    fr_fit_metrics_nan(&held);
     if (rc == FR_OK) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
     if (rc == FR_OK && heldout_any) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
     if (rc == FR_OK) {

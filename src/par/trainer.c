@@ -1306,7 +1306,8 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     out->restarts_done = R;
     out->best_epoch = (int)ls.sel_best_epoch;
     out->steps = (long long)ls.steps_total;
-    for (int r = 0; r < FR_MAX_RESTARTS && r < 64; ++r) out->objective_all[r] = la.objective_all[r];
+    out->objective_all = la.objective_all;
+    la.objective_all = NULL;
     out->params = la.sel_params;
     la.sel_params = NULL;
     out->best_heldout_params = la.sel_best;
@@ -1324,10 +1325,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         if (rc == FR_OK) rc = evaluate_impl(comm, &c, split, 1, &out->train);
         if (rc == FR_OK && heldout) rc = evaluate_impl(comm, &c, split, 0, &out->heldout);
         if (rc == FR_OK && !heldout) {
-            memset(&out->heldout, 0, sizeof out->heldout);
-            out->heldout.nll_per_bin = out->heldout.r2 = out->heldout.bits_per_spike = NAN;
-            out->heldout.pc = out->heldout.tc = out->heldout.group_latent_r2 = NAN;
-            out->heldout.component_latent_r2 = out->heldout.behavior_r2 = NAN;
+            fr_fit_metrics_nan(&out->heldout);
         }
         if (rc == FR_OK) rc = FR_CALLOC(out->latents, (t.rows ? t.rows : 1) * t.K);
         if (rc == FR_OK) rc = compute_latents(&c, out->latents);
@@ -1348,14 +1346,4 @@ done:
     free(la.objective_all);
     trainer_free(&t);
     return rc;
-}
-
-void fr_fit_result_free(fr_fit_result *r)
-{
-    free(r->params);
-    free(r->history);
-    free(r->latents);
-    free(r->pca_evals);
-    free(r->best_heldout_params);
-    memset(r, 0, sizeof *r);
 }
