@@ -27,9 +27,6 @@
 fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
                 const char *ckpt_path, fr_fit_result *out);
 
-/* Build the model spec from config + data + training-set size. Not collective. */
-fr_err fr_trainer_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec);
-
 /* Optional hook called once after every optimisation step, on every rank of
  * every fit (NULL: none). The sweep coordinator uses it to service its work
  * queue without a thread; it must not make collective calls. Not collective. */
@@ -52,9 +49,5 @@ fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *param
  * Collective over comm (errors are agreed). */
 fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
                           double *latents);
-
-/* Load the data set (validated) and the cross-validation split for one fit
- * from the config; allocates *split (n_trials). Collective. */
-fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split);
 
 #endif

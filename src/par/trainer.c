@@ -18,6 +18,7 @@
 #include "facrnn/analysis.h"
 #include "facrnn/checkpoint.h"
 #include "facrnn/dist_linalg.h"
+#include "facrnn/fit_input.h"
 #include "facrnn/modes.h"
 #include "facrnn/readout.h"
 #include "facrnn/rng.h"
@@ -47,37 +48,6 @@ void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx)
 {
     g_between_steps = fn;
     g_between_steps_ctx = ctx;
-}
-
-/* ---- model spec ---------------------------------------------------------------- */
-fr_err fr_trainer_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec)
-{
-    memset(spec, 0, sizeof *spec);
-    spec->N = ds->N;
-    spec->K = cfg->rank;
-    spec->D = cfg->inputs ? ds->D : 0;
-    spec->L = cfg->lags;
-    if (cfg->n_groups > 0) {
-        spec->G = cfg->n_groups;
-        for (int g = 0; g < cfg->n_groups; ++g) spec->group_size[g] = cfg->groups[g];
-    } else {
-        spec->G = 1;
-        spec->group_size[0] = cfg->rank;
-    }
-    const char *obs = cfg->observation[0] ? cfg->observation : ds->observation;
-    if (!strcmp(obs, "poisson")) spec->obs = FR_OBS_POISSON;
-    else if (!strcmp(obs, "gaussian") || !obs[0]) spec->obs = FR_OBS_GAUSSIAN;
-    else return FR_FAIL(FR_EINVAL, "data.observation: unknown observation model '%s'", obs);
-    spec->link = !strcmp(cfg->link, "exp") ? FR_LINK_EXP : FR_LINK_SOFTPLUS;
-    spec->nonlin = !strcmp(cfg->nonlinearity, "identity") ? FR_NL_IDENTITY : FR_NL_TANH;
-    spec->psi_learned = cfg->psi_learned;
-    for (int l = 0; l < cfg->lags && l < FR_MAX_LAGS; ++l)
-        spec->psi[l] = cfg->n_psi ? cfg->psi[l] : 1.0 / cfg->lags;
-    spec->encoder_std = cfg->encoder_std;
-    spec->beta = cfg->beta;
-    spec->n_train = n_train;
-    spec->batch_size = (int)(n_train < cfg->batch_size ? n_train : cfg->batch_size);
-    return FR_OK;
 }
 
 /* ---- the trainer's state --------------------------------------------------------- */
@@ -234,7 +204,7 @@ static fr_err trainer_setup(trainer *t, MPI_Comm comm, const fr_config *cfg, con
             for (long long s = t->sample_start[k]; s < t->sample_start[k + 1]; ++s) t->train_ids[n++] = s;
 
     fr_model_spec spec;
-    TRY(fr_trainer_model_spec(cfg, ds, t->n_train, &spec));
+    TRY(fr_fit_model_spec(cfg, ds, t->n_train, &spec));
     TRY(fr_model_init(&t->model, &spec));
     t->N = spec.N;
     t->K = spec.K;
