@@ -300,7 +300,7 @@ fr_err fr_cmd_eval(int argc, char **argv)
     if (rc == FR_OK) rc = fr_trainer_latents(comm, &m, run->flat, &ds, latents);
     if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, &ds, split, &m, latents, &train, &held);
     if (rc == FR_OK)
-        rc = fr_readout_connectivity_truth(comm, &ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
+        rc = fr_readout_connectivity_truth(&ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
     if (rc == FR_OK) {
         rep.a = &a;
         rep.run = run;

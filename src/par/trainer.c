@@ -950,27 +950,23 @@ static fr_err init_pca(trainer *t, uint64_t seed, int restart, double *evals_out
 }
 
 /* Start from the generating parameters of a synthetic file (/truth/A, B, c,
- * d): the reference point for "did the optimiser find the optimum?". */
+ * d, read with the data set): the reference point for "did the optimiser
+ * find the optimum?". */
 static fr_err init_truth(trainer *t)
 {
-    fr_truth_params tp;
-    memset(&tp, 0, sizeof tp);
-    TRY(fr_truth_params_read(t->comm, t->ds->path, &tp));
-    fr_err rc = FR_OK;
-    if (!tp.A || !tp.B || !tp.c || !tp.d)
-        rc = FR_FAIL(FR_EINVAL, "model.init: truth needs /truth/A, /truth/B, /truth/c and /truth/d in %s", t->ds->path);
-    else if (tp.N != t->N || tp.K != t->K)
-        rc = FR_FAIL(FR_EINVAL, "model.init: truth has N = %d, K = %d but the model has N = %d, K = %d", tp.N, tp.K,
-                     t->N, t->K);
-    if (rc == FR_OK) {
-        fr_view v = fr_model_view(&t->model, t->params);
-        memcpy(v.A, tp.A, (size_t)t->N * t->K * sizeof(double));
-        memcpy(v.B, tp.B, (size_t)t->K * t->N * sizeof(double));
-        memcpy(v.c, tp.c, (size_t)t->N * sizeof(double));
-        memcpy(v.d, tp.d, (size_t)t->K * sizeof(double));
-    }
-    fr_truth_params_free(&tp);
-    return rc;
+    const fr_truth_params *tp = &t->ds->truth;
+    if (!tp->A || !tp->B || !tp->c || !tp->d)
+        return FR_FAIL(FR_EINVAL, "model.init: truth needs /truth/A, /truth/B, /truth/c and /truth/d in %s",
+                       t->ds->path);
+    if (tp->N != t->N || tp->K != t->K)
+        return FR_FAIL(FR_EINVAL, "model.init: truth has N = %d, K = %d but the model has N = %d, K = %d", tp->N,
+                       tp->K, t->N, t->K);
+    fr_view v = fr_model_view(&t->model, t->params);
+    memcpy(v.A, tp->A, (size_t)t->N * t->K * sizeof(double));
+    memcpy(v.B, tp->B, (size_t)t->K * t->N * sizeof(double));
+    memcpy(v.c, tp->c, (size_t)t->N * sizeof(double));
+    memcpy(v.d, tp->d, (size_t)t->K * sizeof(double));
+    return FR_OK;
 }
 
 /* Learning rate at fraction `frac` in [0, 1) of a restart's steps. The
@@ -1303,7 +1299,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         if (rc == FR_OK)
             rc = fr_readout_latent_metrics(comm, ds, split, &t.model, out->latents, &out->train, &out->heldout);
         if (rc == FR_OK)
-            rc = fr_readout_connectivity_truth(comm, ds, &t.model, out->params, &out->conn_have, &out->conn_r_W,
+            rc = fr_readout_connectivity_truth(ds, &t.model, out->params, &out->conn_have, &out->conn_r_W,
                                                out->conn_r_groups);
     }
     out->seconds = fr_wtime() - t0;
