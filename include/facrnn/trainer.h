@@ -38,16 +38,4 @@ void fr_trainer_install_signals(void);
 /* Nonzero once a stop signal arrived. */
 int fr_trainer_stop_requested(void);
 
-/* Metrics of `params` on the training (which = 1) or held-out (which = 0)
- * trials. Collective over comm. */
-fr_err fr_trainer_evaluate(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
-                           const unsigned char *split, int which, fr_fit_metrics *out);
-
-/* Encoder means mu (z = mu) for every local bin of `ds`: latents
- * (ds->row_hi - ds->row_lo, K), NaN in each trial's first L context bins;
- * the same numbers fit writes to /runs/<id>/latents. Used by `facrnn eval`.
- * Collective over comm (errors are agreed). */
-fr_err fr_trainer_latents(MPI_Comm comm, const fr_model *m, const double *params, const fr_dataset *ds,
-                          double *latents);
-
 #endif

@@ -40,9 +40,9 @@
 #include <string.h>
 
 #include "facrnn/cli.h"
+#include "facrnn/evaluate.h"
 #include "facrnn/fitted.h"
 #include "facrnn/readout.h"
-#include "facrnn/trainer.h"
 
 typedef struct {
     const char *results, *data, *out, *run;
@@ -291,13 +291,13 @@ fr_err fr_cmd_eval(int argc, char **argv)
     fr_fit_metrics train, held;
     fr_fit_metrics_nan(&train);
     fr_fit_metrics_nan(&held);
-    if (rc == FR_OK) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
-    if (rc == FR_OK && heldout_any) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
+    if (rc == FR_OK) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
+    if (rc == FR_OK && heldout_any) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
     if (rc == FR_OK) {
         long long rows = ds.row_hi - ds.row_lo;
         rc = fr_error_agree(&comm, FR_CALLOC(latents, (rows ? rows : 1) * m.spec.K));
     }
-    if (rc == FR_OK) rc = fr_trainer_latents(comm, &m, run->flat, &ds, latents);
+    if (rc == FR_OK) rc = fr_evaluate_latents(comm, &m, run->flat, &ds, latents);
     if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, &ds, split, &m, latents, &train, &held);
     if (rc == FR_OK)
         rc = fr_readout_connectivity_truth(&ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
