@@ -57,3 +57,29 @@ fr_err fr_trainer_ckpt_load(fr_trainer *t, const char *path, const fr_ckpt_tag *
     for (int i = 0; i < LS_N; ++i) vals[i] = sc[i].value;
     return FR_OK;
 }
+
+fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t)
+{
+    memset(la, 0, sizeof *la);
+    size_t nh = (size_t)t->cfg->epochs * FR_H_NCOL;
+    TRY(FR_CALLOC(la->history, nh));
+    TRY(FR_CALLOC(la->sel_history, nh));
+    TRY(FR_CALLOC(la->sel_params, t->np));
+    TRY(FR_CALLOC(la->sel_best, t->np));
+    TRY(FR_CALLOC(la->objective_all, FR_MAX_RESTARTS));
+    TRY(FR_CALLOC(la->pca_evals, t->N));
+    for (int i = 0; i < FR_MAX_RESTARTS; ++i) la->objective_all[i] = NAN;
+    for (int j = 0; j < t->N; ++j) la->pca_evals[j] = NAN;
+    return FR_OK;
+}
+
+void fr_loop_arrays_free(fr_loop_arrays *la)
+{
+    free(la->history);
+    free(la->sel_history);
+    free(la->sel_params);
+    free(la->sel_best);
+    free(la->objective_all);
+    free(la->pca_evals);
+    memset(la, 0, sizeof *la);
+}

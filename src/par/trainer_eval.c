@@ -219,6 +219,15 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
     return rc;
 }
 
+fr_err fr_trainer_evaluate(fr_trainer *t, const double *params, int which, fr_fit_metrics *out)
+{
+    fr_eval_ctx c;
+    fr_err rc = fr_error_agree(&t->comm, fr_eval_ctx_init(&c, &t->model, params, t->ds, t->sx, t->ws, t->M + 1));
+    if (rc == FR_OK) rc = fr_eval_metrics(t->comm, &c, t->split, which, out);
+    fr_eval_ctx_free(&c);
+    return rc;
+}
+
 /* Evaluation outside the training loop (fit's final metrics use the
  * trainer's own buffers): an evaluation context and its workspace. */
 typedef struct {

@@ -128,6 +128,10 @@ fr_err fr_eval_latents(fr_eval_ctx *c, double *lat);
 /* Metrics on the training (which = 1) or held-out (which = 0) trials; the
  * read-out entries stay NaN. Collective over comm. */
 fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, fr_fit_metrics *out);
+/* Metrics of params on the trainer's training (which = 1) or held-out
+ * (which = 0) trials, through its sigma(x) cache and workspace. Collective
+ * over t->comm. */
+fr_err fr_trainer_evaluate(fr_trainer *t, const double *params, int which, fr_fit_metrics *out);
 
 /* ---- initialisation (trainer_init.c) -------------------------------------------- */
 /* PCA initialisation of t->params for restart `restart` (writes the PCA
@@ -155,6 +159,11 @@ typedef struct {
     double *sel_best;                                           /* (np) best-held-out params of the chosen restart */
 } fr_loop_arrays;
 
+/* The loop arrays of trainer t, with the NaNs of "not yet": objective_all
+ * and pca_evals NaN. Not collective. */
+fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t);
+void fr_loop_arrays_free(fr_loop_arrays *la);
+
 /* Write the loop state, the trainer's parameters and Adam moments to path
  * (NULL: no checkpoint) atomically. Collective over t->comm (rank 0 writes,
  * the status is agreed). */
@@ -164,5 +173,12 @@ fr_err fr_trainer_ckpt_save(fr_trainer *t, const char *path, const fr_ckpt_tag *
  * layout. Collective over t->comm. */
 fr_err fr_trainer_ckpt_load(fr_trainer *t, const char *path, const fr_ckpt_tag *tag, fr_loop_state *ls,
                             fr_loop_arrays *la);
+
+/* ---- the result (trainer_result.c) --------------------------------------------- */
+/* Fill out from the loop's final state: the chosen restart's arrays move
+ * from la into out (R restarts; heldout: some trial is held out); then the
+ * final metrics, latents and read-outs. Collective over t->comm. */
+fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int R, int heldout,
+                         fr_fit_result *out);
 
 #endif
