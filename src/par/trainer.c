@@ -88,10 +88,9 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
     TRY(fr_error_agree(&comm, fr_trainer_setup(t, comm, cfg, ds, split)));
     f->ckpt_path = ckpt_path;
     f->E = cfg->epochs;
-    f->R = cfg->restarts < 1 ? 1 : cfg->restarts;
-    if (f->R > FR_MAX_RESTARTS) f->R = FR_MAX_RESTARTS;
+    f->R = cfg->restarts < 1 ? 1 : cfg->restarts; /* the option table bounds it; the arrays are sized from it */
     for (long long k = 0; k < ds->n_trials; ++k) f->heldout |= !split[k];
-    TRY(fr_error_agree(&comm, fr_loop_arrays_alloc(&f->la, t)));
+    TRY(fr_error_agree(&comm, fr_loop_arrays_alloc(&f->la, t, f->R)));
     f->ls.sel_objective = INFINITY;
     f->ls.sel_restart = -1;
     f->tag = (fr_ckpt_tag){fr_config_fit_hash(cfg), ds->checksum, FR_LAYOUT_VERSION};
@@ -297,7 +296,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     }
     /* A final checkpoint marks the fit complete: rerunning only re-evaluates. */
     if (rc == FR_OK) rc = fr_trainer_ckpt_save(&f.t, ckpt_path, &f.tag, &f.ls, &f.la);
-    if (rc == FR_OK) rc = fr_trainer_result(&f.t, &f.ls, &f.la, f.R, f.heldout, out);
+    if (rc == FR_OK) rc = fr_trainer_result(&f.t, &f.ls, &f.la, f.heldout, out);
     if (rc == FR_OK) out->seconds = fr_wtime() - f.t0;
     loop_close(&f);
     return rc;

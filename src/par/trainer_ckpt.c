@@ -24,10 +24,14 @@ static void ckpt_items(fr_trainer *t, fr_loop_state *ls, fr_loop_arrays *la, fr_
         sc[i].value = vals[i];
     }
     size_t nh = (size_t)t->cfg->epochs * FR_H_NCOL;
-    fr_ckpt_array a[] = {{"params", t->params, t->np},       {"adam_m1", t->m1, t->np},
-                         {"adam_m2", t->m2, t->np},          {"best_params", t->best, t->np},
-                         {"history", la->history, nh},       {"sel_params", la->sel_params, t->np},
-                         {"sel_history", la->sel_history, nh}, {"objective_all", la->objective_all, FR_MAX_RESTARTS},
+    fr_ckpt_array a[] = {{"params", t->params, t->np},
+                         {"adam_m1", t->m1, t->np},
+                         {"adam_m2", t->m2, t->np},
+                         {"best_params", t->best, t->np},
+                         {"history", la->history, nh},
+                         {"sel_params", la->sel_params, t->np},
+                         {"sel_history", la->sel_history, nh},
+                         {"objective_all", la->objective_all, (size_t)la->n_restarts},
                          {"pca_evals", la->pca_evals, (size_t)t->N},
                          {"sel_best", la->sel_best, t->np}};
     memcpy(arr, a, sizeof a);
@@ -58,17 +62,18 @@ fr_err fr_trainer_ckpt_load(fr_trainer *t, const char *path, const fr_ckpt_tag *
     return FR_OK;
 }
 
-fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t)
+fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t, int R)
 {
     memset(la, 0, sizeof *la);
+    la->n_restarts = R;
     size_t nh = (size_t)t->cfg->epochs * FR_H_NCOL;
     TRY(FR_CALLOC(la->history, nh));
     TRY(FR_CALLOC(la->sel_history, nh));
     TRY(FR_CALLOC(la->sel_params, t->np));
     TRY(FR_CALLOC(la->sel_best, t->np));
-    TRY(FR_CALLOC(la->objective_all, FR_MAX_RESTARTS));
+    TRY(FR_CALLOC(la->objective_all, R));
     TRY(FR_CALLOC(la->pca_evals, t->N));
-    for (int i = 0; i < FR_MAX_RESTARTS; ++i) la->objective_all[i] = NAN;
+    for (int i = 0; i < R; ++i) la->objective_all[i] = NAN;
     for (int j = 0; j < t->N; ++j) la->pca_evals[j] = NAN;
     return FR_OK;
 }

@@ -320,7 +320,7 @@ fr_err fr_trainer_init_pca(fr_trainer *t, uint64_t seed, int restart, double *ev
         /* B <- R B, d <- R d, A <- A R^T: the same function, rotated latents */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, N, K, 1.0, R, K, v.B, N, 0.0, tmp, N);
         memcpy(v.B, tmp, (size_t)K * N * sizeof(double));
-        double dd[FR_MAX_GROUPS * 4];
+        double *dd = tmp; /* (K), tmp (N, K) is free until A's product; N >= K */
         for (int p = 0; p < K; ++p) {
             dd[p] = 0;
             for (int q = 0; q < K; ++q) dd[p] += R[p * K + q] * v.d[q];

@@ -51,7 +51,8 @@ typedef struct {
     double *eps;              /* (Mmax, K) */
     double *pack_loc, *pack_all; /* (Mmax, 2K) */
     double *mu_all, *z_all, *dmu_all, *dz_rows; /* (Mmax, K) */
-    int *counts, *displs;     /* (size) */
+    int *counts, *displs;     /* (size) each rank's samples in this minibatch: count, first */
+    int *pack_counts, *pack_displs; /* (size) the same in doubles of (mu|z) rows, for the Allgatherv */
     size_t np;                /* n_params */
     double *params, *grad, *m1, *m2, *best;
     fr_adam_cfg adam;
@@ -142,8 +143,6 @@ fr_err fr_trainer_init_pca(fr_trainer *t, uint64_t seed, int restart, double *ev
 fr_err fr_trainer_init_truth(fr_trainer *t);
 
 /* ---- the loop state and its checkpoint (trainer_ckpt.c) ------------------------- */
-#define FR_MAX_RESTARTS 64
-
 /* The loop's counters and running sums: all doubles, so the checkpoint
  * stores them as named scalars (counters stay exact below 2^53). */
 typedef struct {
@@ -154,14 +153,15 @@ typedef struct {
 #define FR_LOOP_NSCALAR ((int)(sizeof(fr_loop_state) / sizeof(double)))
 
 typedef struct {
-    double *history, *sel_params, *sel_history, *objective_all; /* (E*NCOL), (np), (E*NCOL), (MAX_RESTARTS) */
+    int n_restarts;                                             /* R */
+    double *history, *sel_params, *sel_history, *objective_all; /* (E*NCOL), (np), (E*NCOL), (R) */
     double *pca_evals;                                          /* (N), NaN unless model.init is pca */
     double *sel_best;                                           /* (np) best-held-out params of the chosen restart */
 } fr_loop_arrays;
 
-/* The loop arrays of trainer t, with the NaNs of "not yet": objective_all
- * and pca_evals NaN. Not collective. */
-fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t);
+/* The loop arrays of trainer t for R restarts, with the NaNs of "not yet":
+ * objective_all and pca_evals NaN. Not collective. */
+fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t, int R);
 void fr_loop_arrays_free(fr_loop_arrays *la);
 
 /* Write the loop state, the trainer's parameters and Adam moments to path
@@ -176,9 +176,9 @@ fr_err fr_trainer_ckpt_load(fr_trainer *t, const char *path, const fr_ckpt_tag *
 
 /* ---- the result (trainer_result.c) --------------------------------------------- */
 /* Fill out from the loop's final state: the chosen restart's arrays move
- * from la into out (R restarts; heldout: some trial is held out); then the
- * final metrics, latents and read-outs. Collective over t->comm. */
-fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int R, int heldout,
+ * from la into out (heldout: some trial is held out); then the final
+ * metrics, latents and read-outs. Collective over t->comm. */
+fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int heldout,
                          fr_fit_result *out);
 
 #endif

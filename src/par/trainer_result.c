@@ -11,7 +11,7 @@
 
 #include "facrnn/readout.h"
 
-fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int R, int heldout,
+fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int heldout,
                          fr_fit_result *out)
 {
     const fr_config *cfg = t->cfg;
@@ -20,7 +20,7 @@ fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays 
     out->epochs_done = cfg->epochs;
     out->objective = ls->sel_objective;
     out->restart_chosen = (int)ls->sel_restart;
-    out->restarts_done = R;
+    out->restarts_done = la->n_restarts;
     out->best_epoch = (int)ls->sel_best_epoch;
     out->steps = (long long)ls->steps_total;
     out->best_heldout_nll = ls->sel_best_score;

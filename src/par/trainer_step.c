@@ -149,6 +149,8 @@ fr_err fr_trainer_setup(fr_trainer *t, MPI_Comm comm, const fr_config *cfg, cons
     TRY(FR_CALLOC(t->dmu_all, (size_t)Mmax * t->K));
     TRY(FR_CALLOC(t->dz_rows, (size_t)Mmax * t->K));
     TRY(FR_CALLOC(t->counts, t->size));
+    TRY(FR_CALLOC(t->pack_counts, t->size));
+    TRY(FR_CALLOC(t->pack_displs, t->size));
     TRY(FR_CALLOC(t->displs, t->size));
     t->np = t->model.n_params;
     TRY(FR_CALLOC(t->params, t->np));
@@ -171,7 +173,8 @@ void fr_trainer_free(fr_trainer *t)
     fr_ws_free(t->ws);
     void *bufs[] = {t->sample_start, t->train_ids, t->perm, t->sid_lo, t->batch, (void *)t->xp, (void *)t->sxp,
                     (void *)t->up, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
-                    t->dz_rows, t->counts, t->displs, t->params, t->grad, t->m1, t->m2, t->best};
+                    t->dz_rows, t->counts, t->displs, t->pack_counts, t->pack_displs, t->params, t->grad, t->m1,
+                    t->m2, t->best};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
 }
 
@@ -241,14 +244,12 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
             memcpy(t->pack_loc + (size_t)i * 2 * K, mu + (size_t)i * K, K * sizeof(double));
             memcpy(t->pack_loc + (size_t)i * 2 * K + K, z + (size_t)i * K, K * sizeof(double));
         }
-        int cnt2[256], dsp2[256];
-        int *cnt = t->size <= 256 ? cnt2 : NULL, *dsp = t->size <= 256 ? dsp2 : NULL;
-        if (!cnt) return FR_FAIL(FR_EINTERNAL, "more than 256 ranks in one fit team is not supported");
         for (int r = 0; r < t->size; ++r) {
-            cnt[r] = t->counts[r] * 2 * K;
-            dsp[r] = t->displs[r] * 2 * K;
+            t->pack_counts[r] = t->counts[r] * 2 * K;
+            t->pack_displs[r] = t->displs[r] * 2 * K;
         }
-        CHECK_MPI(MPI_Allgatherv(t->pack_loc, m * 2 * K, MPI_DOUBLE, t->pack_all, cnt, dsp, MPI_DOUBLE, t->comm));
+        CHECK_MPI(MPI_Allgatherv(t->pack_loc, m * 2 * K, MPI_DOUBLE, t->pack_all, t->pack_counts, t->pack_displs,
+                                 MPI_DOUBLE, t->comm));
         for (int i = 0; i < len; ++i) {
             memcpy(t->mu_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K, K * sizeof(double));
             memcpy(t->z_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K + K, K * sizeof(double));
