@@ -82,32 +82,85 @@ fr_err fr_eval_latents(fr_eval_ctx *c, double *lat /* (rows, K) */)
     return FR_OK;
 }
 
+/* Poisson bits/spike compares with a constant rate per channel: the mean
+ * of the training bins (t >= L). base (1 + N) <- [training samples, the
+ * channels' sums] over every rank: local sums in row order, one reduction.
+ * Collective over comm. */
+static fr_err training_rate_sums(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split, int L,
+                                 double *base)
+{
+    int N = ds->N;
+    long long ntr = 0;
+    for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
+        if (!split[k]) continue;
+        for (long long r = ds->offsets[k] - ds->row_lo + L; r < ds->offsets[k + 1] - ds->row_lo; ++r) {
+            for (int n = 0; n < N; ++n) base[1 + n] += ds->x[r * N + n];
+            ++ntr;
+        }
+    }
+    base[0] = (double)ntr;
+    return fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, base, 1 + N, MPI_DOUBLE, MPI_SUM, comm),
+                        "MPI_Allreduce(training rate sums)", __FILE__, __LINE__);
+}
+
+/* PC and TC of the evaluation estimator on the subsampled means sel
+ * (nsel, K) of every rank, gathered in rank order. Collective over comm. */
+static fr_err gathered_pc(MPI_Comm comm, const fr_model *m, int nsel, const double *sel, fr_fit_metrics *out)
+{
+    int K = m->spec.K, size;
+    MPI_Comm_size(comm, &size);
+    int *cnts = NULL, *dsps = NULL;
+    double *all = NULL;
+    int mine = nsel * K;
+    out->pc = out->tc = NAN;
+    fr_err rc = FR_CALLOC(cnts, size);
+    if (rc == FR_OK) rc = FR_CALLOC(dsps, size);
+    if (rc == FR_OK)
+        rc = fr_check_mpi(MPI_Allgather(&mine, 1, MPI_INT, cnts, 1, MPI_INT, comm), "MPI_Allgather(PC points)",
+                          __FILE__, __LINE__);
+    int tot = 0;
+    for (int r = 0; r < size && rc == FR_OK; ++r) {
+        dsps[r] = tot;
+        tot += cnts[r];
+    }
+    if (rc == FR_OK) rc = FR_CALLOC(all, tot);
+    if (rc == FR_OK)
+        rc = fr_check_mpi(MPI_Allgatherv(sel, mine, MPI_DOUBLE, all, cnts, dsps, MPI_DOUBLE, comm),
+                          "MPI_Allgatherv(PC points)", __FILE__, __LINE__);
+    int npts = tot / (K ? K : 1);
+    if (rc == FR_OK && npts >= 2) {
+        int ones[FR_MAX_GROUPS];
+        for (int j = 0; j < K && j < FR_MAX_GROUPS; ++j) ones[j] = 1;
+        rc = fr_pc_eval(K, m->spec.G, m->spec.group_size, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS,
+                        12345, &out->pc);
+        /* TC needs one group per latent: the PC kernel holds at most FR_MAX_GROUPS */
+        if (rc == FR_OK && K <= FR_MAX_GROUPS)
+            rc = fr_pc_eval(K, K, ones, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS, 12345, &out->tc);
+    }
+    free(cnts);
+    free(dsps);
+    free(all);
+    return rc;
+}
+
 fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, fr_fit_metrics *out)
 {
     const fr_dataset *ds = c->ds;
     const fr_model *m = c->m;
     int N = m->spec.N, K = m->spec.K, L = m->spec.L;
     int poisson = m->spec.obs == FR_OBS_POISSON;
-    /* acc layout: [nll, count, spikes, nll_const] + per channel [sum, sumsq, sse, train_sum] */
-    size_t na = 4 + 4 * (size_t)N;
-    double *acc;
-    TRY(FR_CALLOC(acc, na));
+    fr_fit_metrics_nan(out);
+    /* Every sum of the evaluated bins in one buffer, reduced once:
+     * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse]. */
+    size_t na = 4 + 3 * (size_t)N;
+    double *acc = NULL, *base = NULL, *sel = NULL;
+    fr_err rc = FR_CALLOC(acc, na);
+    if (rc == FR_OK && poisson) rc = FR_CALLOC(base, 1 + (size_t)N);
+    if (rc == FR_OK) rc = FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K);
+    rc = fr_error_agree(&comm, rc);
+    if (rc == FR_OK && poisson) rc = training_rate_sums(comm, ds, split, L, base);
+    if (rc != FR_OK) goto done;
     double *ch = acc + 4;
-    /* training-set mean per channel (the constant-rate baseline for bits/spike) */
-    long long ntr = 0;
-    for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
-        if (!split[k]) continue;
-        for (long long r = ds->offsets[k] - ds->row_lo + L; r < ds->offsets[k + 1] - ds->row_lo; ++r) {
-            for (int n = 0; n < N; ++n) ch[4 * n + 3] += ds->x[r * N + n];
-            ++ntr;
-        }
-    }
-    double ntr_d = (double)ntr;
-    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &ntr_d, 1, MPI_DOUBLE, MPI_SUM, comm));
-    for (int n = 0; n < N; ++n) {
-        double s = ch[4 * n + 3];
-        CHECK_MPI(MPI_Allreduce(&s, &ch[4 * n + 3], 1, MPI_DOUBLE, MPI_SUM, comm));
-    }
     /* Global count of evaluated samples, and a deterministic subsample of
      * their means for the PC/TC estimator (every stride-th sample). */
     long long n_which = 0;
@@ -123,11 +176,8 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
             long long T = ds->offsets[k + 1] - ds->offsets[k];
             before += T > L ? T - L : 0;
         }
-    double *sel;
-    TRY(FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K));
     int nsel = 0;
     long long idx = before;
-    fr_err rc = FR_OK;
     for (long long k = ds->trial_lo; k < ds->trial_hi && rc == FR_OK; ++k) {
         if ((split[k] != 0) != (which != 0)) continue;
         long long a = ds->offsets[k] - ds->row_lo + L, e = ds->offsets[k + 1] - ds->row_lo;
@@ -140,11 +190,11 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
                 acc[1] += 1;
                 for (int j = 0; j < N; ++j) {
                     double mean = fr_model_mean(m, eta[j]);
-                    ch[4 * j] += x[j];
-                    ch[4 * j + 1] += x[j] * x[j];
-                    ch[4 * j + 2] += (x[j] - mean) * (x[j] - mean);
+                    ch[3 * j] += x[j];
+                    ch[3 * j + 1] += x[j] * x[j];
+                    ch[3 * j + 2] += (x[j] - mean) * (x[j] - mean);
                     if (poisson) {
-                        double rate = fmax(ch[4 * j + 3] / fmax(ntr_d, 1), FR_POISSON_RATE_FLOOR);
+                        double rate = fmax(base[1 + j] / fmax(base[0], 1), FR_POISSON_RATE_FLOOR);
                         acc[2] += x[j];
                         acc[3] += rate - x[j] * log(rate) + lgamma(x[j] + 1);
                     }
@@ -154,67 +204,28 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
             }
         }
     }
-    if (rc == FR_OK) rc = fr_error_agree(&comm, rc);
-    else fr_fatal(rc); /* a local model failure mid-evaluation: the others are not waiting on us yet */
-    if (rc == FR_OK) {
-        /* per-channel sums except the training means, which are already global */
-        double *red;
-        rc = FR_CALLOC(red, na);
-        if (rc == FR_OK) {
-            MPI_Allreduce(acc, red, (int)na, MPI_DOUBLE, MPI_SUM, comm);
-            memset(out, 0, sizeof *out);
-            out->n_samples = (long long)red[1];
-            out->nll_per_bin = red[1] > 0 ? red[0] / red[1] : NAN;
-            double r2 = 0;
-            int used = 0;
-            for (int j = 0; j < N; ++j) {
-                double s = red[4 + 4 * j], ss = red[4 + 4 * j + 1], sse = red[4 + 4 * j + 2];
-                double sst = ss - s * s / fmax(red[1], 1);
-                if (sst > 1e-12 * fmax(ss, 1e-300)) {
-                    r2 += 1.0 - sse / sst;
-                    ++used;
-                }
-            }
-            out->r2 = used ? r2 / used : NAN;
-            out->bits_per_spike = poisson && red[2] > 0 ? (red[3] - red[0]) / (red[2] * log(2.0)) : NAN;
-            free(red);
+    if (rc != FR_OK) fr_fatal(rc); /* a local model failure mid-evaluation: the others are not waiting on us yet */
+    rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, acc, (int)na, MPI_DOUBLE, MPI_SUM, comm),
+                      "MPI_Allreduce(evaluation sums)", __FILE__, __LINE__);
+    if (rc != FR_OK) goto done;
+    out->n_samples = (long long)acc[1];
+    out->nll_per_bin = acc[1] > 0 ? acc[0] / acc[1] : NAN;
+    double r2 = 0;
+    int used = 0;
+    for (int j = 0; j < N; ++j) {
+        double s = ch[3 * j], ss = ch[3 * j + 1], sse = ch[3 * j + 2];
+        double sst = ss - s * s / fmax(acc[1], 1);
+        if (sst > 1e-12 * fmax(ss, 1e-300)) {
+            r2 += 1.0 - sse / sst;
+            ++used;
         }
     }
-    /* PC / TC on the subsampled means, gathered to every rank. */
-    if (rc == FR_OK) {
-        int size;
-        MPI_Comm_size(comm, &size);
-        int *cnts = NULL, *dsps = NULL;
-        double *all = NULL;
-        int mine = nsel * K;
-        if ((rc = FR_CALLOC(cnts, size)) == FR_OK && (rc = FR_CALLOC(dsps, size)) == FR_OK) {
-            MPI_Allgather(&mine, 1, MPI_INT, cnts, 1, MPI_INT, comm);
-            int tot = 0;
-            for (int r = 0; r < size; ++r) {
-                dsps[r] = tot;
-                tot += cnts[r];
-            }
-            if ((rc = FR_CALLOC(all, tot)) == FR_OK) {
-                MPI_Allgatherv(sel, mine, MPI_DOUBLE, all, cnts, dsps, MPI_DOUBLE, comm);
-                int npts = tot / (K ? K : 1);
-                out->pc = out->tc = NAN;
-                if (npts >= 2) {
-                    int ones[FR_MAX_GROUPS];
-                    for (int j = 0; j < K && j < FR_MAX_GROUPS; ++j) ones[j] = 1;
-                    rc = fr_pc_eval(K, m->spec.G, m->spec.group_size, npts, all, m->s_enc, FR_EVAL_NMC,
-                                    FR_EVAL_MAX_POINTS, 12345, &out->pc);
-                    if (rc == FR_OK && K <= FR_MAX_GROUPS)
-                        rc = fr_pc_eval(K, K, ones, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS, 12345,
-                                        &out->tc);
-                }
-            }
-        }
-        free(cnts);
-        free(dsps);
-        free(all);
-    }
-    out->group_latent_r2 = out->component_latent_r2 = out->behavior_r2 = NAN;
+    out->r2 = used ? r2 / used : NAN;
+    out->bits_per_spike = poisson && acc[2] > 0 ? (acc[3] - acc[0]) / (acc[2] * log(2.0)) : NAN;
+    rc = gathered_pc(comm, m, nsel, sel, out);
+done:
     free(acc);
+    free(base);
     free(sel);
     return rc;
 }
