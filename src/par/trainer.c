@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "facrnn/checkpoint.h"
-#include "facrnn/readout.h"
 #include "facrnn/rng.h"
 #include "trainer_internal.h"
 
