@@ -1,7 +1,8 @@
 /* Round trip of the parallel reader at 1, 2 and 3 ranks: the union of the
  * shards, gathered on rank 0, equals a serial read of the whole file byte
  * for byte (float32, int32 and float64 data, unequal trial lengths, empty
- * shards), and the checksum does not depend on the rank count. */
+ * shards), and the checksum does not depend on the rank count. The small
+ * ground-truth parameters come with the data set on every rank. */
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -212,17 +213,53 @@ static void test_synth_file(void)
     if (g_rank == 0) CU_ASSERT_EQUAL(fr_synth_write(&s, &d, path), FR_OK);
     MPI_Barrier(MPI_COMM_WORLD);
     check_roundtrip(path, 1, -1);
-    fr_truth_params tp;
-    CU_ASSERT_EQUAL_FATAL(fr_truth_params_read(MPI_COMM_WORLD, path, &tp), FR_OK);
-    CU_ASSERT_EQUAL(tp.N, d.N);
-    CU_ASSERT_EQUAL(tp.K, d.K);
-    CU_ASSERT(tp.A && tp.B && tp.c && tp.d);
-    if (tp.A && tp.B) {
-        CU_ASSERT_EQUAL(memcmp(tp.A, d.A, sizeof(double) * (size_t)(d.N * d.K)), 0);
-        CU_ASSERT_EQUAL(memcmp(tp.B, d.B, sizeof(double) * (size_t)(d.N * d.K)), 0);
+    /* The ground-truth parameters come with the data set, on every rank. */
+    fr_dataset ds;
+    fr_read_opts o = {.lags = 1, .poisson = -1, .read_inputs = 1, .read_behavior = 1, .read_truth = 1};
+    CU_ASSERT_EQUAL_FATAL(fr_dataset_open(MPI_COMM_WORLD, path, &o, &ds), FR_OK);
+    const fr_truth_params *tp = &ds.truth;
+    CU_ASSERT_EQUAL(tp->N, d.N);
+    CU_ASSERT_EQUAL(tp->K, d.K);
+    CU_ASSERT(tp->A && tp->B && tp->c && tp->d);
+    if (tp->A && tp->B && tp->c && tp->d) {
+        CU_ASSERT_EQUAL(memcmp(tp->A, d.A, sizeof(double) * (size_t)(d.N * d.K)), 0);
+        CU_ASSERT_EQUAL(memcmp(tp->B, d.B, sizeof(double) * (size_t)(d.N * d.K)), 0);
+        CU_ASSERT_EQUAL(memcmp(tp->c, d.c, sizeof(double) * (size_t)d.N), 0);
+        if (d.d) CU_ASSERT_EQUAL(memcmp(tp->d, d.d, sizeof(double) * (size_t)d.K), 0);
     }
-    fr_truth_params_free(&tp);
+    fr_dataset_free(&ds);
+    CU_ASSERT(!ds.truth.A && !ds.truth.B && !ds.truth.c && !ds.truth.d);
+    /* Without read_truth the parameters are not read. */
+    o.read_truth = 0;
+    CU_ASSERT_EQUAL_FATAL(fr_dataset_open(MPI_COMM_WORLD, path, &o, &ds), FR_OK);
+    CU_ASSERT(!ds.truth.A && !ds.truth.B && !ds.truth.c && !ds.truth.d && !ds.truth_latents);
+    fr_dataset_free(&ds);
     fr_synth_free(&d);
+}
+
+/* Ground-truth parameters of inconsistent shapes are refused when the data
+ * set is opened, on every rank, with the offending dataset named. */
+static void test_truth_shape_refused(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/truth_shape.h5", fr_test_tmpdir());
+    long long len[3] = {6, 5, 7};
+    if (g_rank == 0) {
+        write_custom(path, H5T_IEEE_F64LE, 3, len, 4);
+        double A[4 * 2] = {0}, B[3 * 4] = {0};
+        hsize_t dA[2] = {4, 2}, dB[2] = {3, 4}; /* B should be (2, 4) */
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        put(f, "/truth/A", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dA, A);
+        put(f, "/truth/B", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dB, B);
+        H5Fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    fr_dataset ds;
+    fr_read_opts o = {.lags = 1, .poisson = -1, .read_truth = 1};
+    fr_error_clear();
+    CU_ASSERT_EQUAL(fr_dataset_open(MPI_COMM_WORLD, path, &o, &ds), FR_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr_error_msg(), "/truth/B: shape does not match N = 4, K = 2"));
+    fr_error_clear();
 }
 
 static void test_missing_file_agrees(void)
@@ -245,6 +282,7 @@ static void reg(void)
     CU_add_test(s, "float32 data, unequal trials", test_custom_float32);
     CU_add_test(s, "int32 counts, empty shard", test_custom_int_counts);
     CU_add_test(s, "synthetic file and truth params", test_synth_file);
+    CU_add_test(s, "truth params of the wrong shape: refused at open", test_truth_shape_refused);
     CU_add_test(s, "missing file: same error on every rank", test_missing_file_agrees);
 }
 

@@ -19,8 +19,8 @@
 
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
+#include "facrnn/fit_input.h"
 #include "facrnn/results.h"
-#include "facrnn/trainer.h"
 
 /* Read a whole float dataset into buf (n values expected); 0 if absent. */
 static int read_all(hid_t f, const char *name, double *buf, size_t n)
@@ -77,7 +77,7 @@ static fr_err run(int argc, char **argv)
     for (long long k = 0; k < ds.n_trials; ++k) n_train += ds.offsets[k + 1] - ds.offsets[k] - L;
     fr_model_spec spec;
     fr_model m;
-    TRY(fr_trainer_model_spec(&cfg, &ds, n_train, &spec));
+    TRY(fr_fit_model_spec(&cfg, &ds, n_train, &spec));
     TRY(fr_model_init(&m, &spec));
     double *flat;
     TRY(FR_CALLOC(flat, m.n_params));

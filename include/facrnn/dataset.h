@@ -2,9 +2,11 @@
  * strict collective validation, the shard plan, and parallel hyperslab reads
  * of each rank's own trials. Also cross-validation folds.
  *
- * Every rank holds the small per-trial metadata (offsets, conditions) and
- * only its own contiguous block of trials' rows of /data, /inputs,
- * /behavior and /truth/latents. Nothing here knows about training.
+ * Every rank holds the small per-trial metadata (offsets, conditions), the
+ * small ground-truth parameters, and only its own contiguous block of
+ * trials' rows of /data, /inputs, /behavior and /truth/latents. The file is
+ * read once, here: the read-outs take the ground truth from fr_dataset.
+ * Nothing here knows about training.
  */
 #ifndef FACRNN_DATASET_H
 #define FACRNN_DATASET_H
@@ -22,8 +24,19 @@ typedef struct {
                            -1: take the file's `observation` attribute */
     int read_inputs;    /* read /inputs if present */
     int read_behavior;  /* read /behavior if present */
-    int read_truth;     /* read /truth/latents if present */
+    int read_truth;     /* read the ground truth if present: /truth/latents rows and
+                           the parameters /truth/A, B, c, d */
 } fr_read_opts;
+
+/* Ground-truth parameters of a synthetic file (/truth/A, B, c, d), the same
+ * on every rank; absent entries are NULL. */
+typedef struct {
+    int N, K;
+    double *A; /* (N, K) */
+    double *B; /* (K, N) */
+    double *c; /* (N) */
+    double *d; /* (K) */
+} fr_truth_params;
 
 typedef struct {
     char path[1024];
@@ -42,6 +55,7 @@ typedef struct {
     int truth_K;                /* width of /truth/latents, 0 if absent */
     int truth_G;                /* number of true groups */
     int truth_groups[64];       /* (truth_G) true group sizes */
+    fr_truth_params truth;      /* /truth/A, B, c, d when read_truth (all NULL otherwise) */
 
     /* this rank's shard: trials [trial_lo, trial_hi), rows [row_lo, row_hi) */
     long long trial_lo, trial_hi;
@@ -72,18 +86,6 @@ void fr_dataset_free(fr_dataset *ds);
  * followed by the offsets as int64. Not collective. */
 uint64_t fr_dataset_checksum_serial(long long n_trials, const long long *offsets, int N,
                                     const double *x /* (total_bins, N) */);
-
-/* Ground-truth parameters (/truth/A, B, c, d), read on every rank; absent
- * entries stay NULL. Collective. */
-typedef struct {
-    int N, K;
-    double *A; /* (N, K) */
-    double *B; /* (K, N) */
-    double *c; /* (N) */
-    double *d; /* (K) */
-} fr_truth_params;
-fr_err fr_truth_params_read(MPI_Comm comm, const char *path, fr_truth_params *tp);
-void fr_truth_params_free(fr_truth_params *tp);
 
 /* Fold assignment seed used by fit and sweep: fixed, so every training seed
  * of a sweep sees the same folds and fold averages are comparable. */

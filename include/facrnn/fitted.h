@@ -18,7 +18,7 @@
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
-#include "facrnn/trainer.h"
+#include "facrnn/fit_result.h"
 
 #define FR_RUN_ID_MAX 256
 

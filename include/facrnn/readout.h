@@ -1,5 +1,6 @@
 /* readout: metrics that compare fitted latents and connectivity with what
- * the data set knows: ground-truth latents and parameters, and behaviour.
+ * the data set knows: ground-truth latents and parameters, and behaviour,
+ * all of it read by the data set reader (fr_dataset), never by path.
  * Thin MPI layer over the pure maths of analysis.h: each rank summarises its
  * own rows as moments, one Allreduce combines them. Used by fit, sweep and
  * eval, so their numbers agree.
@@ -11,7 +12,7 @@
 
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
-#include "facrnn/trainer.h"
+#include "facrnn/fit_result.h"
 
 /* Fill group_latent_r2, component_latent_r2 (when /truth/latents was read)
  * and behavior_r2 (when /behavior was read; the affine map is fitted on the
@@ -22,11 +23,13 @@ fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsi
                                  const fr_model *m, const double *latents, fr_fit_metrics *train,
                                  fr_fit_metrics *heldout);
 
-/* Connectivity recovery against /truth/A and /truth/B: Pearson r of W, and
- * of each fitted group's W_g with its matched true group (Hungarian on the
- * r matrix). r_groups (G) gets 0 for an unmatched group. Returns *have = 0
- * when the truth is absent. Collective (reads the truth on every rank). */
-fr_err fr_readout_connectivity_truth(MPI_Comm comm, const fr_dataset *ds, const fr_model *m,
-                                     const double *params, int *have, double *r_W, double *r_groups);
+/* Connectivity recovery against the data set's /truth/A and /truth/B
+ * (ds->truth): Pearson r of W, and of each fitted group's W_g with its
+ * matched true group (Hungarian on the r matrix). r_groups (G) gets 0 for an
+ * unmatched group. Returns *have = 0 when the truth is absent or has another
+ * N. Not collective: every rank holds the truth and computes the same
+ * numbers. */
+fr_err fr_readout_connectivity_truth(const fr_dataset *ds, const fr_model *m, const double *params, int *have,
+                                     double *r_W, double *r_groups);
 
 #endif

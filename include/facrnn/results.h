@@ -17,7 +17,7 @@
 
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
-#include "facrnn/trainer.h"
+#include "facrnn/fit_result.h"
 
 #define FR_RESULTS_FORMAT_VERSION 1
 

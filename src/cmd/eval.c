@@ -40,9 +40,9 @@
 #include <string.h>
 
 #include "facrnn/cli.h"
+#include "facrnn/evaluate.h"
 #include "facrnn/fitted.h"
 #include "facrnn/readout.h"
-#include "facrnn/trainer.h"
 
 typedef struct {
     const char *results, *data, *out, *run;
@@ -96,13 +96,6 @@ static void metric_values(const fr_fit_metrics *m, double v[M_N])
     v[M_CLR2] = m->component_latent_r2;
     v[M_BEH] = m->behavior_r2;
     v[M_NS] = (double)m->n_samples;
-}
-
-static void nan_metrics(fr_fit_metrics *m)
-{
-    memset(m, 0, sizeof *m);
-    m->nll_per_bin = m->r2 = m->bits_per_spike = m->pc = m->tc = NAN;
-    m->group_latent_r2 = m->component_latent_r2 = m->behavior_r2 = NAN;
 }
 
 /* JSON number: NaN/Inf as null, full precision otherwise. */
@@ -296,18 +289,18 @@ fr_err fr_cmd_eval(int argc, char **argv)
     }
     rc = fr_error_agree(&comm, rc);
     fr_fit_metrics train, held;
-    nan_metrics(&train);
-    nan_metrics(&held);
-    if (rc == FR_OK) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
-    if (rc == FR_OK && heldout_any) rc = fr_trainer_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
+    fr_fit_metrics_nan(&train);
+    fr_fit_metrics_nan(&held);
+    if (rc == FR_OK) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
+    if (rc == FR_OK && heldout_any) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
     if (rc == FR_OK) {
         long long rows = ds.row_hi - ds.row_lo;
         rc = fr_error_agree(&comm, FR_CALLOC(latents, (rows ? rows : 1) * m.spec.K));
     }
-    if (rc == FR_OK) rc = fr_trainer_latents(comm, &m, run->flat, &ds, latents);
+    if (rc == FR_OK) rc = fr_evaluate_latents(comm, &m, run->flat, &ds, latents);
     if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, &ds, split, &m, latents, &train, &held);
     if (rc == FR_OK)
-        rc = fr_readout_connectivity_truth(comm, &ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
+        rc = fr_readout_connectivity_truth(&ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
     if (rc == FR_OK) {
         rep.a = &a;
         rep.run = run;

@@ -11,6 +11,7 @@
 #include "facrnn/cli.h"
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
+#include "facrnn/fit_input.h"
 #include "facrnn/results.h"
 #include "facrnn/trainer.h"
 
@@ -59,21 +60,6 @@ static void log_metrics(const char *what, const fr_fit_metrics *m)
              "bits/spike %.4g  behaviour R2 %.4g  (%lld samples)",
              what, m->nll_per_bin, m->r2, m->pc, m->tc, m->group_latent_r2, m->component_latent_r2,
              m->bits_per_spike, m->behavior_r2, m->n_samples);
-}
-
-/* Load config + data + split for one fit. Collective. */
-fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split)
-{
-    fr_read_opts ro = {0};
-    ro.lags = cfg->lags;
-    ro.poisson = !strcmp(cfg->observation, "poisson") ? 1 : (!strcmp(cfg->observation, "gaussian") ? 0 : -1);
-    ro.read_inputs = cfg->inputs;
-    ro.read_behavior = 1;
-    ro.read_truth = 1;
-    TRY(fr_dataset_open(comm, cfg->data_path, &ro, ds));
-    TRY(FR_CALLOC(*split, ds->n_trials));
-    fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, FR_CV_SEED, *split);
-    return fr_error_agree(&comm, rc);
 }
 
 fr_err fr_cmd_fit(int argc, char **argv)

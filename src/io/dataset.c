@@ -2,8 +2,8 @@
  * validation (every rank returns the same code and one-line message), the
  * pure shard plan, the parallel hyperslab read of each rank's own trials
  * (MPI-IO driver, collective transfers, one contiguous hyperslab per rank),
- * the rank-count-invariant checksum, ground-truth parameters and the
- * cross-validation folds. Nothing here knows about training.
+ * the rank-count-invariant checksum, the ground truth (read once, for the
+ * read-outs) and the cross-validation folds. Nothing here knows about training.
  */
 #include "facrnn/dataset.h"
 
@@ -441,6 +441,45 @@ uint64_t fr_dataset_checksum_serial(long long n_trials, const long long *offsets
     return h;
 }
 
+/* ---- ground-truth parameters ----------------------------------------------- */
+
+/* /truth/A, B, c, d: a few N x K numbers, read whole by every rank. */
+static fr_err read_truth_params(hid_t file, fr_truth_params *tp)
+{
+    static const char *names[4] = {"/truth/A", "/truth/B", "/truth/c", "/truth/d"};
+    double **dst[4] = {&tp->A, &tp->B, &tp->c, &tp->d};
+    shape_info si[4];
+    int have[4];
+    for (int i = 0; i < 4; ++i) {
+        have[i] = link_exists(file, names[i]);
+        if (have[i]) TRY(dataset_shape(file, names[i], &si[i]));
+    }
+    /* N and K from whichever matrix is present; the rest must agree. */
+    tp->N = have[0] ? (int)si[0].dims[0] : have[1] ? (int)si[1].dims[1] : 0;
+    tp->K = have[0] ? (int)si[0].dims[1] : have[1] ? (int)si[1].dims[0] : 0;
+    int expect_rank[4] = {2, 2, 1, 1};
+    hsize_t expect0[4] = {(hsize_t)tp->N, (hsize_t)tp->K, (hsize_t)tp->N, (hsize_t)tp->K};
+    hsize_t expect1[4] = {(hsize_t)tp->K, (hsize_t)tp->N, 0, 0};
+    for (int i = 0; i < 4; ++i) {
+        if (!have[i]) continue;
+        if (si[i].rank != expect_rank[i] || si[i].dims[0] != expect0[i] || si[i].dims[1] != expect1[i])
+            return FR_FAIL(FR_EINVAL, "%s: shape does not match N = %d, K = %d", names[i], tp->N, tp->K);
+        size_t n = (size_t)si[i].dims[0] * (si[i].rank == 2 ? (size_t)si[i].dims[1] : 1);
+        TRY(FR_CALLOC(*dst[i], n));
+        TRY(read_small(file, names[i], H5T_NATIVE_DOUBLE, *dst[i]));
+    }
+    return FR_OK;
+}
+
+static void truth_params_free(fr_truth_params *tp)
+{
+    free(tp->A);
+    free(tp->B);
+    free(tp->c);
+    free(tp->d);
+    memset(tp, 0, sizeof *tp);
+}
+
 /* ---- open ------------------------------------------------------------------ */
 
 /* Cheap checks by one rank before the collective open, so that a missing or
@@ -486,6 +525,10 @@ fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts
      * the same everywhere; agree anyway so no rank can be left behind. */
     rc = fr_error_agree(&comm, read_meta(file, opts, ds, &mx));
     if (rc != FR_OK) goto fail;
+    if (opts->read_truth) {
+        rc = fr_error_agree(&comm, read_truth_params(file, &ds->truth));
+        if (rc != FR_OK) goto fail;
+    }
 
     TRY_GOTO(rc, FR_CALLOC(first_trial, size + 1), fail);
     TRY_GOTO(rc, fr_shard_plan(ds->n_trials, ds->offsets, opts->lags, size, first_trial), fail);
@@ -560,69 +603,10 @@ void fr_dataset_free(fr_dataset *ds)
     free(ds->u);
     free(ds->behavior);
     free(ds->truth_latents);
+    truth_params_free(&ds->truth);
     ds->offsets = NULL;
     ds->condition = NULL;
     ds->x = ds->u = ds->behavior = ds->truth_latents = NULL;
-}
-
-/* ---- ground-truth parameters ----------------------------------------------- */
-
-static fr_err read_truth_params(hid_t file, fr_truth_params *tp)
-{
-    static const char *names[4] = {"/truth/A", "/truth/B", "/truth/c", "/truth/d"};
-    double **dst[4] = {&tp->A, &tp->B, &tp->c, &tp->d};
-    shape_info si[4];
-    int have[4];
-    for (int i = 0; i < 4; ++i) {
-        have[i] = link_exists(file, names[i]);
-        if (have[i]) TRY(dataset_shape(file, names[i], &si[i]));
-    }
-    /* N and K from whichever matrix is present; the rest must agree. */
-    tp->N = have[0] ? (int)si[0].dims[0] : have[1] ? (int)si[1].dims[1] : 0;
-    tp->K = have[0] ? (int)si[0].dims[1] : have[1] ? (int)si[1].dims[0] : 0;
-    int expect_rank[4] = {2, 2, 1, 1};
-    hsize_t expect0[4] = {(hsize_t)tp->N, (hsize_t)tp->K, (hsize_t)tp->N, (hsize_t)tp->K};
-    hsize_t expect1[4] = {(hsize_t)tp->K, (hsize_t)tp->N, 0, 0};
-    for (int i = 0; i < 4; ++i) {
-        if (!have[i]) continue;
-        if (si[i].rank != expect_rank[i] || si[i].dims[0] != expect0[i] || si[i].dims[1] != expect1[i])
-            return FR_FAIL(FR_EINVAL, "%s: shape does not match N = %d, K = %d", names[i], tp->N, tp->K);
-        size_t n = (size_t)si[i].dims[0] * (si[i].rank == 2 ? (size_t)si[i].dims[1] : 1);
-        TRY(FR_CALLOC(*dst[i], n));
-        TRY(read_small(file, names[i], H5T_NATIVE_DOUBLE, *dst[i]));
-    }
-    return FR_OK;
-}
-
-fr_err fr_truth_params_read(MPI_Comm comm, const char *path, fr_truth_params *tp)
-{
-    memset(tp, 0, sizeof *tp);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rank;
-    CHECK_MPI(MPI_Comm_rank(comm, &rank));
-    fr_err rc = rank == 0 ? precheck_file(path) : FR_OK;
-    rc = fr_error_agree(&comm, rc);
-    if (rc != FR_OK) return rc;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = H5I_INVALID_HID;
-    if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0)
-        rc = FR_FAIL(FR_EHDF5, "cannot set up the MPI-IO file access for '%s'", path);
-    else if ((file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0)
-        rc = FR_FAIL(FR_EINVAL, "input file '%s' cannot be opened as HDF5", path);
-    rc = fr_error_agree(&comm, rc);
-    if (rc == FR_OK) rc = fr_error_agree(&comm, read_truth_params(file, tp));
-    if (file >= 0) H5Fclose(file);
-    if (fapl >= 0) H5Pclose(fapl);
-    if (rc != FR_OK) fr_truth_params_free(tp);
-    return rc;
-}
-
-void fr_truth_params_free(fr_truth_params *tp)
-{
-    free(tp->A);
-    free(tp->B);
-    free(tp->c);
-    free(tp->d);
-    tp->A = tp->B = tp->c = tp->d = NULL;
 }
 
 /* ---- cross-validation folds ------------------------------------------------ */

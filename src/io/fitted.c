@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/fit_input.h"
 #include "facrnn/h5util.h"
-#include "facrnn/trainer.h"
 
 
 /* A numeric attribute as double (NaN when absent). */
@@ -259,12 +259,7 @@ void fr_fitted_run_free(fr_fitted_run *r)
 
 void fr_fitted_read_opts(const fr_fitted_run *r, fr_read_opts *ro)
 {
-    memset(ro, 0, sizeof *ro);
-    ro->lags = r->cfg.lags;
-    ro->poisson = !strcmp(r->cfg.observation, "poisson") ? 1 : (!strcmp(r->cfg.observation, "gaussian") ? 0 : -1);
-    ro->read_inputs = r->cfg.inputs;
-    ro->read_behavior = 1;
-    ro->read_truth = 1;
+    fr_fit_read_opts(&r->cfg, ro);
 }
 
 int fr_fitted_same_data(const fr_fitted_run *r, const fr_dataset *ds)
@@ -286,7 +281,7 @@ fr_err fr_fitted_model(const fr_fitted_run *r, const fr_dataset *ds, long long n
     fr_config cfg = r->cfg;
     cfg.encoder_std = r->encoder_std;
     fr_model_spec spec;
-    TRY(fr_trainer_model_spec(&cfg, ds, n_train, &spec));
+    TRY(fr_fit_model_spec(&cfg, ds, n_train, &spec));
     TRY(fr_model_init(m, &spec));
     if (m->n_params != r->n_flat)
         return FR_FAIL(FR_EINVAL, "/runs/%s/params/flat: %zu values, but the run's model needs %zu", r->run_id,

@@ -41,9 +41,9 @@ fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsi
             if (rc == FR_OK)
                 CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, mo.buf, (int)mo.len, MPI_DOUBLE, MPI_SUM, comm));
             if (rc == FR_OK && *mo.n > K + 1) {
+                /* the true groups, or one group of every true latent */
                 int tg = ds->truth_G > 0 ? ds->truth_G : 1;
-                int tgroups[64];
-                for (int g = 0; g < tg; ++g) tgroups[g] = ds->truth_G > 0 ? ds->truth_groups[g] : ds->truth_K;
+                const int *tgroups = ds->truth_G > 0 ? ds->truth_groups : &ds->truth_K;
                 rc = fr_latent_r2_from_moments(&mo, K, m->spec.G, m->spec.group_size, ds->truth_K, tg, tgroups,
                                                NULL, NULL, &sets[which]->group_latent_r2);
                 if (rc == FR_OK) rc = fr_component_r2_from_moments(&mo, K, ds->truth_K, &sets[which]->component_latent_r2);
@@ -72,38 +72,35 @@ fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsi
     return rc;
 }
 
-fr_err fr_readout_connectivity_truth(MPI_Comm comm, const fr_dataset *ds, const fr_model *m,
-                                     const double *params, int *have, double *r_W, double *r_groups)
+fr_err fr_readout_connectivity_truth(const fr_dataset *ds, const fr_model *m, const double *params, int *have,
+                                     double *r_W, double *r_groups)
 {
     *have = 0;
-    fr_truth_params tp;
-    memset(&tp, 0, sizeof tp);
-    TRY(fr_truth_params_read(comm, ds->path, &tp));
+    const fr_truth_params *tp = &ds->truth;
     int N = m->spec.N, K = m->spec.K, G = m->spec.G;
-    fr_err rc = FR_OK;
-    if (tp.A && tp.B && tp.N == N) {
-        fr_view v = fr_model_view(m, (double *)params);
-        rc = fr_lowrank_pearson(N, K, v.A, K, v.B, N, tp.K, tp.A, tp.K, tp.B, N, r_W);
-        /* True groups from /truth/latents' `groups` when its width matches. */
-        int tg = 1, tgroups[64] = {tp.K};
-        if (ds->truth_G > 0 && ds->truth_K == tp.K) {
-            tg = ds->truth_G;
-            for (int a = 0; a < tg; ++a) tgroups[a] = ds->truth_groups[a];
-        }
-        double *R = NULL;
-        int *assign = NULL;
-        if (rc == FR_OK) rc = FR_CALLOC(R, (size_t)G * tg);
-        if (rc == FR_OK) rc = FR_CALLOC(assign, G);
-        for (int g = 0, k0 = 0; g < G && rc == FR_OK; k0 += m->spec.group_size[g], ++g)
-            for (int a = 0, t0 = 0; a < tg && rc == FR_OK; t0 += tgroups[a], ++a)
-                rc = fr_lowrank_pearson(N, m->spec.group_size[g], v.A + k0, K, v.B + (size_t)k0 * N, N, tgroups[a],
-                                        tp.A + t0, tp.K, tp.B + (size_t)t0 * N, N, &R[(size_t)g * tg + a]);
-        if (rc == FR_OK) rc = fr_hungarian_max(G, tg, R, assign);
-        for (int g = 0; g < G && rc == FR_OK; ++g) r_groups[g] = assign[g] >= 0 ? R[(size_t)g * tg + assign[g]] : 0.0;
-        free(R);
-        free(assign);
-        *have = rc == FR_OK;
+    if (!tp->A || !tp->B || tp->N != N) return FR_OK;
+    fr_view v = fr_model_view(m, (double *)params);
+    fr_err rc = fr_lowrank_pearson(N, K, v.A, K, v.B, N, tp->K, tp->A, tp->K, tp->B, N, r_W);
+    /* True groups from /truth/latents' `groups` when its width matches,
+     * else one group of every true latent. */
+    int tg = 1, one_group = tp->K;
+    const int *tgroups = &one_group;
+    if (ds->truth_G > 0 && ds->truth_K == tp->K) {
+        tg = ds->truth_G;
+        tgroups = ds->truth_groups;
     }
-    fr_truth_params_free(&tp);
+    double *R = NULL;
+    int *assign = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(R, (size_t)G * tg);
+    if (rc == FR_OK) rc = FR_CALLOC(assign, G);
+    for (int g = 0, k0 = 0; g < G && rc == FR_OK; k0 += m->spec.group_size[g], ++g)
+        for (int a = 0, t0 = 0; a < tg && rc == FR_OK; t0 += tgroups[a], ++a)
+            rc = fr_lowrank_pearson(N, m->spec.group_size[g], v.A + k0, K, v.B + (size_t)k0 * N, N, tgroups[a],
+                                    tp->A + t0, tp->K, tp->B + (size_t)t0 * N, N, &R[(size_t)g * tg + a]);
+    if (rc == FR_OK) rc = fr_hungarian_max(G, tg, R, assign);
+    for (int g = 0; g < G && rc == FR_OK; ++g) r_groups[g] = assign[g] >= 0 ? R[(size_t)g * tg + assign[g]] : 0.0;
+    free(R);
+    free(assign);
+    *have = rc == FR_OK;
     return rc;
 }

@@ -25,6 +25,7 @@
 #include "facrnn/cli.h"
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
+#include "facrnn/fit_input.h"
 #include "facrnn/h5util.h"
 #include "facrnn/results.h"
 #include "facrnn/sweep.h"

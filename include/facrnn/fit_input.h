@@ -1,0 +1,28 @@
+/* fit_input: what one fit takes from its configuration and its data: the
+ * read options of the data set, the data set with its cross-validation
+ * split, and the model spec. Shared by fit, sweep and the fitted-run reader
+ * (eval, simulate), so a run is rebuilt exactly as it was fitted.
+ */
+#ifndef FACRNN_FIT_INPUT_H
+#define FACRNN_FIT_INPUT_H
+
+#include "facrnn/comm.h"
+
+#include "facrnn/config.h"
+#include "facrnn/dataset.h"
+#include "facrnn/model.h"
+
+/* Read options of the data set of a fit with config cfg (lags, observation,
+ * inputs; behaviour and ground truth are always read). Not collective. */
+void fr_fit_read_opts(const fr_config *cfg, fr_read_opts *ro);
+
+/* Load the data set (validated, with its ground truth) and the
+ * cross-validation split of cfg's fold; allocates *split (n_trials).
+ * Collective over comm. */
+fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split);
+
+/* The model spec of a fit: config + data + training-set size n_train (the
+ * minibatch is at most n_train). Not collective. */
+fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec);
+
+#endif

@@ -1,0 +1,56 @@
+/* fit_result: what one fit produces, independent of how it was computed or
+ * where it is stored: the metrics of a set of trials, the per-epoch history
+ * columns and the fit result itself. The trainer fills fr_fit_result, the
+ * results writer stores it, the fitted-run reader reads the metrics back and
+ * the read-outs add their entries; none of them needs the others' headers.
+ */
+#ifndef FACRNN_FIT_RESULT_H
+#define FACRNN_FIT_RESULT_H
+
+#include "facrnn/model.h"
+
+/* History columns, one row per epoch. */
+enum { FR_H_EPOCH, FR_H_LOSS, FR_H_NLL, FR_H_KL, FR_H_PC, FR_H_HELDOUT_NLL, FR_H_NCOL };
+
+typedef struct {
+    double nll_per_bin;     /* mean over samples of sum_n NLL */
+    double r2;              /* one-step R^2, uniform over channels */
+    double bits_per_spike;  /* Poisson only (NaN otherwise) */
+    double pc;              /* evaluation PC estimator on the means */
+    double tc;              /* same with G = K */
+    double group_latent_r2; /* vs /truth/latents (NaN if absent) */
+    double component_latent_r2;
+    double behavior_r2;     /* NaN if no /behavior */
+    long long n_samples;
+} fr_fit_metrics;
+
+typedef struct {
+    fr_model model;
+    double *params;          /* (n_params) final parameters of the chosen restart */
+    double *best_heldout_params; /* (n_params) its parameters at the best held-out NLL (eval cadence) */
+    double best_heldout_nll; /* held-out NLL per bin at best_epoch (inf without held-out trials) */
+    double *history;         /* (epochs, FR_H_NCOL) of the chosen restart */
+    int epochs_done;
+    fr_fit_metrics train, heldout;
+    double objective;        /* training objective of the chosen restart's final parameters: the loss
+                                averaged over one pass with fixed minibatches and noise */
+    double *objective_all;   /* (restarts_done) training objective of every restart */
+    int restart_chosen;
+    int restarts_done;
+    int best_epoch;          /* epoch of best_heldout_params */
+    long long steps;
+    double seconds;
+    double *latents;         /* (ds->row_hi - ds->row_lo, K) local means, NaN in context bins */
+    double *pca_evals;       /* (N) eigenvalues of cov(sigma(x)) on training rows, descending, or NULL */
+    int conn_have;           /* 1 when /truth/A and /truth/B were compared */
+    double conn_r_W;         /* Pearson r of W = A B against the truth */
+    double conn_r_groups[FR_MAX_GROUPS]; /* (G) r of each W_g with its matched true group */
+} fr_fit_result;
+
+/* Every metric NaN, n_samples 0: "not computed". Not collective. */
+void fr_fit_metrics_nan(fr_fit_metrics *m);
+
+/* Free the result's buffers and zero it. Not collective. */
+void fr_fit_result_free(fr_fit_result *r);
+
+#endif
