@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/model.h"
 #include "facrnn/rng.h"
 #include "facrnn/sweep.h"
@@ -247,10 +248,9 @@ const char *fr_sweep_status_name(int status)
 
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
 {
-    char tmp[FR_CFG_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", tmp, strerror(errno));
+    fr_atomic a;
+    TRY(fr_atomic_fopen(&a, path));
+    FILE *f = a.f;
     fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
                "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\treason\n",
             MANIFEST_HEADER);
@@ -266,10 +266,7 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
                 r->group_latent_r2, r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done,
                 r->seconds, r->objective, r->coupling, reason);
     }
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", path, strerror(errno));
-    return FR_OK;
+    return fr_atomic_commit(&a);
 }
 
 fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int *n_out)
