@@ -9,9 +9,9 @@
  *
  * Files (README "Sweeps"): each finished run is written atomically by its
  * team into <output.path>.runs/<run_id>.h5; rank 0 rewrites the manifest
- * <output.path>.manifest (tmp + rename) after every finished run; at the end
+ * <output.path>.manifest (atomic.h) after every finished run; at the end
  * rank 0 assembles <output.path> (H5Ocopy of every run group, /sweep/table,
- * /sweep/selection) and <output.path>.csv, each via tmp + rename, so every
+ * /sweep/selection) and <output.path>.csv, each replaced atomically, so every
  * file is readable at every moment and a restart skips what is done.
  */
 #include <glob.h>
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/checkpoint.h"
 #include "facrnn/cli.h"
 #include "facrnn/config.h"
@@ -517,10 +518,9 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
 
 static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_sweep_record *recs, int n)
 {
-    char tmp[FR_CFG_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return FR_FAIL(FR_EIO, "cannot write %s", tmp);
+    fr_atomic a;
+    TRY(fr_atomic_fopen(&a, path));
+    FILE *f = a.f;
     fprintf(f, "run_id,K,groups,beta,seed,fold,status,heldout_nll_per_bin,heldout_pc,heldout_r2,"
                "heldout_group_latent_r2,heldout_pc_null_mean,independence,coupling,objective,epochs_done,seconds\n");
     for (int i = 0; i < n; ++i) {
@@ -532,16 +532,15 @@ static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_swe
                 r->heldout_nll, r->heldout_pc, r->heldout_r2, r->group_latent_r2, r->pc_null_mean,
                 fr_sweep_independence(&runs[i], r), r->coupling, r->objective, r->epochs_done, r->seconds);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "cannot write %s", path);
-    return FR_OK;
+    return fr_atomic_commit(&a);
 }
 
-/* Build <output.path> (tmp + rename) and the CSV from the per-run files and
+/* Build <output.path> (atomic.h) and the CSV from the per-run files and
  * records. Not collective: rank 0 only, serial HDF5. */
 static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep_record *recs, int n,
                        const fr_sweep_rule *rule, const char *runs_dir, int n_ranks)
 {
-    char src[FR_CFG_PATH_MAX + 300], tmp[FR_CFG_PATH_MAX + 16], csv[FR_CFG_PATH_MAX + 16];
+    char src[FR_CFG_PATH_MAX + 300], csv[FR_CFG_PATH_MAX + 16];
     /* a done run needs its per-run file */
     for (int i = 0; i < n; ++i) {
         snprintf(src, sizeof src, "%s/%s.h5", runs_dir, runs[i].id);
@@ -552,7 +551,9 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     }
     fr_sweep_selection sel;
     TRY(fr_sweep_select(runs, recs, n, rule, &sel));
-    snprintf(tmp, sizeof tmp, "%s.tmp", base->output_path);
+    fr_atomic out;
+    TRY(fr_atomic_begin(&out, base->output_path));
+    const char *tmp = out.tmp;
     /* MPI-IO on MPI_COMM_SELF, so the shared small-dataset writers (which
      * use a collective transfer) work unchanged on this one rank */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -599,8 +600,8 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     if (rc == FR_OK) rc = write_selection(sw, &sel, rule);
     if (sw >= 0) H5Gclose(sw);
     if (f >= 0 && H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close %s", tmp);
-    if (rc == FR_OK && rename(tmp, base->output_path) != 0)
-        rc = FR_FAIL(FR_EIO, "cannot rename %s to %s", tmp, base->output_path);
+    if (rc == FR_OK) rc = fr_atomic_commit(&out);
+    else fr_atomic_abort(&out);
     snprintf(csv, sizeof csv, "%s.csv", base->output_path);
     if (rc == FR_OK) rc = write_csv(csv, runs, recs, n);
     if (rc == FR_OK) {
