@@ -133,8 +133,12 @@ fr_err fr_cmd_fit(int argc, char **argv)
             /* Metadata calls are collective and see the same state, so a
              * failure here is seen by every rank; agree anyway. */
             w = fr_error_agree(&comm, w);
-            fr_err c = fr_results_close(&out);
-            rc = w != FR_OK ? w : c;
+            if (w == FR_OK) {
+                rc = fr_results_close(&out);
+            } else {
+                fr_results_abort(&out); /* an existing results file stays as it was */
+                rc = w;
+            }
         }
         if (rc == FR_OK)
             LOG_INFO("results: %s (run /runs/%s), %.1f s, %lld steps", cfg->output_path, run_id, res.seconds,

@@ -306,8 +306,12 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                 if (g >= 0) H5Gclose(g);
             }
             w = fr_error_agree(&team, w);
-            fr_err c = fr_results_close(&out);
-            rc = w != FR_OK ? w : c;
+            if (w == FR_OK) {
+                rc = fr_results_close(&out);
+            } else {
+                fr_results_abort(&out);
+                rc = w;
+            }
         }
         rc = fr_error_agree(&team, rc);
     }
