@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/cli.h"
 #include "facrnn/fitted.h"
 #include "facrnn/readout.h"
@@ -243,13 +244,13 @@ static fr_err emit(MPI_Comm comm, const eval_report *r)
         if (r->a->csv && !r->a->out) write_csv(stdout, r);
         else print_table(r);
         if (r->a->out) {
-            FILE *f = fopen(r->a->out, "w");
-            if (!f) rc = FR_FAIL(FR_EIO, "--out %s: cannot write", r->a->out);
-            else {
+            fr_atomic out;
+            rc = fr_atomic_fopen(&out, r->a->out);
+            if (rc == FR_OK) {
                 size_t n = strlen(r->a->out);
-                if (n >= 4 && !strcmp(r->a->out + n - 4, ".csv")) write_csv(f, r);
-                else write_json(f, r);
-                if (fclose(f) != 0) rc = FR_FAIL(FR_EIO, "--out %s: write failed", r->a->out);
+                if (n >= 4 && !strcmp(r->a->out + n - 4, ".csv")) write_csv(out.f, r);
+                else write_json(out.f, r);
+                rc = fr_atomic_commit(&out);
             }
         }
     }
