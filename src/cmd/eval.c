@@ -238,7 +238,7 @@ static void print_table(const eval_report *r)
 static fr_err emit(MPI_Comm comm, const eval_report *r)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) {
         if (r->a->csv && !r->a->out) write_csv(stdout, r);
@@ -261,7 +261,7 @@ fr_err fr_cmd_eval(int argc, char **argv)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     eval_args a;
     TRY(parse_eval_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
     if (a.help) {

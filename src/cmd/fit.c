@@ -87,7 +87,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
     int nset, help;
     fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, 256, fit_usage, &help);
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     if (rc == FR_OK && help) {
         if (rank == 0) fit_usage();
         return FR_OK;

@@ -264,7 +264,7 @@ fr_err fr_cmd_simulate(int argc, char **argv)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     sim_args a;
     TRY(parse_sim_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
     if (a.help) {

@@ -110,9 +110,10 @@ fr_err fr_ckpt_save(const char *path, const fr_ckpt_tag *tag, int nscalar, const
 int fr_ckpt_exists(MPI_Comm comm, const char *path)
 {
     int rank, ok = 0;
-    MPI_Comm_rank(comm, &rank);
+    /* returns a truth value, not an fr_err: a failing call aborts */
+    CHECK_MPI_FATAL(MPI_Comm_rank(comm, &rank));
     if (rank == 0) ok = access(path, R_OK) == 0;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    CHECK_MPI_FATAL(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
     return ok;
 }
 
@@ -174,7 +175,7 @@ fr_err fr_ckpt_load(MPI_Comm comm, const char *path, const fr_ckpt_tag *expect, 
                     int narray, fr_ckpt_array *arr)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) rc = load_root(path, expect, nscalar, sc, narray, arr);
     /* Rank 0 alone read the file: agree on its status, then share contents. */

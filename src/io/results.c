@@ -18,7 +18,7 @@
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) {
         char tmp[FR_CFG_PATH_MAX + 16];
@@ -100,8 +100,8 @@ fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results
     memset(r, 0, sizeof *r);
     r->comm = comm;
     r->atomic = atomic;
-    MPI_Comm_rank(comm, &r->rank);
     r->file = -1;
+    CHECK_MPI(MPI_Comm_rank(comm, &r->rank));
     /* the same name on every rank: a pure function of the path */
     TRY(fr_atomic_begin(&r->out, path));
     const char *name = file_name(r);
@@ -120,7 +120,7 @@ fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_datas
     static char yaml[1 << 16];
     TRY(fr_config_to_yaml(cfg, yaml, sizeof yaml));
     int size;
-    MPI_Comm_size(r->comm, &size);
+    CHECK_MPI(MPI_Comm_size(r->comm, &size));
     char sum[32];
     snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds->checksum);
     TRY(fr_h5_attr_int(r->file, "format_version", FR_RESULTS_FORMAT_VERSION));

@@ -104,25 +104,17 @@ static void coord_service(coord *c, int block)
         MPI_Status st;
         if (block) {
             if (c->remote_open <= 0) return;
-            if (fr_check_mpi(MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st), "MPI_Probe", __FILE__,
-                             __LINE__) != FR_OK)
-                fr_fatal(FR_EMPI);
+            CHECK_MPI_FATAL(MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st));
             flag = 1;
-        } else if (fr_check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st), "MPI_Iprobe",
-                                __FILE__, __LINE__) != FR_OK) {
-            fr_fatal(FR_EMPI);
+        } else {
+            CHECK_MPI_FATAL(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st));
         }
         if (!flag) return;
         sweep_msg m;
-        if (fr_check_mpi(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD,
-                                  MPI_STATUS_IGNORE),
-                         "MPI_Recv", __FILE__, __LINE__) != FR_OK)
-            fr_fatal(FR_EMPI);
+        CHECK_MPI_FATAL(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         coord_record(c, m.index, &m.rec, m.interrupted);
         int next = coord_next(c);
-        if (fr_check_mpi(MPI_Send(&next, 1, MPI_INT, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD), "MPI_Send", __FILE__,
-                         __LINE__) != FR_OK)
-            fr_fatal(FR_EMPI);
+        CHECK_MPI_FATAL(MPI_Send(&next, 1, MPI_INT, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD));
         if (next < 0) c->remote_open--;
     }
 }
@@ -136,8 +128,8 @@ static fr_err gather_heldout(MPI_Comm team, const fr_dataset *ds, const unsigned
                              const double *lat /* (rows, K) */, double **all, int *n_all)
 {
     int tr, ts;
-    MPI_Comm_rank(team, &tr);
-    MPI_Comm_size(team, &ts);
+    CHECK_MPI(MPI_Comm_rank(team, &tr));
+    CHECK_MPI(MPI_Comm_size(team, &ts));
     long long rows = ds->row_hi - ds->row_lo, m = 0;
     double *mine = NULL;
     TRY(FR_CALLOC(mine, (rows ? rows : 1) * K));
@@ -258,7 +250,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                       const fr_sweep_rule *rule, const char *runs_dir, fr_sweep_record *rec)
 {
     int tr;
-    MPI_Comm_rank(team, &tr);
+    CHECK_MPI(MPI_Comm_rank(team, &tr));
     fr_config *cfg = NULL;
     unsigned char *split = NULL;
     TRY(FR_CALLOC(cfg, 1));
@@ -283,7 +275,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                                   &null3[1], &null3[2]);
         free(all);
         rc = fr_error_agree(&team, rc);
-        if (rc == FR_OK) MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team);
+        if (rc == FR_OK)
+            rc = fr_check_mpi(MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team), "MPI_Bcast(null3)", __FILE__, __LINE__);
     }
     double coupling = NAN;
     if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
@@ -708,8 +701,8 @@ fr_err fr_cmd_sweep(int argc, char **argv)
 {
     MPI_Comm world = MPI_COMM_WORLD;
     int rank, size;
-    MPI_Comm_rank(world, &rank);
-    MPI_Comm_size(world, &size);
+    CHECK_MPI(MPI_Comm_rank(world, &rank));
+    CHECK_MPI(MPI_Comm_size(world, &size));
     sweep_args a;
     fr_err rc = parse_args(argc, argv, &a);
     if (rc == FR_OK && a.help) {
@@ -760,8 +753,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     int team_id = rank / rpf, n_teams = (size + rpf - 1) / rpf;
     MPI_Comm team = MPI_COMM_NULL;
     if (rc == FR_OK) rc = fr_check_mpi(MPI_Comm_split(world, team_id, rank, &team), "MPI_Comm_split", __FILE__, __LINE__);
+    /* inherited from world, but every communicator the program makes sets it */
+    if (rc == FR_OK) rc = fr_comm_errors_return(team);
     int tr = 0;
-    if (team != MPI_COMM_NULL) MPI_Comm_rank(team, &tr);
+    if (rc == FR_OK) rc = fr_check_mpi(MPI_Comm_rank(team, &tr), "MPI_Comm_rank(team)", __FILE__, __LINE__);
     fr_dataset ds;
     memset(&ds, 0, sizeof ds);
     unsigned char *split0 = NULL;
@@ -863,7 +858,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     free(c.queue);
     free(split0);
     fr_dataset_free(&ds);
-    if (team != MPI_COMM_NULL) MPI_Comm_free(&team);
+    if (team != MPI_COMM_NULL) {
+        fr_err fe = fr_check_mpi(MPI_Comm_free(&team), "MPI_Comm_free(team)", __FILE__, __LINE__);
+        if (rc == FR_OK) rc = fe;
+    }
 out:
     free(runs);
     free(recs);
