@@ -83,19 +83,20 @@ fr_err fr_cmd_fit(int argc, char **argv)
      * is honoured at the first training step. */
     fr_trainer_install_signals();
     const char *path;
-    char *sets[256];
-    int nset, help;
-    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, 256, fit_usage, &help);
-    int rank;
+    char **sets = NULL; /* (argc): there are never more --set values than arguments */
+    int nset = 0, help = 0, rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    TRY(FR_CALLOC(sets, argc));
+    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, argc, fit_usage, &help);
     if (rc == FR_OK && help) {
         if (rank == 0) fit_usage();
+        free(sets);
         return FR_OK;
     }
-    TRY(rc);
-    fr_config *cfg;
-    TRY(FR_CALLOC(cfg, 1));
-    rc = fr_config_load(comm, path, nset, sets, 1, cfg);
+    fr_config *cfg = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(cfg, 1);
+    if (rc == FR_OK) rc = fr_config_load(comm, path, nset, sets, 1, cfg);
+    free(sets);
     if (rc != FR_OK) {
         free(cfg);
         return rc;

@@ -671,30 +671,35 @@ static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs,
 /* ---- the command ------------------------------------------------------------------------- */
 typedef struct {
     const char *config;
-    char *sets[256];
+    char **sets; /* (argc) the --set values, pointing into argv; free() */
     int nset, slice_i, slice_n, collect, help;
 } sweep_args;
 
+/* Both lists are sized from argc: no argument is ever dropped. Not collective. */
 static fr_err parse_args(int argc, char **argv, sweep_args *a)
 {
     memset(a, 0, sizeof *a);
     a->slice_n = 1;
-    char *rest[300];
+    char **rest = NULL;
+    TRY(FR_CALLOC(a->sets, argc));
+    fr_err rc = FR_CALLOC(rest, argc);
     int nr = 0;
-    rest[nr++] = argv[0];
-    for (int i = 1; i < argc; ++i) {
+    if (rc == FR_OK) rest[nr++] = argv[0];
+    for (int i = 1; i < argc && rc == FR_OK; ++i) {
         if (!strcmp(argv[i], "--collect")) a->collect = 1;
         else if (!strcmp(argv[i], "--slice") || !strncmp(argv[i], "--slice=", 8)) {
             const char *v = argv[i][7] == '=' ? argv[i] + 8 : (i + 1 < argc ? argv[++i] : NULL);
             char tail = 0;
             if (!v || sscanf(v, "%d/%d%c", &a->slice_i, &a->slice_n, &tail) != 2 || a->slice_n < 1 || a->slice_i < 0 ||
                 a->slice_i >= a->slice_n)
-                return FR_FAIL(FR_EUSAGE, "sweep: --slice needs I/N with 0 <= I < N, got '%s'", v ? v : "");
-        } else if (nr < 299) {
+                rc = FR_FAIL(FR_EUSAGE, "sweep: --slice needs I/N with 0 <= I < N, got '%s'", v ? v : "");
+        } else {
             rest[nr++] = argv[i];
         }
     }
-    return fr_cli_config_args(nr, rest, &a->config, &a->nset, a->sets, 256, sweep_usage, &a->help);
+    if (rc == FR_OK) rc = fr_cli_config_args(nr, rest, &a->config, &a->nset, a->sets, argc, sweep_usage, &a->help);
+    free(rest);
+    return rc;
 }
 
 fr_err fr_cmd_sweep(int argc, char **argv)
@@ -707,12 +712,14 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     fr_err rc = parse_args(argc, argv, &a);
     if (rc == FR_OK && a.help) {
         if (rank == 0) sweep_usage();
+        free(a.sets);
         return FR_OK;
     }
-    TRY(rc);
     fr_config *base = NULL;
-    TRY(FR_CALLOC(base, 1));
-    rc = fr_config_load(world, a.config, a.nset, a.sets, 1, base);
+    if (rc == FR_OK) rc = FR_CALLOC(base, 1);
+    if (rc == FR_OK) rc = fr_config_load(world, a.config, a.nset, a.sets, 1, base);
+    free(a.sets);
+    if (!base) return rc;
     fr_sweep_run *runs = NULL;
     fr_sweep_record *recs = NULL;
     int n = 0;

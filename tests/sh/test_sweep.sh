@@ -99,4 +99,16 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q 'sweep.partitions' e.err && [ ! -e e.h5.runs ]
+
+# No argument is dropped, however many: the last of 400 --set options is read.
+many=()
+for _ in $(seq 1 400); do many+=(--set train.seed=0); done
+set +e
+"$FACRNN_BIN" --quiet sweep s.yaml --set output.path=m.h5 "${many[@]}" --set train.lrr=1 2> m.err
+rc=$?
+"$FACRNN_BIN" --quiet fit s.yaml --set output.path=m.h5 "${many[@]}" --set train.lrr=1 2> mf.err
+rcf=$?
+set -e
+[ "$rc" = 2 ] && grep -q "unknown key 'train.lrr'" m.err && [ ! -e m.h5.runs ]
+[ "$rcf" = 2 ] && grep -q "unknown key 'train.lrr'" mf.err
 echo "sweep end-to-end: OK"
