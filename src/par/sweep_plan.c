@@ -172,9 +172,9 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
         int np = 0;
         rc = partitions_for(b, ks[i], parts, cap, &np);
         for (int p = 0; p < np && rc == FR_OK; ++p)
-            for (int bi = 0; bi < nb; ++bi)
-                for (int si = 0; si < ns; ++si)
-                    for (int f = 0; f < F; ++f) {
+            for (int bi = 0; bi < nb && rc == FR_OK; ++bi)
+                for (int si = 0; si < ns && rc == FR_OK; ++si)
+                    for (int f = 0; f < F && rc == FR_OK; ++f) {
                         fr_sweep_run *r = &runs[n];
                         r->index = n;
                         r->K = ks[i];
@@ -186,7 +186,18 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
                         int R = b->restarts < 1 ? 1 : b->restarts;
                         r->cost = (double)r->K * r->K * (b->epochs > 0 ? b->epochs : 1) * R;
                         fr_sweep_run_config(b, r, tmp);
-                        fr_run_id(tmp, r->id, sizeof r->id);
+                        /* one byte more than an id may hold shows a cut one:
+                         * cut ids could collide, so refuse rather than cut */
+                        char id[FR_SWEEP_ID_MAX + 1];
+                        fr_run_id(tmp, id, sizeof id);
+                        if (strlen(id) >= FR_SWEEP_ID_MAX) {
+                            rc = FR_FAIL(FR_EINVAL,
+                                         "sweep: the run id of K = %d with %d groups (%.40s...) is longer than %d "
+                                         "characters; use fewer groups (sweep.max_groups) or fewer partitions",
+                                         r->K, r->G, id, FR_SWEEP_ID_MAX - 1);
+                            continue;
+                        }
+                        memcpy(r->id, id, strlen(id) + 1);
                         ++n;
                     }
     }
