@@ -178,16 +178,14 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
         *c_max = 0;
         return FR_OK;
     }
-    if (K > FR_COUPLING_MAX_K) {
-        LOG_WARN("sweep: %s: no dynamical coupling above K = %d", run->id, FR_COUPLING_MAX_K);
-        return FR_OK;
-    }
     fr_moments zm, tr, te;
     memset(&zm, 0, sizeof zm), memset(&tr, 0, sizeof tr), memset(&te, 0, sizeof te);
     long long *off = NULL;
     unsigned char *is_train = NULL;
-    double mean[FR_COUPLING_MAX_K], sd[FR_COUPLING_MAX_K];
-    fr_err rc = fr_moments_init(&zm, K);
+    double *mean = NULL, *sd = NULL; /* (K) each, one allocation */
+    fr_err rc = FR_CALLOC(mean, 2 * (size_t)K);
+    if (rc == FR_OK) sd = mean + K;
+    if (rc == FR_OK) rc = fr_moments_init(&zm, K);
     if (rc == FR_OK) rc = fr_moments_init(&tr, P + K);
     if (rc == FR_OK) rc = fr_moments_init(&te, P + K);
     if (rc == FR_OK) rc = FR_CALLOC(off, nt + 1);
@@ -229,6 +227,7 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
     fr_moments_free(&zm), fr_moments_free(&tr), fr_moments_free(&te);
     free(off);
     free(is_train);
+    free(mean);
     return rc;
 }
 
