@@ -755,8 +755,13 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         rc = fr_error_agree(&world, lr);
     }
     /* teams; each opens the data set once (only K, groups, beta, seed, fold vary) */
-    int rpf = base->ranks_per_fit < 1 ? 1 : base->ranks_per_fit;
+    int rpf = base->ranks_per_fit; /* >= 1: the option table's minimum */
     int team_id = rank / rpf, n_teams = (size + rpf - 1) / rpf;
+    /* Results do not depend on a team's size, only the speed does: say so
+     * rather than quietly fit with fewer ranks than asked. */
+    if (rc == FR_OK && size % rpf != 0)
+        LOG_WARN("sweep: sweep.ranks_per_fit = %d does not divide the %d ranks: the last team has %d rank(s)", rpf,
+                 size, size - (n_teams - 1) * rpf);
     MPI_Comm team = MPI_COMM_NULL;
     if (rc == FR_OK) rc = fr_check_mpi(MPI_Comm_split(world, team_id, rank, &team), "MPI_Comm_split", __FILE__, __LINE__);
     /* inherited from world, but every communicator the program makes sets it */
@@ -804,7 +809,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         c.remote_open = n_teams - 1;
         c.t0 = fr_wtime();
         LOG_INFO("sweep: %d runs in the sweep%s, %d already done, %d to fit on %d team(s) of %d rank(s)", n,
-                 a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf);
+                 a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf < size ? rpf : size);
         /* the manifest exists from the start (done runs of earlier jobs included) */
         lr = fr_sweep_manifest_write(manifest, recs, n);
         if (lr != FR_OK) fr_fatal(lr);

@@ -111,4 +111,12 @@ rcf=$?
 set -e
 [ "$rc" = 2 ] && grep -q "unknown key 'train.lrr'" m.err && [ ! -e m.h5.runs ]
 [ "$rcf" = 2 ] && grep -q "unknown key 'train.lrr'" mf.err
+# Teams that do not divide the ranks are reported, not quietly resized
+# (the missing data file then stops the sweep before any work).
+set +e
+mpirun -n 3 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=w.h5 --set sweep.ranks_per_fit=2 \
+    --set data.path=missing.h5 > w.log 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q 'ranks_per_fit = 2 does not divide the 3 ranks: the last team has 1 rank' w.log
 echo "sweep end-to-end: OK"
