@@ -1,4 +1,5 @@
 #!/bin/bash
+# ctest: PROCESSORS 3
 # End-to-end sweep: the same /sweep/table and /sweep/selection at 1 and 3
 # ranks (one rank per fit), after SIGKILL mid-way plus a restart, and from
 # two --slice jobs plus --collect. Only the wall-clock `seconds` column may differ.
