@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "facrnn/config.h"
+#include "facrnn/model.h"
 #include "testlib.h"
 
 static fr_config g_a, g_b; /* large: keep them off the stack */
@@ -270,6 +271,95 @@ static void test_bad_configs(void)
     CU_ASSERT(has("line "));
 }
 
+/* The model's spec for a loaded config (what the trainer builds). */
+static fr_err model_accepts(const fr_config *c)
+{
+    fr_model_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.N = c->rank + 1, sp.K = c->rank, sp.D = 0, sp.L = c->lags, sp.G = c->n_groups;
+    for (int g = 0; g < c->n_groups; ++g) sp.group_size[g] = c->groups[g];
+    for (int l = 0; l < c->lags; ++l) sp.psi[l] = c->psi[l];
+    sp.psi_learned = c->psi_learned;
+    sp.obs = FR_OBS_GAUSSIAN, sp.beta = c->beta, sp.n_train = 1000, sp.batch_size = c->batch_size;
+    fr_model m;
+    return fr_model_init(&m, &sp);
+}
+
+/* Every limit is stated once: the config accepts exactly what the model
+ * supports and rejects the next value with its normal one-line message. */
+static void test_limits(void)
+{
+    CU_ASSERT_EQUAL(FR_CFG_MAX_GROUPS, FR_MAX_GROUPS);
+    char yaml[4096], msg[160];
+    size_t len;
+
+    /* model.lags: the model's FR_MAX_LAGS */
+    snprintf(yaml, sizeof yaml, "model:\n  lags: %d\n", FR_MAX_LAGS);
+    CU_ASSERT_EQUAL_FATAL(fr_config_from_yaml_text(yaml, &g_a), FR_OK);
+    CU_ASSERT(g_a.lags == FR_MAX_LAGS && g_a.n_psi == FR_MAX_LAGS);
+    CU_ASSERT_EQUAL(model_accepts(&g_a), FR_OK);
+    snprintf(yaml, sizeof yaml, "model:\n  lags: %d\n", FR_MAX_LAGS + 1);
+    CU_ASSERT_EQUAL(fr_config_from_yaml_text(yaml, &g_a), FR_EINVAL);
+    snprintf(msg, sizeof msg, "model.lags = %d is out of range: must be >= 1 and <= %d", FR_MAX_LAGS + 1, FR_MAX_LAGS);
+    CU_ASSERT(has(msg));
+    CU_ASSERT(has("(line 2)"));
+    /* a psi list longer than the model's lags */
+    len = (size_t)snprintf(yaml, sizeof yaml, "model:\n  psi: [");
+    for (int l = 0; l <= FR_MAX_LAGS; ++l) len += (size_t)snprintf(yaml + len, sizeof yaml - len, "%s0", l ? ", " : "");
+    snprintf(yaml + len, sizeof yaml - len, "]\n");
+    CU_ASSERT_EQUAL(fr_config_from_yaml_text(yaml, &g_a), FR_EINVAL);
+    snprintf(msg, sizeof msg, "model.psi: has %d entries, at most %d are supported", FR_MAX_LAGS + 1, FR_MAX_LAGS);
+    CU_ASSERT(has(msg));
+    /* --set goes through the same check */
+    char set[64];
+    snprintf(set, sizeof set, "model.lags=%d", FR_MAX_LAGS + 1);
+    char *sets[] = {set};
+    CU_ASSERT_EQUAL(fr_config_load(MPI_COMM_WORLD, NULL, 1, sets, 0, &g_a), FR_EINVAL);
+    CU_ASSERT(has("model.lags"));
+    CU_ASSERT(has("--set"));
+
+    /* model.groups: at most the model's FR_MAX_GROUPS groups */
+    for (int extra = 0; extra < 2; ++extra) {
+        int G = FR_MAX_GROUPS + extra;
+        len = (size_t)snprintf(yaml, sizeof yaml, "model:\n  rank: %d\n  groups: [", G);
+        for (int g = 0; g < G; ++g) len += (size_t)snprintf(yaml + len, sizeof yaml - len, "%s1", g ? ", " : "");
+        snprintf(yaml + len, sizeof yaml - len, "]\n");
+        fr_err rc = fr_config_from_yaml_text(yaml, &g_a);
+        if (!extra) {
+            CU_ASSERT_EQUAL(rc, FR_OK);
+            CU_ASSERT_EQUAL(g_a.n_groups, FR_MAX_GROUPS);
+            CU_ASSERT_EQUAL(model_accepts(&g_a), FR_OK);
+        } else {
+            CU_ASSERT_EQUAL(rc, FR_EINVAL);
+            snprintf(msg, sizeof msg, "model.groups: has %d entries, at most %d are supported", G, FR_MAX_GROUPS);
+            CU_ASSERT(has(msg));
+        }
+    }
+    /* a partition has the same group limit */
+    len = (size_t)snprintf(yaml, sizeof yaml, "model:\n  rank: %d\nsweep:\n  partitions: [[", FR_MAX_GROUPS + 1);
+    for (int g = 0; g <= FR_MAX_GROUPS; ++g) len += (size_t)snprintf(yaml + len, sizeof yaml - len, "%s1", g ? ", " : "");
+    snprintf(yaml + len, sizeof yaml - len, "]]\n");
+    CU_ASSERT_EQUAL(fr_config_from_yaml_text(yaml, &g_a), FR_EINVAL);
+    CU_ASSERT(has("sweep.partitions[0]: has"));
+
+    /* every K and group size: FR_CFG_MAX_RANK */
+    static const char *const over_rank[][2] = {
+        {"model:\n  rank: %d\n", "model.rank = %d is out of range"},
+        {"model:\n  rank: 6\n  groups: [%d]\n", "model.groups[0] = %d is out of range"},
+        {"sweep:\n  ranks: [%d]\n", "sweep.ranks[0] = %d is out of range"},
+        {"sweep:\n  partitions: [[%d]]\n", "sweep.partitions[0][0] = %d is out of range"},
+        {"sweep:\n  min_group_size: %d\n", "sweep.min_group_size = %d is out of range"},
+    };
+    for (int i = 0; i < 5; ++i) {
+        snprintf(yaml, sizeof yaml, over_rank[i][0], FR_CFG_MAX_RANK + 1);
+        snprintf(msg, sizeof msg, over_rank[i][1], FR_CFG_MAX_RANK + 1);
+        CU_ASSERT_EQUAL(fr_config_from_yaml_text(yaml, &g_a), FR_EINVAL);
+        CU_ASSERT(has(msg));
+    }
+    snprintf(yaml, sizeof yaml, "model:\n  rank: %d\nsweep:\n  ranks: [%d]\n", FR_CFG_MAX_RANK, FR_CFG_MAX_RANK);
+    CU_ASSERT_EQUAL(fr_config_from_yaml_text(yaml, &g_a), FR_OK);
+}
+
 static void test_files_and_sets(void)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
@@ -459,6 +549,7 @@ static void reg(void)
     CU_add_test(s, "empty resolves", test_empty_resolves);
     CU_add_test(s, "good config", test_good_config);
     CU_add_test(s, "bad configs name the key", test_bad_configs);
+    CU_add_test(s, "limits are the model's, stated once", test_limits);
     CU_add_test(s, "files and --set", test_files_and_sets);
     CU_add_test(s, "yaml round trip", test_round_trip);
     CU_add_test(s, "fit hash", test_fit_hash);

@@ -125,11 +125,71 @@ static void test_reference_and_errors(void)
     free(lat);
 }
 
+/* Any K: buffers are sized from K (there used to be a 256 cap). K = 260 in
+ * two groups of independent AR(1) latents, the moments path against the
+ * reference, and group 1 driven by group 0 is seen. */
+static void test_large_k(void)
+{
+    enum { K = 260, T = 30, B = 60 };
+    double *lat = malloc(sizeof(double) * T * B * K);
+    long long off[T + 1];
+    unsigned char tr[T];
+    int groups[] = {K / 2, K / 2};
+    for (int drive = 0; drive < 2; ++drive) {
+        for (int k = 0; k < T; ++k) {
+            off[k] = (long long)k * B;
+            tr[k] = k % 3 != 0;
+            for (int t = 0; t < B; ++t)
+                for (int i = 0; i < K; ++i) {
+                    double *o = lat + ((size_t)k * B + t) * K;
+                    double e = fr_rng_normal(11, 9, (uint32_t)k, (uint64_t)t * K + (uint64_t)i);
+                    double prev = t > 1 ? o[i - K] : 0;
+                    double push = drive && i >= K / 2 && t > 1 ? 0.8 * o[i - K - K / 2] : 0;
+                    o[i] = t == 0 ? NAN : 0.7 * prev + push + e;
+                }
+        }
+        off[T] = (long long)T * B;
+        int P = fr_coupling_nfeat(K, 0);
+        CU_ASSERT_EQUAL(P, K);
+        fr_moments a, b;
+        CU_ASSERT_EQUAL_FATAL(fr_moments_init(&a, P + K), FR_OK);
+        CU_ASSERT_EQUAL_FATAL(fr_moments_init(&b, P + K), FR_OK);
+        /* standardised like the reference: training rows, population sd */
+        double *mean = calloc(2 * K, sizeof(double)), *sd = mean + K, cnt = 0;
+        for (int k = 0; k < T; ++k)
+            for (int t = 1; t < B && tr[k]; ++t, ++cnt)
+                for (int i = 0; i < K; ++i) mean[i] += lat[((size_t)k * B + t) * K + i];
+        for (int i = 0; i < K; ++i) mean[i] /= cnt;
+        for (int k = 0; k < T; ++k)
+            for (int t = 1; t < B && tr[k]; ++t)
+                for (int i = 0; i < K; ++i) {
+                    double d = lat[((size_t)k * B + t) * K + i] - mean[i];
+                    sd[i] += d * d;
+                }
+        for (int i = 0; i < K; ++i) sd[i] = sqrt(sd[i] / cnt);
+        CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, K, 0, mean, sd, T, off, tr, lat), FR_OK);
+        double cf[2], mf = NAN, cr[2], mr = NAN;
+        CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, K, 0, 2, groups, cf, &mf), FR_OK);
+        CU_ASSERT_EQUAL(fr_coupling_ref(K, 0, 2, groups, T, off, tr, lat, cr, &mr), FR_OK);
+        FR_ASSERT_CLOSE(cf[0], cr[0], 1e-6, 1e-8);
+        FR_ASSERT_CLOSE(cf[1], cr[1], 1e-6, 1e-8);
+        if (drive) {
+            CU_ASSERT(cf[1] > 0.2); /* group 0 drives group 1 */
+        } else {
+            CU_ASSERT(mf < 0.2);
+        }
+        free(mean);
+        fr_moments_free(&a), fr_moments_free(&b);
+    }
+    free(lat);
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("coupling", NULL, NULL);
     CU_add_test(s, "independent and coupled groups", test_independent_and_coupled);
     CU_add_test(s, "moments vs reference, errors", test_reference_and_errors);
+    CU_add_test(s, "large K", test_large_k);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }

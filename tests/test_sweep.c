@@ -158,6 +158,29 @@ static void test_run_list(void)
     base_config(c);
     c->sweep_min_group_size = 5; /* K = 4 has no partition */
     CU_ASSERT_EQUAL(fr_sweep_expand(c, &runs, &n), FR_EINVAL);
+    /* run ids are never cut (cut ids could collide): 50 groups of 2 fit,
+     * 60 groups of 2 make an id too long for FR_SWEEP_ID_MAX and are refused */
+    for (int G = 50; G <= 60; G += 10) {
+        base_config(c);
+        c->n_sweep_ranks = 1;
+        c->sweep_ranks[0] = 2 * G;
+        c->sweep_partitions_all = 0;
+        c->n_sweep_partitions = 1;
+        c->sweep_partitions[0][0] = G;
+        for (int g = 1; g <= G; ++g) c->sweep_partitions[0][g] = 2;
+        runs = NULL;
+        fr_err e = fr_sweep_expand(c, &runs, &n);
+        if (G == 50) {
+            CU_ASSERT_EQUAL(e, FR_OK);
+            CU_ASSERT(e != FR_OK || (n > 0 && strlen(runs[n - 1].id) < FR_SWEEP_ID_MAX &&
+                                     strstr(runs[n - 1].id, "_b20_s7_f2") != NULL));
+        } else {
+            CU_ASSERT_EQUAL(e, FR_EINVAL);
+            CU_ASSERT(strstr(fr_error_msg(), "run id") != NULL && strstr(fr_error_msg(), "60 groups") != NULL);
+            CU_ASSERT_PTR_NULL(runs);
+        }
+        free(runs);
+    }
     free(rc);
     free(c);
 }

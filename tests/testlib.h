@@ -16,7 +16,9 @@ int fr_test_close(double a, double b, double rtol, double atol);
 #define FR_ASSERT_CLOSE(a, b, rtol, atol) CU_ASSERT(fr_test_close((a), (b), (rtol), (atol)))
 
 /* A fresh scratch directory for this test process (same path on every rank,
- * created by rank 0). Collective the first time it is called. */
+ * created by rank 0). fr_test_main removes it, with everything in it, after
+ * the tests (FACRNN_TEST_KEEP=1 keeps it). Collective the first time it is
+ * called. */
 const char *fr_test_tmpdir(void);
 
 #endif

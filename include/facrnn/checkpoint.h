@@ -2,9 +2,10 @@
  * small HDF5 file holding named flat double arrays (parameters, Adam
  * moments, best parameters, history) and int64/double scalars (step, epoch,
  * restart, RNG position), tagged with the format version, the parameter
- * layout version, the config hash and the input checksum. It is written to
- * "<path>.tmp", fsync'ed and renamed, so a crash at any moment leaves either
- * the previous checkpoint or the new one, never a torn file. Knows nothing of
+ * layout version, the config hash and the input checksum. It is replaced
+ * atomically (atomic.h: temp file, fsync, rename, fsync the directory), so a
+ * crash at any moment leaves either the previous checkpoint or the new one,
+ * never a torn file. Knows nothing of
  * training logic.
  */
 #ifndef FACRNN_CHECKPOINT_H

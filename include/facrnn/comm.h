@@ -9,8 +9,22 @@
 
 #include "facrnn/common.h"
 
+/* MPI_SUCCESS -> FR_OK; anything else -> FR_EMPI with "MPI call failed:
+ * <what>: <MPI's error string>" recorded at file:line. Not collective. */
 fr_err fr_check_mpi(int rc, const char *what, const char *file, int line);
 #define CHECK_MPI(call) TRY(fr_check_mpi((call), #call, __FILE__, __LINE__))
+/* The same where no fr_err can be returned: report and fr_fatal. */
+#define CHECK_MPI_FATAL(call)                                                       \
+    do {                                                                            \
+        if (fr_check_mpi((call), #call, __FILE__, __LINE__) != FR_OK) fr_fatal(FR_EMPI); \
+    } while (0)
+
+/* Make MPI calls on `comm` return their error codes (MPI_ERRORS_RETURN)
+ * instead of aborting inside the library, so CHECK_MPI sees them. main
+ * installs it on MPI_COMM_WORLD and MPI_COMM_SELF; communicators derived
+ * from those (split, dup) inherit it, and the program sets it again on each
+ * one it creates. Not collective. */
+fr_err fr_comm_errors_return(MPI_Comm comm);
 
 /* Agree on an error across `comm` (pass &comm). Every rank passes its local code;
  * all ranks return the largest, and the message of the lowest-numbered

@@ -12,11 +12,16 @@
 #include <stdio.h>
 
 #include "facrnn/common.h"
+#include "facrnn/model.h"
 
+/* Every limit below is stated once and enforced by the option table with its
+ * normal one-line message; where the model has the limit, the config uses
+ * the model's constant. */
 #define FR_CFG_PATH_MAX 1024
-#define FR_CFG_MAX_LIST 64       /* longest list (ranks, betas, seeds, psi, groups) */
+#define FR_CFG_MAX_LIST 64       /* longest list (ranks, betas, seeds) */
 #define FR_CFG_MAX_PARTS 256     /* explicit sweep partitions */
-#define FR_CFG_MAX_GROUPS 64
+#define FR_CFG_MAX_GROUPS FR_MAX_GROUPS /* groups of a model or a partition: the model's limit */
+#define FR_CFG_MAX_RANK 4096     /* largest K (model.rank, sweep.ranks) and so largest group */
 #define FR_CFG_YAML_MAX (1 << 18) /* a buffer this large always holds fr_config_to_yaml's output */
 
 typedef struct {
@@ -32,7 +37,7 @@ typedef struct {
     int lags;                              /* model.lags L (default 1) */
     int psi_learned;                       /* model.psi == "learned" */
     int n_psi;                             /* length of the fixed psi list (0 = uniform 1/L) */
-    double psi[FR_CFG_MAX_LIST];           /* model.psi fixed weights */
+    double psi[FR_MAX_LAGS];               /* model.psi fixed weights (one per lag) */
     char nonlinearity[16];                 /* "tanh" (default) | "identity" */
     char link[16];                         /* "softplus" (default) | "exp" */
     int inputs;                            /* model.inputs (default true) */

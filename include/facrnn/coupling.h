@@ -11,10 +11,9 @@
 #include "facrnn/common.h"
 
 /* Quadratic features (all products z_i z_j, i <= j) are used up to this K;
- * above it the features are linear (the moments grow as K^4). */
+ * above it the features are linear (the moments grow as K^4). Any K works:
+ * every buffer is sized from K (the moments take (2K)^2 doubles above it). */
 #define FR_COUPLING_QUAD_MAX_K 10
-/* Largest K the coupling handles (small fixed buffers). */
-#define FR_COUPLING_MAX_K 256
 
 /* Predictor features per latent vector: K linear (+ K (K + 1) / 2
  * products when quad). Not collective. */

@@ -25,7 +25,8 @@ extern int fr_dl_replicate_limit;
 /* A near-square nprow x npcol BLACS grid with nprow * npcol = size(comm). */
 typedef struct {
     MPI_Comm comm;
-    int sys_handle;        /* BLACS system handle of comm */
+    MPI_Comm blacs_comm;   /* BLACS's own duplicate of comm (errors abort: BLACS checks no MPI return code) */
+    int sys_handle;        /* BLACS system handle of blacs_comm */
     int ctxt;              /* BLACS context */
     int nprow, npcol;      /* grid shape */
     int myrow, mycol;      /* this rank's place */
@@ -34,7 +35,7 @@ typedef struct {
 
 /* Build the grid over `comm` with block size nb. Collective over comm. */
 fr_err fr_dl_grid_init(MPI_Comm comm, int nb, fr_dl_grid *g);
-/* Release the grid (the communicator stays the caller's). Collective. */
+/* Release the grid and BLACS's duplicate (comm stays the caller's). Collective. */
 void fr_dl_grid_free(fr_dl_grid *g);
 
 /* Eigen-decomposition of a symmetric N x N matrix that every rank holds

@@ -1,7 +1,8 @@
 /* results: the output contract of the format spec in parallel HDF5.
- * A fit writes "<path>.tmp" collectively and renames it into place only
- * after a clean close, so an existing results file is never corrupted and an
- * interrupted run never leaves an unreadable one. Knows nothing of training
+ * A fit writes "<path>.tmp" collectively and rank 0 publishes it with the
+ * atomic helper (atomic.h: fsync, rename, fsync the directory) only after a
+ * clean close, so an existing results file is never corrupted and an
+ * interrupted or failed run never leaves an unreadable one. Knows nothing of training
  * logic: it writes what fr_fit_result holds.
  *
  * Layout (README "Results format"): root attributes format_version, version,
@@ -13,6 +14,7 @@
 #define FACRNN_RESULTS_H
 
 #include <hdf5.h>
+#include "facrnn/atomic.h"
 #include "facrnn/comm.h"
 
 #include "facrnn/config.h"
@@ -26,15 +28,14 @@ typedef struct {
     int rank;
     hid_t file;
     int atomic;
-    char path[FR_CFG_PATH_MAX];
-    char tmp[FR_CFG_PATH_MAX + 8];
+    fr_atomic out; /* out.path: the results file; out.tmp: what HDF5 writes when atomic */
 } fr_results;
 
 /* Fail early (before any training) if `path` cannot be written. Collective. */
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path);
 
-/* Create a results file. atomic = 1: write "<path>.tmp", rename on close.
- * Collective over comm. */
+/* Create a results file. atomic = 1: write "<path>.tmp", publish it on
+ * close. Collective over comm. */
 fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results *r);
 /* Root attributes. Collective. */
 fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds);
@@ -46,8 +47,12 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
  * Collective (dataset creation); the transfer itself is independent. */
 fr_err fr_results_write_rows(hid_t loc, const char *name, const fr_dataset *ds, int ncols, const double *rows);
 
-/* Close (and rename into place when atomic). Collective. */
+/* Close (and publish when atomic). Call it only when every write succeeded
+ * on every rank. Collective. */
 fr_err fr_results_close(fr_results *r);
+/* Close after a failed write: when atomic, the temp file is removed and an
+ * existing results file stays as it was. Collective. */
+void fr_results_abort(fr_results *r);
 
 /* Small attribute helpers shared with the sweep writer. Collective (every
  * rank passes identical values). */

@@ -86,7 +86,7 @@ typedef struct {
 
 const char *fr_sweep_status_name(int status);
 
-/* Write records atomically (path.tmp, fsync, rename) as a tab-separated text
+/* Write records atomically (atomic.h) as a tab-separated text
  * file, one line per record, doubles printed exactly (%.17g). Not collective. */
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n);
 /* Read a manifest; a missing file gives n = 0. *recs allocated (free()).

@@ -65,8 +65,8 @@ typedef struct {
 
 /* Generate in memory. Not collective. */
 fr_err fr_synth_generate(const fr_synth_spec *s, fr_synth_data *out);
-/* Write the input format with /truth to `path` using serial HDF5 (call on
- * one rank only). Not collective. */
+/* Write the input format with /truth to `path` using serial HDF5, replacing
+ * it atomically (atomic.h); call on one rank only. Not collective. */
 fr_err fr_synth_write(const fr_synth_spec *s, const fr_synth_data *data, const char *path);
 void fr_synth_free(fr_synth_data *data);
 

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/cli.h"
 #include "facrnn/evaluate.h"
 #include "facrnn/fitted.h"
@@ -230,19 +231,19 @@ static void print_table(const eval_report *r)
 static fr_err emit(MPI_Comm comm, const eval_report *r)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) {
         if (r->a->csv && !r->a->out) write_csv(stdout, r);
         else print_table(r);
         if (r->a->out) {
-            FILE *f = fopen(r->a->out, "w");
-            if (!f) rc = FR_FAIL(FR_EIO, "--out %s: cannot write", r->a->out);
-            else {
+            fr_atomic out;
+            rc = fr_atomic_fopen(&out, r->a->out);
+            if (rc == FR_OK) {
                 size_t n = strlen(r->a->out);
-                if (n >= 4 && !strcmp(r->a->out + n - 4, ".csv")) write_csv(f, r);
-                else write_json(f, r);
-                if (fclose(f) != 0) rc = FR_FAIL(FR_EIO, "--out %s: write failed", r->a->out);
+                if (n >= 4 && !strcmp(r->a->out + n - 4, ".csv")) write_csv(out.f, r);
+                else write_json(out.f, r);
+                rc = fr_atomic_commit(&out);
             }
         }
     }
@@ -253,7 +254,7 @@ fr_err fr_cmd_eval(int argc, char **argv)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     eval_args a;
     TRY(parse_eval_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
     if (a.help) {

@@ -69,19 +69,20 @@ fr_err fr_cmd_fit(int argc, char **argv)
      * is honoured at the first training step. */
     fr_trainer_install_signals();
     const char *path;
-    char *sets[256];
-    int nset, help;
-    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, 256, fit_usage, &help);
-    int rank;
-    MPI_Comm_rank(comm, &rank);
+    char **sets = NULL; /* (argc): there are never more --set values than arguments */
+    int nset = 0, help = 0, rank;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    TRY(FR_CALLOC(sets, argc));
+    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, argc, fit_usage, &help);
     if (rc == FR_OK && help) {
         if (rank == 0) fit_usage();
+        free(sets);
         return FR_OK;
     }
-    TRY(rc);
-    fr_config *cfg;
-    TRY(FR_CALLOC(cfg, 1));
-    rc = fr_config_load(comm, path, nset, sets, 1, cfg);
+    fr_config *cfg = NULL;
+    if (rc == FR_OK) rc = FR_CALLOC(cfg, 1);
+    if (rc == FR_OK) rc = fr_config_load(comm, path, nset, sets, 1, cfg);
+    free(sets);
     if (rc != FR_OK) {
         free(cfg);
         return rc;
@@ -119,8 +120,12 @@ fr_err fr_cmd_fit(int argc, char **argv)
             /* Metadata calls are collective and see the same state, so a
              * failure here is seen by every rank; agree anyway. */
             w = fr_error_agree(&comm, w);
-            fr_err c = fr_results_close(&out);
-            rc = w != FR_OK ? w : c;
+            if (w == FR_OK) {
+                rc = fr_results_close(&out);
+            } else {
+                fr_results_abort(&out); /* an existing results file stays as it was */
+                rc = w;
+            }
         }
         if (rc == FR_OK)
             LOG_INFO("results: %s (run /runs/%s), %.1f s, %lld steps", cfg->output_path, run_id, res.seconds,

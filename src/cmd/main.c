@@ -44,9 +44,16 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
+        fprintf(stderr, "facrnn: error: MPI_Init failed\n");
+        return FR_EXIT_RUNTIME;
+    }
+    /* From here on a failing MPI call returns its code to CHECK_MPI, which
+     * records the call and its location, instead of aborting inside MPI. */
+    if (fr_comm_errors_return(MPI_COMM_WORLD) != FR_OK || fr_comm_errors_return(MPI_COMM_SELF) != FR_OK)
+        fr_fatal(FR_EMPI);
     int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    CHECK_MPI_FATAL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
 
     /* Global flags may appear anywhere; strip them so commands never see them. */
     fr_log_level level = FR_LOG_INFO;
@@ -77,12 +84,19 @@ int main(int argc, char **argv)
         if (!cmd) rc = FR_FAIL(FR_EUSAGE, "unknown command '%s' (see facrnn --help)", argv[1]);
         else rc = cmd->run(argc - 1, argv + 1);
     }
+    /* A failed MPI call is seen by the rank that made it, and the others
+     * may be waiting for it in a collective: print where it failed and
+     * abort every rank. */
+    if (rc == FR_EMPI) fr_fatal(rc);
     /* Commands return errors that every rank agrees on, so a clean finalize
      * cannot hang; rank 0 prints the one line. */
     if (rc != FR_OK && rank == 0) {
         if (rc == FR_ESIGNAL) fprintf(stderr, "facrnn: %s\n", fr_error_msg());
         else fprintf(stderr, "facrnn: error: %s\n", fr_error_msg());
     }
-    MPI_Finalize();
+    if (MPI_Finalize() != MPI_SUCCESS && rc == FR_OK) {
+        fprintf(stderr, "facrnn: error (rank %d): MPI_Finalize failed\n", rank);
+        rc = FR_EMPI;
+    }
     return fr_exit_code(rc);
 }

@@ -217,7 +217,7 @@ fr_err fr_cmd_selftest(int argc, char **argv)
     for (int i = 1; i < argc && rc == FR_OK; ++i) {
         if (!strcmp(argv[i], "--help")) {
             int rank;
-            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+            CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
             if (rank == 0)
                 printf("usage: facrnn selftest [--n N] [--rows R] [--dir DIR]\n"
                        "Check MPI, BLAS, ScaLAPACK, LAPACK and parallel HDF5 together: the Gram\n"

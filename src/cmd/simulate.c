@@ -51,7 +51,7 @@
  * Trials are independent: each rank simulates its own contiguous block of
  * trials (the same shard plan as fit) and writes its rows of /data,
  * /inputs and /behavior collectively with parallel HDF5; the file is
- * written as "<out>.tmp" and renamed into place after a clean close.
+ * written as "<out>.tmp" and published (atomic.h) only after a clean close.
  * ---------------------------------------------------------------------------
  */
 #include <hdf5.h>
@@ -253,15 +253,18 @@ static fr_err write_output(MPI_Comm comm, const sim_args *a, const fr_fitted_run
     if (rc == FR_OK) rc = fr_h5_attr_double(f, "psth_r2", psth);
     if (rc == FR_OK) rc = fr_h5_attr_int(f, "psth_conditions", n_cond);
     rc = fr_error_agree(&comm, rc);
-    fr_err c = fr_results_close(&out);
-    return rc != FR_OK ? rc : c;
+    if (rc != FR_OK) {
+        fr_results_abort(&out);
+        return rc;
+    }
+    return fr_results_close(&out);
 }
 
 fr_err fr_cmd_simulate(int argc, char **argv)
 {
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     sim_args a;
     TRY(parse_sim_args(argc, argv, &a)); /* same argv everywhere: every rank agrees */
     if (a.help) {

@@ -83,10 +83,12 @@ fr_err fr_coupling_pairs_add(fr_moments *train, fr_moments *test, int K, int qua
 static fr_err group_sse(const fr_moments *train, const fr_moments *test, int P, int nx, const int *xi, int k0, int k1,
                         double *sse)
 {
-    int ny = k1 - k0, yi[FR_COUPLING_MAX_K];
-    for (int j = 0; j < ny; ++j) yi[j] = P + k0 + j;
-    double *W = NULL, *b = NULL, r2[FR_COUPLING_MAX_K], r2m;
-    fr_err rc = FR_CALLOC(W, (size_t)nx * ny + 1);
+    int ny = k1 - k0, *yi = NULL;
+    double *W = NULL, *b = NULL, *r2 = NULL, r2m;
+    fr_err rc = FR_CALLOC(yi, ny);
+    if (rc == FR_OK) rc = FR_CALLOC(r2, ny);
+    for (int j = 0; j < ny && rc == FR_OK; ++j) yi[j] = P + k0 + j;
+    if (rc == FR_OK) rc = FR_CALLOC(W, (size_t)nx * ny + 1);
     if (rc == FR_OK) rc = FR_CALLOC(b, ny);
     if (rc == FR_OK) rc = fr_affine_fit_moments(train, nx, xi, ny, yi, COUPLING_RIDGE, W, b);
     if (rc == FR_OK) rc = fr_affine_score_moments(test, nx, xi, ny, yi, W, b, r2, &r2m);
@@ -99,6 +101,8 @@ static fr_err group_sse(const fr_moments *train, const fr_moments *test, int P, 
     *sse = s;
     free(W);
     free(b);
+    free(yi);
+    free(r2);
     return rc;
 }
 
@@ -111,7 +115,6 @@ static fr_err check_groups(int K, int G, const int *groups)
         sum += groups[g];
     }
     if (sum != K) return FR_FAIL(FR_EINVAL, "coupling: group sizes sum to %d, not K = %d", sum, K);
-    if (K > FR_COUPLING_MAX_K) return FR_FAIL(FR_EINVAL, "coupling: K = %d is too large", K);
     return FR_OK;
 }
 
@@ -190,7 +193,10 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
     int P = fr_coupling_nfeat(K, quad);
     long long rows = off[n_trials];
     /* standardise with training rows */
-    double mean[FR_COUPLING_MAX_K] = {0}, sd[FR_COUPLING_MAX_K] = {0}, cnt = 0;
+    double *mean = NULL, *sd = NULL, *z = NULL, cnt = 0;
+    TRY(FR_CALLOC(mean, 3 * (size_t)K)); /* mean, sd, z: (K) each */
+    sd = mean + K;
+    z = sd + K;
     for (long long k = 0; k < n_trials; ++k)
         for (long long r = off[k]; r < off[k + 1] && is_train[k]; ++r)
             if (!isnan(lat[r * K])) {
@@ -213,7 +219,6 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
     for (long long k = 0; k < n_trials && rc == FR_OK; ++k)
         for (long long r = off[k]; r + 1 < off[k + 1]; ++r) {
             if (isnan(lat[r * K]) || isnan(lat[(r + 1) * K])) continue;
-            double z[FR_COUPLING_MAX_K];
             for (int i = 0; i < K; ++i) {
                 z[i] = (lat[r * K + i] - mean[i]) / sd[i];
                 Y[np * K + i] = (lat[(r + 1) * K + i] - mean[i]) / sd[i];
@@ -279,6 +284,6 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
         k0 = k1;
     }
     if (G == 1 && c_group) c_group[0] = 0;
-    free(X), free(Y), free(tr), free(idx), free(C), free(rhs), free(xm);
+    free(X), free(Y), free(tr), free(idx), free(C), free(rhs), free(xm), free(mean);
     return rc;
 }

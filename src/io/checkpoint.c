@@ -1,10 +1,11 @@
 /* checkpoint: atomic versioned checkpoints (see checkpoint.h). Serial HDF5
  * on one rank: a checkpoint is small (a few flat parameter-sized buffers),
- * and one writer makes the temp-file-and-rename protocol simple. */
+ * and one writer makes the atomic replacement (atomic.h) simple. */
 #include "facrnn/checkpoint.h"
 
+#include "facrnn/atomic.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,38 +90,30 @@ fr_err fr_ckpt_save(const char *path, const fr_ckpt_tag *tag, int nscalar, const
 {
     if (nscalar > FR_CKPT_MAX_ITEMS || narray > FR_CKPT_MAX_ITEMS)
         return FR_FAIL(FR_EINTERNAL, "too many checkpoint items");
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    unlink(tmp);
+    fr_atomic a;
+    TRY(fr_atomic_begin(&a, path));
     hid_t f;
-    H5E_BEGIN_TRY { f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
-    if (f < 0) return FR_FAIL(FR_EIO, "cannot create checkpoint file %s", tmp);
+    H5E_BEGIN_TRY { f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
+    if (f < 0) {
+        fr_atomic_abort(&a);
+        return FR_FAIL(FR_EIO, "cannot create checkpoint file %s", a.tmp);
+    }
     fr_err rc = save_body(f, tag, nscalar, sc, narray, arr);
-    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close checkpoint file %s", tmp);
+    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close checkpoint file %s", a.tmp);
     if (rc != FR_OK) {
-        unlink(tmp);
+        fr_atomic_abort(&a);
         return rc;
     }
-    /* Make the bytes durable before the rename publishes them. */
-    int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return FR_FAIL(FR_EIO, "cannot rename checkpoint %s -> %s: %s", tmp, path, strerror(e));
-    }
-    return FR_OK;
+    return fr_atomic_commit(&a);
 }
 
 int fr_ckpt_exists(MPI_Comm comm, const char *path)
 {
     int rank, ok = 0;
-    MPI_Comm_rank(comm, &rank);
+    /* returns a truth value, not an fr_err: a failing call aborts */
+    CHECK_MPI_FATAL(MPI_Comm_rank(comm, &rank));
     if (rank == 0) ok = access(path, R_OK) == 0;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    CHECK_MPI_FATAL(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
     return ok;
 }
 
@@ -182,7 +175,7 @@ fr_err fr_ckpt_load(MPI_Comm comm, const char *path, const fr_ckpt_tag *expect, 
                     int narray, fr_ckpt_array *arr)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) rc = load_root(path, expect, nscalar, sc, narray, arr);
     /* Rank 0 alone read the file: agree on its status, then share contents. */

@@ -12,12 +12,20 @@ fr_err fr_check_mpi(int rc, const char *what, const char *file, int line)
     if (rc == MPI_SUCCESS) return FR_OK;
     char s[MPI_MAX_ERROR_STRING];
     int len = 0;
-    MPI_Error_string(rc, s, &len);
+    if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error code %d", rc);
     return fr_error_set(FR_EMPI, file, line, "MPI call failed: %s: %s", what, s);
+}
+
+fr_err fr_comm_errors_return(MPI_Comm comm)
+{
+    CHECK_MPI(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+    return FR_OK;
 }
 
 _Noreturn void fr_fatal(fr_err e)
 {
+    /* The last resort: the return codes of these calls are not checked
+     * because there is nothing left to do with a failure but abort. */
     int rank = 0, inited = 0;
     MPI_Initialized(&inited);
     if (inited) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -33,23 +41,21 @@ fr_err fr_error_agree(const void *commp, fr_err local)
 {
     MPI_Comm comm = *(const MPI_Comm *)commp;
     int size, rank;
-    MPI_Comm_size(comm, &size);
-    MPI_Comm_rank(comm, &rank);
+    /* A communicator that cannot agree cannot stop cleanly: abort. */
+    CHECK_MPI_FATAL(MPI_Comm_size(comm, &size));
+    CHECK_MPI_FATAL(MPI_Comm_rank(comm, &rank));
     int pair[2] = {(int)local, local != FR_OK ? rank : size};
     int worst = 0, first = 0;
     /* Two reductions: the worst code, and the first failing rank. */
-    if (MPI_Allreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS ||
-        MPI_Allreduce(&pair[1], &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
-        FR_FAIL(FR_EMPI, "MPI_Allreduce failed while agreeing on an error");
-        fr_fatal(FR_EMPI);
-    }
+    CHECK_MPI_FATAL(MPI_Allreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm));
+    CHECK_MPI_FATAL(MPI_Allreduce(&pair[1], &first, 1, MPI_INT, MPI_MIN, comm));
     if (worst == FR_OK) return FR_OK;
     char buf[FR_ERR_MSG_CAP + FR_ERR_WHERE_CAP];
     if (rank == first) {
         snprintf(buf, FR_ERR_MSG_CAP, "%s", fr_error_msg());
         snprintf(buf + FR_ERR_MSG_CAP, FR_ERR_WHERE_CAP, "%s", fr_error_where());
     }
-    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, comm);
+    CHECK_MPI_FATAL(MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, comm));
     fr_error_restore(buf, buf + FR_ERR_MSG_CAP);
     return (fr_err)worst;
 }

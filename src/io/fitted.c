@@ -222,8 +222,8 @@ static fr_err load_serial(const char *path, const char *want, fr_fitted_run *r)
 fr_err fr_fitted_run_load(MPI_Comm comm, const char *path, const char *run_id, fr_fitted_run *r)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
     memset(r, 0, sizeof *r);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = rank == 0 ? load_serial(path, run_id, r) : FR_OK;
     rc = fr_error_agree(&comm, rc);
     if (rc != FR_OK) {

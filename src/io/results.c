@@ -18,7 +18,7 @@
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
 {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
     if (rank == 0) {
         char tmp[FR_CFG_PATH_MAX + 16];
@@ -92,20 +92,27 @@ fr_err fr_h5_write_small(hid_t loc, const char *name, hid_t memtype, int rank, i
     return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
 }
 
+/* The file HDF5 writes: the temp file when atomic, else the target. */
+static const char *file_name(const fr_results *r) { return r->atomic ? r->out.tmp : r->out.path; }
+
 fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results *r)
 {
     memset(r, 0, sizeof *r);
     r->comm = comm;
     r->atomic = atomic;
-    MPI_Comm_rank(comm, &r->rank);
-    snprintf(r->path, sizeof r->path, "%s", path);
-    snprintf(r->tmp, sizeof r->tmp, "%s%s", path, atomic ? ".tmp" : "");
+    r->file = -1;
+    CHECK_MPI(MPI_Comm_rank(comm, &r->rank));
+    /* the same name on every rank: a pure function of the path */
+    TRY(fr_atomic_begin(&r->out, path));
+    const char *name = file_name(r);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    H5E_BEGIN_TRY { r->file = H5Fcreate(r->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
+    H5E_BEGIN_TRY { r->file = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
     H5Pclose(fapl);
-    fr_err rc = r->file < 0 ? FR_FAIL(FR_EIO, "output.path: cannot create results file %s", r->tmp) : FR_OK;
-    return fr_error_agree(&comm, rc);
+    fr_err rc = r->file < 0 ? FR_FAIL(FR_EIO, "output.path: cannot create results file %s", name) : FR_OK;
+    rc = fr_error_agree(&comm, rc);
+    if (rc != FR_OK && atomic && r->rank == 0) fr_atomic_abort(&r->out);
+    return rc;
 }
 
 fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds)
@@ -113,7 +120,7 @@ fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_datas
     static char yaml[1 << 16];
     TRY(fr_config_to_yaml(cfg, yaml, sizeof yaml));
     int size;
-    MPI_Comm_size(r->comm, &size);
+    CHECK_MPI(MPI_Comm_size(r->comm, &size));
     char sum[32];
     snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds->checksum);
     TRY(fr_h5_attr_int(r->file, "format_version", FR_RESULTS_FORMAT_VERSION));
@@ -353,14 +360,27 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
 fr_err fr_results_close(fr_results *r)
 {
     fr_err rc = FR_OK;
-    if (r->file >= 0 && H5Fclose(r->file) < 0) rc = FR_FAIL(FR_EIO, "cannot close results file %s", r->tmp);
+    if (r->file >= 0 && H5Fclose(r->file) < 0) rc = FR_FAIL(FR_EIO, "cannot close results file %s", file_name(r));
     r->file = -1;
     rc = fr_error_agree(&r->comm, rc);
-    if (rc != FR_OK) return rc;
     if (r->atomic) {
-        if (r->rank == 0 && rename(r->tmp, r->path) != 0)
-            rc = FR_FAIL(FR_EIO, "cannot rename %s to %s", r->tmp, r->path);
-        rc = fr_error_agree(&r->comm, rc);
+        /* every rank has closed (the agreement above), so rank 0 publishes */
+        fr_err pub = FR_OK;
+        if (r->rank == 0) {
+            if (rc == FR_OK) pub = fr_atomic_commit(&r->out);
+            else fr_atomic_abort(&r->out);
+        }
+        if (rc == FR_OK) rc = fr_error_agree(&r->comm, pub);
     }
     return rc;
+}
+
+void fr_results_abort(fr_results *r)
+{
+    if (r->file >= 0) {
+        H5E_BEGIN_TRY { H5Fclose(r->file); } H5E_END_TRY;
+    }
+    r->file = -1;
+    /* H5Fclose is collective: every rank is done with the file */
+    if (r->atomic && r->rank == 0) fr_atomic_abort(&r->out);
 }

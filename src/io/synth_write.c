@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/dataset.h"
 #include "facrnn/h5util.h"
 
@@ -125,13 +126,19 @@ static fr_err write_contents(hid_t f, const fr_synth_spec *s, const fr_synth_dat
 fr_err fr_synth_write(const fr_synth_spec *s, const fr_synth_data *o, const char *path)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    fr_atomic out;
+    TRY(fr_atomic_begin(&out, path));
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
-    if (f < 0) return FR_FAIL(FR_EIO, "synth: cannot create output file '%s'", path);
-    fr_err rc = write_contents(f, s, o);
-    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "synth: cannot close '%s'", path);
-    return rc;
+    fr_err rc = f < 0 ? FR_FAIL(FR_EIO, "synth: cannot create output file '%s'", out.tmp) : FR_OK;
+    if (rc == FR_OK) rc = write_contents(f, s, o);
+    if (f >= 0 && H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "synth: cannot close '%s'", out.tmp);
+    if (rc != FR_OK) {
+        fr_atomic_abort(&out);
+        return rc;
+    }
+    return fr_atomic_commit(&out);
 }
 

@@ -32,6 +32,7 @@ void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const
 fr_err fr_dl_grid_init(MPI_Comm comm, int nb, fr_dl_grid *g)
 {
     memset(g, 0, sizeof *g);
+    g->blacs_comm = MPI_COMM_NULL;
     if (nb < 1) return FR_FAIL(FR_EINVAL, "dist_linalg: block size must be >= 1, got %d", nb);
     int size, me, np;
     CHECK_MPI(MPI_Comm_size(comm, &size));
@@ -42,7 +43,13 @@ fr_err fr_dl_grid_init(MPI_Comm comm, int nb, fr_dl_grid *g)
     Cblacs_pinfo(&me, &np); /* initialises BLACS on first use */
     g->comm = comm;
     g->nb = nb;
-    g->sys_handle = Csys2blacs_handle(comm);
+    /* BLACS builds its grid communicators from the one it is given and
+     * ignores every MPI return code, so on communicators that return errors
+     * (fr_comm_errors_return) a failure inside BLACS or ScaLAPACK would go
+     * unseen. It gets its own duplicate that keeps MPI's default: abort. */
+    CHECK_MPI(MPI_Comm_dup(comm, &g->blacs_comm));
+    CHECK_MPI(MPI_Comm_set_errhandler(g->blacs_comm, MPI_ERRORS_ARE_FATAL));
+    g->sys_handle = Csys2blacs_handle(g->blacs_comm);
     g->ctxt = g->sys_handle;
     Cblacs_gridinit(&g->ctxt, "Row", nprow, size / nprow);
     Cblacs_gridinfo(g->ctxt, &g->nprow, &g->npcol, &g->myrow, &g->mycol);
@@ -59,6 +66,7 @@ void fr_dl_grid_free(fr_dl_grid *g)
 {
     if (g->ctxt >= 0 && g->nprow > 0) Cblacs_gridexit(g->ctxt);
     Cfree_blacs_system_handle(g->sys_handle);
+    if (g->blacs_comm != MPI_COMM_NULL) CHECK_MPI_FATAL(MPI_Comm_free(&g->blacs_comm));
     memset(g, 0, sizeof *g);
 }
 

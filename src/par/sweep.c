@@ -9,9 +9,9 @@
  *
  * Files (README "Sweeps"): each finished run is written atomically by its
  * team into <output.path>.runs/<run_id>.h5; rank 0 rewrites the manifest
- * <output.path>.manifest (tmp + rename) after every finished run; at the end
+ * <output.path>.manifest (atomic.h) after every finished run; at the end
  * rank 0 assembles <output.path> (H5Ocopy of every run group, /sweep/table,
- * /sweep/selection) and <output.path>.csv, each via tmp + rename, so every
+ * /sweep/selection) and <output.path>.csv, each replaced atomically, so every
  * file is readable at every moment and a restart skips what is done.
  */
 #include <glob.h>
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/checkpoint.h"
 #include "facrnn/cli.h"
 #include "facrnn/config.h"
@@ -104,25 +105,17 @@ static void coord_service(coord *c, int block)
         MPI_Status st;
         if (block) {
             if (c->remote_open <= 0) return;
-            if (fr_check_mpi(MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st), "MPI_Probe", __FILE__,
-                             __LINE__) != FR_OK)
-                fr_fatal(FR_EMPI);
+            CHECK_MPI_FATAL(MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st));
             flag = 1;
-        } else if (fr_check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st), "MPI_Iprobe",
-                                __FILE__, __LINE__) != FR_OK) {
-            fr_fatal(FR_EMPI);
+        } else {
+            CHECK_MPI_FATAL(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st));
         }
         if (!flag) return;
         sweep_msg m;
-        if (fr_check_mpi(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD,
-                                  MPI_STATUS_IGNORE),
-                         "MPI_Recv", __FILE__, __LINE__) != FR_OK)
-            fr_fatal(FR_EMPI);
+        CHECK_MPI_FATAL(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         coord_record(c, m.index, &m.rec, m.interrupted);
         int next = coord_next(c);
-        if (fr_check_mpi(MPI_Send(&next, 1, MPI_INT, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD), "MPI_Send", __FILE__,
-                         __LINE__) != FR_OK)
-            fr_fatal(FR_EMPI);
+        CHECK_MPI_FATAL(MPI_Send(&next, 1, MPI_INT, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD));
         if (next < 0) c->remote_open--;
     }
 }
@@ -136,8 +129,8 @@ static fr_err gather_heldout(MPI_Comm team, const fr_dataset *ds, const unsigned
                              const double *lat /* (rows, K) */, double **all, int *n_all)
 {
     int tr, ts;
-    MPI_Comm_rank(team, &tr);
-    MPI_Comm_size(team, &ts);
+    CHECK_MPI(MPI_Comm_rank(team, &tr));
+    CHECK_MPI(MPI_Comm_size(team, &ts));
     long long rows = ds->row_hi - ds->row_lo, m = 0;
     double *mine = NULL;
     TRY(FR_CALLOC(mine, (rows ? rows : 1) * K));
@@ -186,16 +179,14 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
         *c_max = 0;
         return FR_OK;
     }
-    if (K > FR_COUPLING_MAX_K) {
-        LOG_WARN("sweep: %s: no dynamical coupling above K = %d", run->id, FR_COUPLING_MAX_K);
-        return FR_OK;
-    }
     fr_moments zm, tr, te;
     memset(&zm, 0, sizeof zm), memset(&tr, 0, sizeof tr), memset(&te, 0, sizeof te);
     long long *off = NULL;
     unsigned char *is_train = NULL;
-    double mean[FR_COUPLING_MAX_K], sd[FR_COUPLING_MAX_K];
-    fr_err rc = fr_moments_init(&zm, K);
+    double *mean = NULL, *sd = NULL; /* (K) each, one allocation */
+    fr_err rc = FR_CALLOC(mean, 2 * (size_t)K);
+    if (rc == FR_OK) sd = mean + K;
+    if (rc == FR_OK) rc = fr_moments_init(&zm, K);
     if (rc == FR_OK) rc = fr_moments_init(&tr, P + K);
     if (rc == FR_OK) rc = fr_moments_init(&te, P + K);
     if (rc == FR_OK) rc = FR_CALLOC(off, nt + 1);
@@ -237,6 +228,7 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
     fr_moments_free(&zm), fr_moments_free(&tr), fr_moments_free(&te);
     free(off);
     free(is_train);
+    free(mean);
     return rc;
 }
 
@@ -258,7 +250,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                       const fr_sweep_rule *rule, const char *runs_dir, fr_sweep_record *rec)
 {
     int tr;
-    MPI_Comm_rank(team, &tr);
+    CHECK_MPI(MPI_Comm_rank(team, &tr));
     fr_config *cfg = NULL;
     unsigned char *split = NULL;
     TRY(FR_CALLOC(cfg, 1));
@@ -283,7 +275,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                                   &null3[1], &null3[2]);
         free(all);
         rc = fr_error_agree(&team, rc);
-        if (rc == FR_OK) MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team);
+        if (rc == FR_OK)
+            rc = fr_check_mpi(MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team), "MPI_Bcast(null3)", __FILE__, __LINE__);
     }
     double coupling = NAN;
     if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
@@ -306,8 +299,12 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                 if (g >= 0) H5Gclose(g);
             }
             w = fr_error_agree(&team, w);
-            fr_err c = fr_results_close(&out);
-            rc = w != FR_OK ? w : c;
+            if (w == FR_OK) {
+                rc = fr_results_close(&out);
+            } else {
+                fr_results_abort(&out);
+                rc = w;
+            }
         }
         rc = fr_error_agree(&team, rc);
     }
@@ -518,10 +515,9 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
 
 static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_sweep_record *recs, int n)
 {
-    char tmp[FR_CFG_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return FR_FAIL(FR_EIO, "cannot write %s", tmp);
+    fr_atomic a;
+    TRY(fr_atomic_fopen(&a, path));
+    FILE *f = a.f;
     fprintf(f, "run_id,K,groups,beta,seed,fold,status,heldout_nll_per_bin,heldout_pc,heldout_r2,"
                "heldout_group_latent_r2,heldout_pc_null_mean,independence,coupling,objective,epochs_done,seconds\n");
     for (int i = 0; i < n; ++i) {
@@ -533,16 +529,15 @@ static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_swe
                 r->heldout_nll, r->heldout_pc, r->heldout_r2, r->group_latent_r2, r->pc_null_mean,
                 fr_sweep_independence(&runs[i], r), r->coupling, r->objective, r->epochs_done, r->seconds);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "cannot write %s", path);
-    return FR_OK;
+    return fr_atomic_commit(&a);
 }
 
-/* Build <output.path> (tmp + rename) and the CSV from the per-run files and
+/* Build <output.path> (atomic.h) and the CSV from the per-run files and
  * records. Not collective: rank 0 only, serial HDF5. */
 static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep_record *recs, int n,
                        const fr_sweep_rule *rule, const char *runs_dir, int n_ranks)
 {
-    char src[FR_CFG_PATH_MAX + 300], tmp[FR_CFG_PATH_MAX + 16], csv[FR_CFG_PATH_MAX + 16];
+    char src[FR_CFG_PATH_MAX + 300], csv[FR_CFG_PATH_MAX + 16];
     /* a done run needs its per-run file */
     for (int i = 0; i < n; ++i) {
         snprintf(src, sizeof src, "%s/%s.h5", runs_dir, runs[i].id);
@@ -553,7 +548,9 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     }
     fr_sweep_selection sel;
     TRY(fr_sweep_select(runs, recs, n, rule, &sel));
-    snprintf(tmp, sizeof tmp, "%s.tmp", base->output_path);
+    fr_atomic out;
+    TRY(fr_atomic_begin(&out, base->output_path));
+    const char *tmp = out.tmp;
     /* MPI-IO on MPI_COMM_SELF, so the shared small-dataset writers (which
      * use a collective transfer) work unchanged on this one rank */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -600,8 +597,8 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     if (rc == FR_OK) rc = write_selection(sw, &sel, rule);
     if (sw >= 0) H5Gclose(sw);
     if (f >= 0 && H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close %s", tmp);
-    if (rc == FR_OK && rename(tmp, base->output_path) != 0)
-        rc = FR_FAIL(FR_EIO, "cannot rename %s to %s", tmp, base->output_path);
+    if (rc == FR_OK) rc = fr_atomic_commit(&out);
+    else fr_atomic_abort(&out);
     snprintf(csv, sizeof csv, "%s.csv", base->output_path);
     if (rc == FR_OK) rc = write_csv(csv, runs, recs, n);
     if (rc == FR_OK) {
@@ -674,48 +671,55 @@ static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs,
 /* ---- the command ------------------------------------------------------------------------- */
 typedef struct {
     const char *config;
-    char *sets[256];
+    char **sets; /* (argc) the --set values, pointing into argv; free() */
     int nset, slice_i, slice_n, collect, help;
 } sweep_args;
 
+/* Both lists are sized from argc: no argument is ever dropped. Not collective. */
 static fr_err parse_args(int argc, char **argv, sweep_args *a)
 {
     memset(a, 0, sizeof *a);
     a->slice_n = 1;
-    char *rest[300];
+    char **rest = NULL;
+    TRY(FR_CALLOC(a->sets, argc));
+    fr_err rc = FR_CALLOC(rest, argc);
     int nr = 0;
-    rest[nr++] = argv[0];
-    for (int i = 1; i < argc; ++i) {
+    if (rc == FR_OK) rest[nr++] = argv[0];
+    for (int i = 1; i < argc && rc == FR_OK; ++i) {
         if (!strcmp(argv[i], "--collect")) a->collect = 1;
         else if (!strcmp(argv[i], "--slice") || !strncmp(argv[i], "--slice=", 8)) {
             const char *v = argv[i][7] == '=' ? argv[i] + 8 : (i + 1 < argc ? argv[++i] : NULL);
             char tail = 0;
             if (!v || sscanf(v, "%d/%d%c", &a->slice_i, &a->slice_n, &tail) != 2 || a->slice_n < 1 || a->slice_i < 0 ||
                 a->slice_i >= a->slice_n)
-                return FR_FAIL(FR_EUSAGE, "sweep: --slice needs I/N with 0 <= I < N, got '%s'", v ? v : "");
-        } else if (nr < 299) {
+                rc = FR_FAIL(FR_EUSAGE, "sweep: --slice needs I/N with 0 <= I < N, got '%s'", v ? v : "");
+        } else {
             rest[nr++] = argv[i];
         }
     }
-    return fr_cli_config_args(nr, rest, &a->config, &a->nset, a->sets, 256, sweep_usage, &a->help);
+    if (rc == FR_OK) rc = fr_cli_config_args(nr, rest, &a->config, &a->nset, a->sets, argc, sweep_usage, &a->help);
+    free(rest);
+    return rc;
 }
 
 fr_err fr_cmd_sweep(int argc, char **argv)
 {
     MPI_Comm world = MPI_COMM_WORLD;
     int rank, size;
-    MPI_Comm_rank(world, &rank);
-    MPI_Comm_size(world, &size);
+    CHECK_MPI(MPI_Comm_rank(world, &rank));
+    CHECK_MPI(MPI_Comm_size(world, &size));
     sweep_args a;
     fr_err rc = parse_args(argc, argv, &a);
     if (rc == FR_OK && a.help) {
         if (rank == 0) sweep_usage();
+        free(a.sets);
         return FR_OK;
     }
-    TRY(rc);
     fr_config *base = NULL;
-    TRY(FR_CALLOC(base, 1));
-    rc = fr_config_load(world, a.config, a.nset, a.sets, 1, base);
+    if (rc == FR_OK) rc = FR_CALLOC(base, 1);
+    if (rc == FR_OK) rc = fr_config_load(world, a.config, a.nset, a.sets, 1, base);
+    free(a.sets);
+    if (!base) return rc;
     fr_sweep_run *runs = NULL;
     fr_sweep_record *recs = NULL;
     int n = 0;
@@ -752,12 +756,19 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         rc = fr_error_agree(&world, lr);
     }
     /* teams; each opens the data set once (only K, groups, beta, seed, fold vary) */
-    int rpf = base->ranks_per_fit < 1 ? 1 : base->ranks_per_fit;
+    int rpf = base->ranks_per_fit; /* >= 1: the option table's minimum */
     int team_id = rank / rpf, n_teams = (size + rpf - 1) / rpf;
+    /* Results do not depend on a team's size, only the speed does: say so
+     * rather than quietly fit with fewer ranks than asked. */
+    if (rc == FR_OK && size % rpf != 0)
+        LOG_WARN("sweep: sweep.ranks_per_fit = %d does not divide the %d ranks: the last team has %d rank(s)", rpf,
+                 size, size - (n_teams - 1) * rpf);
     MPI_Comm team = MPI_COMM_NULL;
     if (rc == FR_OK) rc = fr_check_mpi(MPI_Comm_split(world, team_id, rank, &team), "MPI_Comm_split", __FILE__, __LINE__);
+    /* inherited from world, but every communicator the program makes sets it */
+    if (rc == FR_OK) rc = fr_comm_errors_return(team);
     int tr = 0;
-    if (team != MPI_COMM_NULL) MPI_Comm_rank(team, &tr);
+    if (rc == FR_OK) rc = fr_check_mpi(MPI_Comm_rank(team, &tr), "MPI_Comm_rank(team)", __FILE__, __LINE__);
     fr_dataset ds;
     memset(&ds, 0, sizeof ds);
     unsigned char *split0 = NULL;
@@ -799,7 +810,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         c.remote_open = n_teams - 1;
         c.t0 = fr_wtime();
         LOG_INFO("sweep: %d runs in the sweep%s, %d already done, %d to fit on %d team(s) of %d rank(s)", n,
-                 a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf);
+                 a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf < size ? rpf : size);
         /* the manifest exists from the start (done runs of earlier jobs included) */
         lr = fr_sweep_manifest_write(manifest, recs, n);
         if (lr != FR_OK) fr_fatal(lr);
@@ -859,7 +870,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     free(c.queue);
     free(split0);
     fr_dataset_free(&ds);
-    if (team != MPI_COMM_NULL) MPI_Comm_free(&team);
+    if (team != MPI_COMM_NULL) {
+        fr_err fe = fr_check_mpi(MPI_Comm_free(&team), "MPI_Comm_free(team)", __FILE__, __LINE__);
+        if (rc == FR_OK) rc = fe;
+    }
 out:
     free(runs);
     free(recs);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "facrnn/atomic.h"
 #include "facrnn/model.h"
 #include "facrnn/rng.h"
 #include "facrnn/sweep.h"
@@ -171,9 +172,9 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
         int np = 0;
         rc = partitions_for(b, ks[i], parts, cap, &np);
         for (int p = 0; p < np && rc == FR_OK; ++p)
-            for (int bi = 0; bi < nb; ++bi)
-                for (int si = 0; si < ns; ++si)
-                    for (int f = 0; f < F; ++f) {
+            for (int bi = 0; bi < nb && rc == FR_OK; ++bi)
+                for (int si = 0; si < ns && rc == FR_OK; ++si)
+                    for (int f = 0; f < F && rc == FR_OK; ++f) {
                         fr_sweep_run *r = &runs[n];
                         r->index = n;
                         r->K = ks[i];
@@ -185,7 +186,18 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
                         int R = b->restarts < 1 ? 1 : b->restarts;
                         r->cost = (double)r->K * r->K * (b->epochs > 0 ? b->epochs : 1) * R;
                         fr_sweep_run_config(b, r, tmp);
-                        fr_run_id(tmp, r->id, sizeof r->id);
+                        /* one byte more than an id may hold shows a cut one:
+                         * cut ids could collide, so refuse rather than cut */
+                        char id[FR_SWEEP_ID_MAX + 1];
+                        fr_run_id(tmp, id, sizeof id);
+                        if (strlen(id) >= FR_SWEEP_ID_MAX) {
+                            rc = FR_FAIL(FR_EINVAL,
+                                         "sweep: the run id of K = %d with %d groups (%.40s...) is longer than %d "
+                                         "characters; use fewer groups (sweep.max_groups) or fewer partitions",
+                                         r->K, r->G, id, FR_SWEEP_ID_MAX - 1);
+                            continue;
+                        }
+                        memcpy(r->id, id, strlen(id) + 1);
                         ++n;
                     }
     }
@@ -247,10 +259,9 @@ const char *fr_sweep_status_name(int status)
 
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
 {
-    char tmp[FR_CFG_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", tmp, strerror(errno));
+    fr_atomic a;
+    TRY(fr_atomic_fopen(&a, path));
+    FILE *f = a.f;
     fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
                "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\treason\n",
             MANIFEST_HEADER);
@@ -266,10 +277,7 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
                 r->group_latent_r2, r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done,
                 r->seconds, r->objective, r->coupling, reason);
     }
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) return FR_FAIL(FR_EIO, "sweep manifest: cannot write %s: %s", path, strerror(errno));
-    return FR_OK;
+    return fr_atomic_commit(&a);
 }
 
 fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int *n_out)

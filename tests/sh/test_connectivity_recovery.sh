@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2 LABELS slow
 # Recovery on `facrnn synth facrnn` data (default: 2 + 2 block-structured,
 # exactly independent groups, N = 20, 40 trials x 100 bins) with the default
 # training settings (groups [2, 2]):

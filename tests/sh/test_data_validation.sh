@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 3
 # Input validation end to end: every broken file makes `facrnn info FILE
 # --validate` exit with code 2 and a one-line message naming the dataset and
 # the first offending index; nothing hangs. Bad files come from tool_mkbad.

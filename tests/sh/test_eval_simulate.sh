@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 3
 # End-to-end tests of `facrnn simulate` and `facrnn eval`:
 #  - mean-mode rollouts of the TRUE parameters reproduce noise-free
 #    `facrnn synth facrnn` data to 1e-10 (default 2+2 groups; and L = 2 with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 3
 # End-to-end tests of `facrnn fit`: rank invariance (1/2/3 ranks, > 200
 # steps, 1e-9 relative), kill-and-resume bitwise equality, the bad-config
 # cases (clear message, non-zero exit, no hang, existing results untouched)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2
 # Refactors change no number: a fixed fit (PCA initialisation, one restart,
 # L = 2 with learned psi, a few epochs, beta = 20) on freshly synthesised
 # lorenz-thomas data must reproduce the flat parameter vector recorded in

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2
 # The mode-basis initialisation of partitioned models (README
 # "Initialisation"): on the 1 + 2 + 2 facrnn synthetic data, one PCA restart
 # of a 2+2+1 model must find the true grouping (held-out group latent

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ctest: PROCESSORS 2
 # test_real_data.sh: end to end on a real recording. Converts 40 trials (5 per
 # reach direction) of the monkey centre-out data into a temp dir, fits a short
 # Poisson FacRNN at 2 ranks, and checks the results file: finite held-out

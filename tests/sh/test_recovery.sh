@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2 LABELS slow
 # Ground-truth recovery with the DEFAULT training settings (issue "fit"
 # acceptance):
 #  * lorenz-thomas, seeds 0, 1, 2: FacRNN 3+3 reaches a mean held-out group

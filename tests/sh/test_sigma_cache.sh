@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2
 # sigma(x) cache vs per-step rows (data.sigma_cache_mb): a fit that keeps no
 # sigma(x) copy gives bitwise the same parameters, latents and metrics as one
 # that caches it, at 1 and 2 ranks, through PCA initialisation, restarts,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2 LABELS slow
 # End-to-end tests of the batch scripts in jobs/ on a real single-node Slurm
 # cluster started on localhost for the duration of the test (tests/slurm/
 # cluster.sh): the harness itself (sbatch, srun --mpi=pmix of an MPI program),

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ctest: PROCESSORS 3
 # End-to-end sweep: the same /sweep/table and /sweep/selection at 1 and 3
 # ranks (one rank per fit), after SIGKILL mid-way plus a restart, and from
 # two --slice jobs plus --collect. Only the wall-clock `seconds` column may differ.
@@ -99,4 +100,24 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q 'sweep.partitions' e.err && [ ! -e e.h5.runs ]
+
+# No argument is dropped, however many: the last of 400 --set options is read.
+many=()
+for _ in $(seq 1 400); do many+=(--set train.seed=0); done
+set +e
+"$FACRNN_BIN" --quiet sweep s.yaml --set output.path=m.h5 "${many[@]}" --set train.lrr=1 2> m.err
+rc=$?
+"$FACRNN_BIN" --quiet fit s.yaml --set output.path=m.h5 "${many[@]}" --set train.lrr=1 2> mf.err
+rcf=$?
+set -e
+[ "$rc" = 2 ] && grep -q "unknown key 'train.lrr'" m.err && [ ! -e m.h5.runs ]
+[ "$rcf" = 2 ] && grep -q "unknown key 'train.lrr'" mf.err
+# Teams that do not divide the ranks are reported, not quietly resized
+# (the missing data file then stops the sweep before any work).
+set +e
+mpirun -n 3 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=w.h5 --set sweep.ranks_per_fit=2 \
+    --set data.path=missing.h5 > w.log 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q 'ranks_per_fit = 2 does not divide the 3 ranks: the last team has 1 rank' w.log
 echo "sweep end-to-end: OK"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: PROCESSORS 2
 # `facrnn synth` and `facrnn info` from the command line: every generator
 # writes a file that passes validation at 2 ranks, the same seed gives the
 # same bytes whatever the rank count, bad keys exit 2 naming the key, and
