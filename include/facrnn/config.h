@@ -115,6 +115,9 @@ uint64_t fr_config_fit_hash(const fr_config *cfg);
 void fr_config_print_help(void);
 /* The same text, to any stream. Not collective. */
 void fr_config_write_help(FILE *out);
+/* The option table as a Markdown page (key, type, default, range, help):
+ * docs/config.md is its output (`facrnn config --markdown`). Not collective. */
+void fr_config_write_markdown(FILE *out);
 
 /* Stable, readable run id from the configuration, e.g. "K6_g3+3_b20_s0_f0". Not collective. */
 void fr_run_id(const fr_config *cfg, char *buf, size_t cap);
