@@ -2,7 +2,8 @@
  * type, default, range, help) drives parsing, `--set key=value` overrides,
  * validation, defaults and the resolved-YAML echo. Rank 0 parses; the
  * status is broadcast before the struct, so a bad config stops every rank
- * cleanly. Keys and defaults are documented in README "Configuration".
+ * cleanly. docs/config.md documents every key; it is generated from the
+ * table by `facrnn config --markdown` (fr_config_write_markdown).
  */
 #ifndef FACRNN_CONFIG_H
 #define FACRNN_CONFIG_H
@@ -70,7 +71,7 @@ typedef struct {
     int n_sweep_seeds;
     long long sweep_seeds[FR_CFG_MAX_LIST];
     int ranks_per_fit;                     /* team size (default 1) */
-    /* selection rule (README "Sweeps and model selection") */
+    /* selection rule (docs/selection.md) */
     double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */
     double sweep_min_independence;         /* sweep.min_independence: support threshold (0.5) */
     double sweep_max_coupling;             /* sweep.max_coupling: dynamical coupling threshold (0.2) */
