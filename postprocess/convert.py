@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Convert common recording formats into the facrnn input HDF5 file.
 
-The output follows the format spec ("Input: one HDF5 file per data set"):
+The output follows docs/formats.md ("Input: one HDF5 file per data set"):
 
     /data             [total_bins, N]   activity, trial after trial
     /trial_offsets    [n_trials + 1]    int64; trial k is rows offsets[k]..offsets[k+1]-1

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """facrnn_results: read facrnn results and input files into plain Python.
 
-Owns the reading side of the format spec (results HDF5 and input HDF5) and
+Owns the reading side of docs/formats.md (results HDF5 and input HDF5) and
 the small numerical read-outs the figures need (sub-connectivities, affine
 R², group alignment against ground truth). Everything comes back as plain
 dicts of numpy arrays, strings and numbers, so a notebook can use it without
@@ -394,7 +394,7 @@ def trial_slices(offsets):
 
 
 # --------------------------------------------------------------------------
-# read-outs (model spec "Read-outs" and "Metrics")
+# read-outs (docs/model.md, "Read-outs" and "Metrics")
 
 
 def group_bounds(sizes):
@@ -436,7 +436,7 @@ def r2_per_dim(Y, Yhat):
 
 
 def group_alignment(latents, truth, fit_sizes, true_sizes):
-    """Group latent R² (model spec "Metrics"): for each true group a and fitted
+    """Group latent R² (docs/model.md, "Metrics"): for each true group a and fitted
     group b an affine least-squares map z_b -> z*_a over every bin where both
     are finite; R[a, b] is its R² averaged uniformly over the dims of a.
     Hungarian assignment (scipy) maximises the total R²; the matched score is

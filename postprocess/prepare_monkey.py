@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """prepare_monkey.py: turn the two monkey motor-cortex recordings into facrnn
-input files (format spec, "Input"), through postprocess/convert.py.
+input files (docs/formats.md, "Input"), through postprocess/convert.py.
 
 The converter reads binned counts but cannot compute hand velocity from
 position, cut a continuous session into windows or transform counts, so this

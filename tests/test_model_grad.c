@@ -1,5 +1,5 @@
 /* Gradient checks for the model core: finite differences over every
- * parameter entry for every option combination the model spec allows,
+ * parameter entry for every option combination docs/model.md allows,
  * fast vs reference paths, and the stage-wise (distributed-shaped) path
  * vs the single-process chain. */
 #include <stdio.h>

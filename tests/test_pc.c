@@ -1,5 +1,5 @@
 /* Tests for the partial-correlation estimators: the minibatch estimator
- * against a brute-force evaluation of the model spec's formula, its
+ * against a brute-force evaluation of the formula in docs/model.md, its
  * gradients, its behaviour on independent vs correlated groups, G = 1, and
  * numerical safety; and the evaluation estimator. */
 #include <math.h>
@@ -125,7 +125,7 @@ static double mean_pc(const fr_model *m, int M, int corr, int reps, fr_ws *ws)
 /* Independent 3-D Gaussian groups vs strongly correlated ones. The
  * estimator is biased at finite M (see pc.c), so independent groups do not
  * give 0. With n_train = M (s_enc = M^(-1/10)) it is biased upward, about
- * 0.38 at M = 128 and 0.17 at M = 4096 as the model spec quotes, and the
+ * 0.35-0.38 at M = 128 and 0.17 at M = 4096 as docs/model.md quotes, and the
  * bias falls as M grows. (With n_train >> M the same estimator is biased
  * downward instead; printed here for the record, not asserted.) */
 static void test_independent_vs_correlated(void)

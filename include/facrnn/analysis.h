@@ -52,7 +52,7 @@ fr_err fr_affine_score_moments(const fr_moments *m, int nx, const int *xi, int n
 /* The tiny relative ridge used for in-sample latent R^2. */
 #define FR_AN_TINY_RIDGE 1e-10
 
-/* ---- latent R^2 against ground truth (model spec "Metrics") -----------------
+/* ---- latent R^2 against ground truth (docs/model.md, "Metrics") -------------
  * m summarises v = [z (K_fit), z* (K_true)] (fitted latents first). For each
  * (true group a, fitted group b) an affine map z_b -> z*_a is fitted in-sample
  * and its R^2 (uniform over a's dims) is r2_matrix[a][b]. The Hungarian

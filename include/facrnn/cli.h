@@ -15,6 +15,7 @@ fr_err fr_cmd_eval(int argc, char **argv);
 fr_err fr_cmd_simulate(int argc, char **argv);
 fr_err fr_cmd_info(int argc, char **argv);
 fr_err fr_cmd_selftest(int argc, char **argv);
+fr_err fr_cmd_config(int argc, char **argv);
 
 /* Shared argument handling: "CMD CONFIG [--set key=value ...]". Not collective. */
 fr_err fr_cli_config_args(int argc, char **argv, const char **path, int *nset, char **sets, int maxset,

@@ -30,7 +30,7 @@ typedef enum {
     FR_EINTERNAL = 10
 } fr_err;
 
-/* Process exit codes (documented in README "Exit codes"). */
+/* Process exit codes (documented in docs/formats.md, "Exit codes"). */
 enum {
     FR_EXIT_OK = 0,
     FR_EXIT_RUNTIME = 1,   /* runtime failure: I/O, numerics, MPI */

@@ -2,7 +2,8 @@
  * type, default, range, help) drives parsing, `--set key=value` overrides,
  * validation, defaults and the resolved-YAML echo. Rank 0 parses; the
  * status is broadcast before the struct, so a bad config stops every rank
- * cleanly. Keys and defaults are documented in README "Configuration".
+ * cleanly. docs/config.md documents every key; it is generated from the
+ * table by `facrnn config --markdown` (fr_config_write_markdown).
  */
 #ifndef FACRNN_CONFIG_H
 #define FACRNN_CONFIG_H
@@ -75,7 +76,7 @@ typedef struct {
     int n_sweep_seeds;
     long long sweep_seeds[FR_CFG_MAX_LIST];
     int ranks_per_fit;                     /* team size (default 1) */
-    /* selection rule (README "Sweeps and model selection") */
+    /* selection rule (docs/selection.md) */
     double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */
     double sweep_min_independence;         /* sweep.min_independence: support threshold (0.5) */
     double sweep_max_coupling;             /* sweep.max_coupling: dynamical coupling threshold (0.2) */
@@ -120,6 +121,9 @@ uint64_t fr_config_fit_hash(const fr_config *cfg);
 void fr_config_print_help(void);
 /* The same text, to any stream. Not collective. */
 void fr_config_write_help(FILE *out);
+/* The option table as a Markdown page (key, type, default, range, help):
+ * docs/config.md is its output (`facrnn config --markdown`). Not collective. */
+void fr_config_write_markdown(FILE *out);
 
 /* Stable, readable run id from the configuration, e.g. "K6_g3+3_b20_s0_f0". Not collective. */
 void fr_run_id(const fr_config *cfg, char *buf, size_t cap);

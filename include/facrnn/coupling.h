@@ -3,7 +3,7 @@
  * how much better the next latent of group g is predicted from every
  * group's present latents than from group g's own. Pure maths over
  * moments (no MPI, no files): callers sum the moments over ranks.
- * README "Sweeps and model selection" explains why the sweep uses it. */
+ * docs/selection.md explains why the sweep uses it. */
 #ifndef FACRNN_COUPLING_H
 #define FACRNN_COUPLING_H
 

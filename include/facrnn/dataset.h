@@ -1,4 +1,4 @@
-/* dataset: the input HDF5 contract (see docs in README "Input format"),
+/* dataset: the input HDF5 contract (docs/formats.md, "Input"),
  * strict collective validation, the shard plan, and parallel hyperslab reads
  * of each rank's own trials. Also cross-validation folds.
  *

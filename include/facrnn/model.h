@@ -1,4 +1,4 @@
-/* model: the FacRNN of the model spec as pure C over a local minibatch.
+/* model: the FacRNN of docs/model.md as pure C over a local minibatch.
  * No MPI, no file I/O. The trainer and the analyses call it.
  *
  * Conventions: row-major everywhere. Parameters, gradients and Adam moments
@@ -38,7 +38,7 @@ typedef enum { FR_OBS_GAUSSIAN = 0, FR_OBS_POISSON = 1 } fr_obs;
 typedef enum { FR_LINK_SOFTPLUS = 0, FR_LINK_EXP = 1 } fr_link;
 typedef enum { FR_NL_TANH = 0, FR_NL_IDENTITY = 1 } fr_nonlin;
 
-/* Floor on the Poisson rate, so ln(lambda) is finite (documented in README). */
+/* Floor on the Poisson rate, so ln(lambda) is finite (documented in docs/model.md). */
 #define FR_POISSON_RATE_FLOOR 1e-8
 
 typedef struct {
@@ -84,7 +84,7 @@ typedef struct {
  * with FR_EINVAL and a message. Not collective. */
 fr_err fr_model_init(fr_model *m, const fr_model_spec *spec);
 fr_view fr_model_view(const fr_model *m, double *flat);
-/* Default initialisation of the spec (uniform like a linear layer), from
+/* The default initialisation of docs/model.md (uniform like a linear layer), from
  * counter-based draws keyed by (seed, parameter id, index). */
 void fr_model_init_params(const fr_model *m, double *flat /* (n_params) */, uint64_t seed);
 /* The effective psi (L): softmax of the logits, or the fixed kernel. */

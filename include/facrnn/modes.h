@@ -1,7 +1,7 @@
 /* modes: the real eigenbasis ("dynamical modes") of a small linear latent
  * dynamics matrix F, the assignment of those modes to the model's groups,
  * and the same-function change of latent basis that puts them there. Used
- * by the PCA initialisation of partitioned models (README "Initialisation"):
+ * by the PCA initialisation of partitioned models (docs/model.md, "Initialisation"):
  * independent linear sub-systems are invariant subspaces of F, so its real
  * eigenbasis separates them where a PCA basis mixes them arbitrarily.
  * Pure maths: no MPI, no files. Nothing here is collective.

@@ -1,11 +1,11 @@
-/* results: the output contract of the format spec in parallel HDF5.
+/* results: the output contract of docs/formats.md in parallel HDF5.
  * A fit writes "<path>.tmp" collectively and rank 0 publishes it with the
  * atomic helper (atomic.h: fsync, rename, fsync the directory) only after a
  * clean close, so an existing results file is never corrupted and an
  * interrupted or failed run never leaves an unreadable one. Knows nothing of training
  * logic: it writes what fr_fit_result holds.
  *
- * Layout (README "Results format"): root attributes format_version, version,
+ * Layout (docs/formats.md, "Results"): root attributes format_version, version,
  * git_revision, n_ranks, config (YAML), input_path, input_checksum;
  * /runs/<run_id>/{params/..., latents, split, history/..., metrics (attributes),
  * connectivity/..., pca_eigenvalues}.

@@ -1,6 +1,6 @@
 /* simulate: generative rollouts of a fitted FacRNN and their perturbations
- * (the model spec's "generative rollouts"). Pure maths over one trial at a
- * time, no MPI or files; `facrnn simulate` (src/simulate.c) shards trials
+ * (docs/model.md, "Simulate a fitted run"). Pure maths over one trial at a
+ * time, no MPI or files; `facrnn simulate` (src/cmd/simulate.c) shards trials
  * over ranks and writes the result in the input format.
  *
  * From the first L observed bins of a trial, for t = L .. T-1:

@@ -4,7 +4,7 @@
  * of finished runs, the held-out independence null, and the selection rule.
  * The `facrnn sweep` command (teams, coordinator, assembly of the results
  * file) lives in sweep.c; everything declared here except fr_cmd_sweep is
- * pure (no MPI) so it can be unit-tested alone. Design: README "Sweeps".
+ * pure (no MPI) so it can be unit-tested alone. Design: docs/selection.md.
  */
 #ifndef FACRNN_SWEEP_H
 #define FACRNN_SWEEP_H

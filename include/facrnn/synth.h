@@ -1,5 +1,5 @@
 /* synth: synthetic data sets with ground truth, written in the input format
- * (see the generator documentation at the top of src/synth.c). Generation
+ * (the generators and their settings: docs/synthetic.md). Generation
  * is a pure function of (generator, settings, seed) through the
  * counter-based RNG; nothing depends on the number of MPI ranks.
  */

@@ -1,38 +1,10 @@
-/* eval: the `facrnn eval` command: every metric of the model spec for a
+/* eval: the `facrnn eval` command: every metric of docs/model.md for a
  * fitted run, recomputed on any data file with the same code fit uses.
  *
- * ---- Documentation (for the README, section "Evaluate") -------------------
- *
- *   [mpirun -n P] facrnn eval RESULTS.h5 --data FILE [--run ID]
- *       [--out FILE.json | --out FILE.csv] [--csv]
- *
- * Reads the run's final parameters (/runs/<id>/params/flat), its resolved
- * configuration (root attribute `config`, with the run's K, groups, beta,
- * seed and fold from its metrics attributes, so sweep runs work too) and its
- * encoder std (metrics attribute encoder_std), rebuilds the exact model and
- * evaluates it on FILE, sharding the trials over the ranks as fit does.
- * --run is needed when RESULTS holds several runs.
- *
- * Which trials:
- *   - FILE is the data the run was fitted on (its checksum equals the
- *     results' input_checksum): the stored split is used, and the metrics
- *     are reported for the training and the held-out trials, as fit stored
- *     them (eval prints the stored value beside each; they agree to
- *     rounding).
- *   - any other FILE: every trial is evaluated, as one set "all". The
- *     bits/spike baseline (a per-neuron constant rate) is then the mean rate
- *     of FILE itself, and the behaviour decoder is fitted and scored on all
- *     of FILE's trials (in-sample).
- *
- * Metrics (per set): nll_per_bin, r2 (one-step, uniform over channels),
- * bits_per_spike (Poisson), pc, tc (evaluation estimator), group_latent_r2
- * and component_latent_r2 (when FILE has /truth/latents), behavior_r2 (when
- * FILE has /behavior), n_samples; and connectivity_r_W and
- * connectivity_r_groups (when FILE has /truth/A and /truth/B). Rank 0
- * prints a table; --out writes JSON (or CSV when the name ends in .csv;
- * NaN is written as null in JSON and empty in CSV); --csv prints CSV to
- * standard output instead of the table.
- * ---------------------------------------------------------------------------
+ * Usage, which trials are evaluated (the stored split on the data the run
+ * was fitted on; every trial, as one set "all", on any other file), the
+ * metrics and the output formats are documented in docs/model.md,
+ * "Evaluate a fitted run".
  */
 #include <math.h>
 #include <stdio.h>

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"simulate", fr_cmd_simulate, "generative rollouts and perturbations of a fitted run"},
     {"info", fr_cmd_info, "summarise an input or results file"},
     {"selftest", fr_cmd_selftest, "check that MPI, BLAS, ScaLAPACK and parallel HDF5 work together"},
+    {"config", fr_cmd_config, "print every configuration key (type, default, range, help)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

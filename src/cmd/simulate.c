@@ -2,57 +2,15 @@
  * run on the trials of a data file, with optional perturbations, written in
  * the input format. The rollout maths is in rollout.c (simulate.h).
  *
- * ---- Documentation (for the README, section "Simulate") -------------------
- *
- *   [mpirun -n P] facrnn simulate RESULTS.h5 --data FILE --out FILE
- *       [--run ID] [--mode mean|sampled] [--seed S]
- *       [--silence CH,CH,...] [--remove-group G]
- *
- * Tests the fitted RNN as a generator. For every trial of FILE, the first L
- * observed bins are the initial condition; from then on the model runs on
- * its own predictions:
- *     xhat_t = A (B h(xhat_{<t}) + d) + c + E u_t,
- *     h(xhat_{<t}) = sum_l psi_l sigma(xhat_{t-l}),
- * with the run's sigma, psi and the file's known inputs u.
- *   --mode mean (default): z = mu and the fed-back and written value is the
- *     mean of the observation model: eta for Gaussian, the rate
- *     lambda = link(eta) for Poisson (rates, not counts).
- *   --mode sampled: z = mu + s_enc e, and the observation model is sampled
- *     (Gaussian eta + exp(s) e; Poisson counts, drawn exactly by inversion,
- *     or round(lambda + sqrt(lambda) e) above a rate of 500). Draws are keyed
- *     by (--seed, trial, bin, latent/channel), so the output is the same at
- *     any number of ranks and differs between seeds. Default seed 0.
- *   --silence 3,7: channels (0-based) 3 and 7 are held at 0: they contribute
- *     nothing to the fed-back history (their sigma(x) is 0) and are written
- *     as 0, context bins included.
- *   --remove-group g: group g (0-based, as W_<g> in the results) loses its
- *     sub-connectivity W_g = A[:, g] B[g, :] (its columns of A and rows of B
- *     are set to 0) for the rollout.
- *
- * The run is chosen with --run (needed when RESULTS holds several, e.g. a
- * sweep). The output file is in the input format, so it can be fitted or
- * evaluated again: /data (float64; Poisson sampled counts are integers),
- * /trial_offsets, and /inputs, /behavior, /trial_condition copied from FILE
- * (not /truth: the simulated data have no ground truth of their own). Root
- * attributes: format_version, observation (the run's; "gaussian" for
- * Poisson mean mode, whose rates are not counts), bin_size_s, description,
- * and source_results, source_run, source_data, mode, seed, silence,
- * remove_group, rollout_r2, psth_r2. /simulation/trial_r2 [n_trials] holds
- * each trial's rollout R^2.
- *
- * Scores, printed and stored: rollout_r2 is the mean over trials of each
- * trial's R^2 (per channel 1 - SSE/SST over the trial's bins after the
- * context, averaged uniformly over channels that are not silenced and not
- * constant). psth_r2 compares condition-averaged PSTHs (per condition and
- * bin, the average over the condition's trials long enough to have it; R^2
- * per channel over all (condition, bin >= L) points, averaged over channels);
- * NaN when FILE has no /trial_condition.
+ * The rollout equations, the options (--mode, --seed, --silence,
+ * --remove-group), the scores and the output file are documented in
+ * docs/model.md ("Simulate a fitted run") and docs/formats.md ("Simulation
+ * output").
  *
  * Trials are independent: each rank simulates its own contiguous block of
  * trials (the same shard plan as fit) and writes its rows of /data,
  * /inputs and /behavior collectively with parallel HDF5; the file is
  * written as "<out>.tmp" and published (atomic.h) only after a clean close.
- * ---------------------------------------------------------------------------
  */
 #include <hdf5.h>
 #include <math.h>

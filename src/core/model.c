@@ -1,12 +1,14 @@
-/* model: the FacRNN of the model spec over a local minibatch, fast path.
+/* model: the FacRNN of docs/model.md over a local minibatch, fast path.
  * Owns the parameter layout (one flat buffer + named views), validation of
- * the model spec, default initialisation, the per-call workspace, the
- * encoder (stage 1), the decoder/NLL/KL backward pass (stage 3), the
- * single-process chain fr_model_loss_grad, and one-step prediction.
+ * the model's specification (fr_model_spec), default initialisation, the
+ * per-call workspace, the encoder (stage 1), the decoder/NLL/KL backward
+ * pass (stage 3), the single-process chain fr_model_loss_grad, and one-step
+ * prediction.
  * The batched products go through cblas_dgemm; the slow loop version of the
  * same maths lives in model_ref.c and the tests check they agree.
  *
- * Choices the model spec leaves open (documented here for the README):
+ * Choices the published method leaves open (docs/model.md, "Choices the
+ * method leaves open"):
  *  - E (input weights) is initialised U(+-1/sqrt(K)) like A, i.e. like the
  *    decoder's other weights, so inputs and latents start on the same scale.
  *  - Poisson rates are floored at FR_POISSON_RATE_FLOOR so ln(lambda) stays

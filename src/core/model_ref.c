@@ -1,6 +1,6 @@
 /* model_ref: the slow reference of the model's loss and gradient, in plain
- * loops without BLAS or the workspace, written straight from the model
- * spec. Tests check the fast path (model.c, pc.c) against it. It allocates
+ * loops without BLAS or the workspace, written straight from the equations
+ * of docs/model.md. Tests check the fast path (model.c, pc.c) against it. It allocates
  * freely: it is never on the training path. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* pc: the partial-correlation (PC) penalty of the model spec.
+/* pc: the partial-correlation (PC) penalty of docs/model.md.
  *  - fr_pc_rows:     the training minibatch estimator for a block of rows i
  *                    against all M columns j, with gradients w.r.t. the
  *                    rows' samples z_i and every mean mu_j (fast kernel).

@@ -1,4 +1,4 @@
-/* dataset: the input HDF5 contract of the format spec. Owns collective
+/* dataset: the input HDF5 contract of docs/formats.md. Owns collective
  * validation (every rank returns the same code and one-line message), the
  * pure shard plan, the parallel hyperslab read of each rank's own trials
  * (MPI-IO driver, collective transfers, one contiguous hyperslab per rank),

@@ -159,7 +159,7 @@ def test_reference_pc_zero_for_one_group():
 
 
 def test_reference_pc_matches_scalar_loops():
-    """The vectorised estimator against the spec's formulas written as loops."""
+    """The vectorised estimator against the formulas of docs/model.md written as loops."""
     rng = np.random.default_rng(5)
     M, groups, s, n = 4, [2, 1], 0.6, 37
     K = sum(groups)

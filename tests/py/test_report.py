@@ -1,5 +1,5 @@
 """postprocess/report.py and compare.py on results files built here with
-h5py in the layout of the format spec (and, when FACRNN_BIN can fit, on a
+h5py in the layout of docs/formats.md (and, when FACRNN_BIN can fit, on a
 real one): every expected figure is a valid PNG, the numbers in index.html
 equal the HDF5 values, every image loads in headless Chromium, and
 non-facrnn inputs fail with a one-line message and exit status 2.

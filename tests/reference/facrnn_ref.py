@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """facrnn_ref: an independent PyTorch (float64) implementation of the FacRNN
-model spec, used as the oracle for the C model core and as the speed baseline.
+model of docs/model.md, used as the oracle for the C model core and as the speed baseline.
 
-It is written from the model spec alone, not from the C code, and keeps the
+It is written from docs/model.md alone, not from the C code, and keeps the
 C parameter layout (model.h) so flat parameter and gradient vectors can be
 compared entry by entry:
 
     [A (N,K) | B (K,N) | c (N) | d (K) | s (N) if gaussian | E (N,D) if D > 0
      | psi logits (L) if psi is learned]                      row-major
 
-Choices the spec leaves open, matched to the C contract:
+Choices the published method leaves open, matched to the C contract:
   * Poisson rate floor: lambda = max(lambda, 1e-8) (FR_POISSON_RATE_FLOOR).
     Where the floor is active lambda is a constant, so its gradient is 0.
   * softplus is the exact log(1 + e^eta), computed stably as
@@ -139,7 +139,7 @@ def nll_rows(spec, v, x, eta):
 
 
 def pc_rows(groups, mu, z, s, n_train):
-    """(M) per-row minibatch PC estimator of the model spec.
+    """(M) per-row minibatch PC estimator of docs/model.md.
 
     mu, z (M, K); groups (G) sizes; s the encoder std; n = n_train.
     ln w_ii = 0, ln w_ij = ln((n-1)/(M-1)) for j != i, and -ln n after the LSE.
@@ -212,7 +212,7 @@ def loss_and_grad(spec, flat, x, sx, u, eps):
 
 
 def init_params(spec, gen):
-    """Default initialisation of the spec (like a default linear layer):
+    """Default initialisation (like a default linear layer; docs/model.md):
     A, c ~ U(+-1/sqrt(K)); B, d ~ U(+-1/sqrt(N)); s = -1; E ~ U(+-1/sqrt(D));
     psi logits 0 (uniform kernel). gen: a torch.Generator."""
     lay, n = layout(spec)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ctest: PROCESSORS 2
-# The mode-basis initialisation of partitioned models (README
+# The mode-basis initialisation of partitioned models (docs/model.md,
 # "Initialisation"): on the 1 + 2 + 2 facrnn synthetic data, one PCA restart
 # of a 2+2+1 model must find the true grouping (held-out group latent
 # R^2 >= 0.95; the plain PCA basis gave about 0.58 because it mixes the
