@@ -145,6 +145,8 @@ const int fr_cfg_nopts = NOPTS;
 
 static const char *const g_sections[] = {"data", "model", "train", "cv", "sweep", "output"};
 #define NSECTIONS (int)(sizeof g_sections / sizeof g_sections[0])
+const char *const *const fr_cfg_sections = g_sections;
+const int fr_cfg_nsections = NSECTIONS;
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -712,63 +714,4 @@ void fr_run_id(const fr_config *cfg, char *buf, size_t cap)
         if (len >= sizeof groups) break;
     }
     snprintf(buf, cap, "K%d_g%s_b%g_s%lld_f%d", cfg->rank, groups, cfg->beta, cfg->seed, cfg->fold);
-}
-
-/* The option table as a Markdown page (docs/config.md is this output, and
- * tests/sh/test_docs.sh fails when the two differ). Walks the same table as
- * fr_config_write_help, so the page cannot drift from the parser. Not
- * collective. */
-static void md_cell(FILE *out, const char *s, int code)
-{
-    /* '|' would end the table cell (GitHub tables take "\|" even inside a code
-     * span); '<' could start an HTML tag outside one. */
-    if (code) fputc('`', out);
-    for (; *s; ++s) {
-        if (*s == '|') fputs("\\|", out);
-        else if (*s == '<' && !code) fputs("&lt;", out);
-        else fputc(*s, out);
-    }
-    if (code) fputc('`', out);
-}
-
-void fr_config_write_markdown(FILE *out)
-{
-    fprintf(out,
-            "# Configuration keys\n\n"
-            "<!-- Generated from the option table in src/io/config.c by `facrnn config --markdown`;\n"
-            "     do not edit by hand: tests/sh/test_docs.sh fails when this page is out of date. -->\n\n"
-            "One YAML file describes a fit or a sweep, in the sections");
-    for (int s = 0; s < NSECTIONS; ++s)
-        fprintf(out, "%s `%s`", s == 0 ? "" : s == NSECTIONS - 1 ? " and" : ",", g_sections[s]);
-    fprintf(out,
-            ".\nEvery key has a default, so a file names only what it changes. Unknown keys, wrong types and\n"
-            "out-of-range values are errors that name the key and the YAML line. Any key can be overridden\n"
-            "on the command line with `--set key=value`, the value written as YAML:\n"
-            "`--set model.groups=[3,2,1]` or `--set sweep.partitions=[[3,3],[6]]`. The resolved\n"
-            "configuration (every key) is stored in each results file as the root attribute `config`.\n\n"
-            "The input file (`data.path`) is described in [formats.md](formats.md), the model behind the\n"
-            "`model.*` and `train.*` keys in [model.md](model.md), and the `sweep.*` keys in\n"
-            "[selection.md](selection.md). `facrnn config` prints the same table as text.\n\n"
-            "| key | type | default | range | description |\n"
-            "|---|---|---|---|---|\n");
-    for (int i = 0; i < NOPTS; ++i) {
-        const opt *o = &g_opts[i];
-        char range[96] = "";
-        if (o->type == OT_ENUM)
-            snprintf(range, sizeof range, "%s%s", o->choices[0] == '|' ? "\"\"|" : "",
-                     o->choices[0] == '|' ? o->choices + 1 : o->choices);
-        else if (o->type != OT_PATH && o->type != OT_BOOL)
-            snprintf(range, sizeof range, "%s%.10g .. %.10g", (o->flags & OF_GT) ? "> " : "", o->min, o->max);
-        fputs("| ", out);
-        md_cell(out, o->key, 1);
-        fputs(" | ", out);
-        md_cell(out, type_name(o), 0);
-        fputs(" | ", out);
-        md_cell(out, o->def, 1);
-        fputs(" | ", out);
-        if (range[0]) md_cell(out, range, o->type == OT_ENUM);
-        fputs(" | ", out);
-        md_cell(out, o->help, 0);
-        fputs(" |\n", out);
-    }
 }

@@ -47,5 +47,8 @@ typedef struct {
  * hash. */
 extern const opt *const fr_cfg_opts;
 extern const int fr_cfg_nopts;
+/* The YAML sections, in order. */
+extern const char *const *const fr_cfg_sections;
+extern const int fr_cfg_nsections;
 
 #endif
