@@ -47,6 +47,25 @@ typedef struct {
     double conn_r_groups[FR_MAX_GROUPS]; /* (G) r of each W_g with its matched true group */
 } fr_fit_result;
 
+/* The fit metrics, described once: the results writer and reader, eval's
+ * JSON, CSV and table, and the fit's log lines all walk this table, so a
+ * metric added here appears everywhere under one name. */
+typedef struct {
+    const char *name;  /* attribute, JSON and CSV name ("<set>_" prefixed in results files) */
+    const char *label; /* in log lines */
+    const char *fmt;   /* printf format of the value in log lines */
+    size_t off;        /* offsetof(fr_fit_metrics, field) */
+    int is_count;      /* 1: the field is a long long (n_samples), else a double */
+} fr_metric_def;
+enum { FR_N_METRICS = 9 };
+extern const fr_metric_def fr_metric_defs[FR_N_METRICS];
+/* Metric i of m as a double (counts converted). Not collective. */
+double fr_metric_get(const fr_fit_metrics *m, int i);
+/* Set metric i (a count is rounded; NaN stores 0). Not collective. */
+void fr_metric_set(fr_fit_metrics *m, int i, double v);
+/* One log line's worth of text: "label value  label value ...". Not collective. */
+void fr_metrics_text(const fr_fit_metrics *m, char *buf, size_t cap);
+
 /* Every metric NaN, n_samples 0: "not computed". Not collective. */
 void fr_fit_metrics_nan(fr_fit_metrics *m);
 

@@ -53,22 +53,11 @@ static fr_err parse_eval_args(int argc, char **argv, eval_args *a)
     return FR_OK;
 }
 
-enum { M_NLL, M_R2, M_BPS, M_PC, M_TC, M_GLR2, M_CLR2, M_BEH, M_NS, M_N };
-static const char *metric_names[M_N] = {"nll_per_bin",     "r2",                  "bits_per_spike",
-                                        "pc",              "tc",                  "group_latent_r2",
-                                        "component_latent_r2", "behavior_r2",     "n_samples"};
+enum { M_N = FR_N_METRICS };
 
 static void metric_values(const fr_fit_metrics *m, double v[M_N])
 {
-    v[M_NLL] = m->nll_per_bin;
-    v[M_R2] = m->r2;
-    v[M_BPS] = m->bits_per_spike;
-    v[M_PC] = m->pc;
-    v[M_TC] = m->tc;
-    v[M_GLR2] = m->group_latent_r2;
-    v[M_CLR2] = m->component_latent_r2;
-    v[M_BEH] = m->behavior_r2;
-    v[M_NS] = (double)m->n_samples;
+    for (int i = 0; i < M_N; ++i) v[i] = fr_metric_get(m, i);
 }
 
 /* JSON number: NaN/Inf as null, full precision otherwise. */
@@ -105,7 +94,7 @@ static void write_json(FILE *f, const eval_report *r)
     for (int s = 0; s < r->nsets; ++s) {
         fprintf(f, "%s\n    \"%s\": {", s ? "," : "", r->set_name[s]);
         for (int i = 0; i < M_N; ++i) {
-            fprintf(f, "%s\"%s\": ", i ? ", " : "", metric_names[i]);
+            fprintf(f, "%s\"%s\": ", i ? ", " : "", fr_metric_defs[i].name);
             json_num(f, r->val[s][i]);
         }
         fprintf(f, "}");
@@ -128,7 +117,7 @@ static void write_json(FILE *f, const eval_report *r)
         for (int s = 0; s < r->nsets; ++s) {
             fprintf(f, "%s\n    \"%s\": {", s ? "," : "", r->set_name[s]);
             for (int i = 0; i < M_N; ++i) {
-                fprintf(f, "%s\"%s\": ", i ? ", " : "", metric_names[i]);
+                fprintf(f, "%s\"%s\": ", i ? ", " : "", fr_metric_defs[i].name);
                 json_num(f, r->stored[s][i]);
             }
             fprintf(f, "}");
@@ -144,7 +133,7 @@ static void write_csv(FILE *f, const eval_report *r)
     fprintf(f, "run,set,metric,value,stored\n");
     for (int s = 0; s < r->nsets; ++s)
         for (int i = 0; i < M_N; ++i) {
-            fprintf(f, "%s,%s,%s,", r->run->run_id, r->set_name[s], metric_names[i]);
+            fprintf(f, "%s,%s,%s,", r->run->run_id, r->set_name[s], fr_metric_defs[i].name);
             csv_num(f, r->val[s][i]);
             fprintf(f, ",");
             if (r->same) csv_num(f, r->stored[s][i]);
@@ -177,7 +166,7 @@ static void print_table(const eval_report *r)
     }
     printf("\n");
     for (int i = 0; i < M_N; ++i) {
-        printf("%-22s", metric_names[i]);
+        printf("%-22s", fr_metric_defs[i].name);
         for (int s = 0; s < r->nsets; ++s) {
             printf(" %16.8g", r->val[s][i]);
             if (r->same) printf(" %16.8g", r->stored[s][i]);

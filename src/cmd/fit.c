@@ -56,10 +56,9 @@ fr_err fr_cli_config_args(int argc, char **argv, const char **path, int *nset, c
 
 static void log_metrics(const char *what, const fr_fit_metrics *m)
 {
-    LOG_INFO("%-8s nll/bin %.5g  R2 %.4f  PC %.4f  TC %.4f  group-latent R2 %.4f  component R2 %.4f  "
-             "bits/spike %.4g  behaviour R2 %.4g  (%lld samples)",
-             what, m->nll_per_bin, m->r2, m->pc, m->tc, m->group_latent_r2, m->component_latent_r2,
-             m->bits_per_spike, m->behavior_r2, m->n_samples);
+    char line[512];
+    fr_metrics_text(m, line, sizeof line);
+    LOG_INFO("%-8s %s", what, line);
 }
 
 fr_err fr_cmd_fit(int argc, char **argv)

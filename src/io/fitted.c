@@ -71,21 +71,10 @@ static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, vo
 static void read_stored_metrics(hid_t mg, const char *prefix, fr_fit_metrics *m)
 {
     char n[96];
-#define RD(field, key)                                  \
-    snprintf(n, sizeof n, "%s_%s", prefix, key);        \
-    m->field = attr_double(mg, n)
-    RD(nll_per_bin, "nll_per_bin");
-    RD(r2, "r2");
-    RD(bits_per_spike, "bits_per_spike");
-    RD(pc, "pc");
-    RD(tc, "tc");
-    RD(group_latent_r2, "group_latent_r2");
-    RD(component_latent_r2, "component_latent_r2");
-    RD(behavior_r2, "behavior_r2");
-#undef RD
-    snprintf(n, sizeof n, "%s_n_samples", prefix);
-    double ns = attr_double(mg, n);
-    m->n_samples = isfinite(ns) ? (long long)ns : 0;
+    for (int i = 0; i < FR_N_METRICS; ++i) {
+        snprintf(n, sizeof n, "%s_%s", prefix, fr_metric_defs[i].name);
+        fr_metric_set(m, i, attr_double(mg, n));
+    }
 }
 
 /* Parse "3+2+1" into sizes. */

@@ -137,15 +137,9 @@ fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_datas
 static fr_err write_metrics(hid_t g, const char *prefix, const fr_fit_metrics *m)
 {
     char name[96];
-    struct { const char *n; double v; } items[] = {
-        {"nll_per_bin", m->nll_per_bin},     {"r2", m->r2},
-        {"bits_per_spike", m->bits_per_spike}, {"pc", m->pc},
-        {"tc", m->tc},                       {"group_latent_r2", m->group_latent_r2},
-        {"component_latent_r2", m->component_latent_r2}, {"behavior_r2", m->behavior_r2},
-        {"n_samples", (double)m->n_samples}};
-    for (size_t i = 0; i < sizeof items / sizeof items[0]; ++i) {
-        snprintf(name, sizeof name, "%s_%s", prefix, items[i].n);
-        TRY(fr_h5_attr_double(g, name, items[i].v));
+    for (int i = 0; i < FR_N_METRICS; ++i) {
+        snprintf(name, sizeof name, "%s_%s", prefix, fr_metric_defs[i].name);
+        TRY(fr_h5_attr_double(g, name, fr_metric_get(m, i)));
     }
     return FR_OK;
 }
