@@ -39,6 +39,12 @@ fr_err fr_results_check_writable(MPI_Comm comm, const char *path);
 fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results *r);
 /* Root attributes. Collective. */
 fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds);
+/* The root attributes of every results file (a fit's and a sweep's), written
+ * in one place: format_version, version, git_revision, n_ranks, config
+ * (resolved YAML), input_path, input_checksum, program. Collective over the
+ * file's communicator. */
+fr_err fr_results_root_attrs(hid_t file, const fr_config *cfg, int n_ranks, const char *input_path,
+                             const char *input_checksum, const char *program);
 /* One run's group. Collective (each rank writes its own trials' latent rows). */
 fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
                             const unsigned char *split, const fr_fit_result *res, const char *status);

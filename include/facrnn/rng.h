@@ -29,6 +29,13 @@ uint64_t fr_rng_u64(uint64_t seed, uint32_t stream, uint32_t a, uint64_t b);
 double fr_rng_uniform(uint64_t seed, uint32_t stream, uint32_t a, uint64_t b);
 /* Standard normal (Box-Muller on one Philox block). */
 double fr_rng_normal(uint64_t seed, uint32_t stream, uint32_t a, uint64_t b);
+/* Poisson draw with mean lambda, a pure function of the key: inversion of
+ * the CDF with one uniform, or the rounded normal approximation (one normal
+ * of the same key) above FR_RNG_POISSON_NORMAL_ABOVE, where inversion would
+ * underflow. lambda <= 0 or NaN gives 0. The synthetic generators and the
+ * rollouts both draw counts here. */
+#define FR_RNG_POISSON_NORMAL_ABOVE 500.0
+double fr_rng_poisson(double lambda, uint64_t seed, uint32_t stream, uint32_t a, uint64_t b);
 /* Derive a child seed, e.g. restart r of seed s. */
 uint64_t fr_rng_derive(uint64_t seed, uint32_t stream, uint64_t id);
 

@@ -23,12 +23,13 @@
 
 #include "facrnn/common.h"
 #include "facrnn/model.h"
+#include "facrnn/rng.h"
 
 typedef enum { FR_SIM_MEAN = 0, FR_SIM_SAMPLED = 1 } fr_sim_mode;
 
 /* Poisson counts above this rate are drawn as round(max(0, lambda +
  * sqrt(lambda) e)) instead of by exact inversion (documented). */
-#define FR_SIM_POISSON_NORMAL_ABOVE 500.0
+#define FR_SIM_POISSON_NORMAL_ABOVE FR_RNG_POISSON_NORMAL_ABOVE
 
 typedef struct {
     fr_sim_mode mode;

@@ -85,3 +85,22 @@ void fr_rng_orthogonal(int K, uint64_t seed, uint32_t stream, uint32_t a, double
         for (int k = 0; k < K; ++k) qi[k] /= nrm;
     }
 }
+
+double fr_rng_poisson(double lambda, uint64_t seed, uint32_t stream, uint32_t a, uint64_t b)
+{
+    if (!(lambda > 0)) return 0.0;
+    if (lambda > FR_RNG_POISSON_NORMAL_ABOVE) {
+        double v = floor(lambda + sqrt(lambda) * fr_rng_normal(seed, stream, a, b) + 0.5);
+        return v > 0 ? v : 0.0;
+    }
+    double u = fr_rng_uniform(seed, stream, a, b);
+    double p = exp(-lambda), cdf = p;
+    double k = 0;
+    while (u > cdf && k < 10.0 * lambda + 100.0) {
+        k += 1;
+        p *= lambda / k;
+        cdf += p;
+        if (p == 0) break; /* rounding: the tail holds no more mass we can add */
+    }
+    return k;
+}

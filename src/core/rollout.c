@@ -48,21 +48,7 @@ void fr_sim_ws_free(fr_sim_ws *ws)
 
 double fr_sim_poisson(double lambda, uint64_t seed, uint32_t a, uint64_t b)
 {
-    if (!(lambda > 0)) return 0.0;
-    if (lambda > FR_SIM_POISSON_NORMAL_ABOVE) {
-        double v = floor(lambda + sqrt(lambda) * fr_rng_normal(seed, FR_STREAM_SIM, a, b) + 0.5);
-        return v > 0 ? v : 0.0;
-    }
-    /* Inversion of the CDF with one uniform: a pure function of the key. */
-    double u = fr_rng_uniform(seed, FR_STREAM_SIM, a, b);
-    double p = exp(-lambda), cdf = p;
-    double k = 0;
-    while (u > cdf && k < 10.0 * lambda + 100.0) {
-        k += 1;
-        p *= lambda / k;
-        cdf += p;
-    }
-    return k;
+    return fr_rng_poisson(lambda, seed, FR_STREAM_SIM, a, b);
 }
 
 /* Counter of draw `idx` (latent j: idx = j; channel n: idx = K + n) at bin t. */

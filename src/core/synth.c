@@ -220,24 +220,9 @@ fr_err fr_synth_spec_check(const fr_synth_spec *s)
 static double softplus(double x) { return x > 30 ? x : log1p(exp(x)); }
 static double softplus_inv(double y) { return y > 30 ? y : log(expm1(y)); }
 
-/* Poisson draw by inversion of one uniform (normal approximation for very
- * large rates, where inversion would underflow). */
 static double poisson_draw(const fr_synth_spec *s, double lam, uint64_t id)
 {
-    if (lam > 500) {
-        double v = floor(lam + sqrt(lam) * nrm(s, TAG_NOISE, id) + 0.5);
-        return v < 0 ? 0 : v;
-    }
-    double u = fr_rng_uniform(s->seed, FR_STREAM_SYNTH, TAG_NOISE, id);
-    double p = exp(-lam), F = p;
-    long k = 0;
-    while (u > F && k < 100000) {
-        ++k;
-        p *= lam / (double)k;
-        F += p;
-        if (p == 0 && F < u) break; /* rounding: take the tail value */
-    }
-    return (double)k;
+    return fr_rng_poisson(lam, s->seed, FR_STREAM_SYNTH, TAG_NOISE, id);
 }
 
 static double observe(const fr_synth_spec *s, double eta, uint64_t id)

@@ -115,23 +115,29 @@ fr_err fr_results_create(MPI_Comm comm, const char *path, int atomic, fr_results
     return rc;
 }
 
-fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds)
+fr_err fr_results_root_attrs(hid_t file, const fr_config *cfg, int n_ranks, const char *input_path,
+                             const char *input_checksum, const char *program)
 {
     static char yaml[1 << 16];
     TRY(fr_config_to_yaml(cfg, yaml, sizeof yaml));
+    TRY(fr_h5_attr_int(file, "format_version", FR_RESULTS_FORMAT_VERSION));
+    TRY(fr_h5_attr_str(file, "version", FACRNN_VERSION));
+    TRY(fr_h5_attr_str(file, "git_revision", FACRNN_GIT_REV));
+    TRY(fr_h5_attr_int(file, "n_ranks", n_ranks));
+    TRY(fr_h5_attr_str(file, "config", yaml));
+    TRY(fr_h5_attr_str(file, "input_path", input_path));
+    TRY(fr_h5_attr_str(file, "input_checksum", input_checksum));
+    TRY(fr_h5_attr_str(file, "program", program));
+    return FR_OK;
+}
+
+fr_err fr_results_write_root(fr_results *r, const fr_config *cfg, const fr_dataset *ds)
+{
     int size;
     CHECK_MPI(MPI_Comm_size(r->comm, &size));
     char sum[32];
     snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds->checksum);
-    TRY(fr_h5_attr_int(r->file, "format_version", FR_RESULTS_FORMAT_VERSION));
-    TRY(fr_h5_attr_str(r->file, "version", FACRNN_VERSION));
-    TRY(fr_h5_attr_str(r->file, "git_revision", FACRNN_GIT_REV));
-    TRY(fr_h5_attr_int(r->file, "n_ranks", size));
-    TRY(fr_h5_attr_str(r->file, "config", yaml));
-    TRY(fr_h5_attr_str(r->file, "input_path", ds->path));
-    TRY(fr_h5_attr_str(r->file, "input_checksum", sum));
-    TRY(fr_h5_attr_str(r->file, "program", "facrnn"));
-    return FR_OK;
+    return fr_results_root_attrs(r->file, cfg, size, ds->path, sum, "facrnn");
 }
 
 static fr_err write_metrics(hid_t g, const char *prefix, const fr_fit_metrics *m)

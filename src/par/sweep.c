@@ -558,7 +558,6 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     fr_err rc = f < 0 ? FR_FAIL(FR_EIO, "cannot create %s", tmp) : FR_OK;
-    static char yaml[1 << 16];
     int ndone = 0;
     char checksum[128] = "";
     for (int i = 0; i < n; ++i) ndone += recs[i].status == FR_RUN_DONE;
@@ -567,15 +566,7 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
             snprintf(src, sizeof src, "%s/%s.h5", runs_dir, runs[i].id);
             read_root_str(src, "input_checksum", checksum, sizeof checksum);
         }
-    if (rc == FR_OK) rc = fr_config_to_yaml(base, yaml, sizeof yaml);
-    if (rc == FR_OK) rc = fr_h5_attr_int(f, "format_version", FR_RESULTS_FORMAT_VERSION);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "version", FACRNN_VERSION);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "git_revision", FACRNN_GIT_REV);
-    if (rc == FR_OK) rc = fr_h5_attr_int(f, "n_ranks", n_ranks);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "config", yaml);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "input_path", base->data_path);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "input_checksum", checksum);
-    if (rc == FR_OK) rc = fr_h5_attr_str(f, "program", "facrnn sweep");
+    if (rc == FR_OK) rc = fr_results_root_attrs(f, base, n_ranks, base->data_path, checksum, "facrnn sweep");
     if (rc == FR_OK) rc = fr_h5_attr_int(f, "n_runs", n);
     if (rc == FR_OK) rc = fr_h5_attr_int(f, "n_runs_done", ndone);
     hid_t rg = rc == FR_OK ? H5Gcreate2(f, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
