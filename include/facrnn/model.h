@@ -84,6 +84,9 @@ typedef struct {
  * with FR_EINVAL and a message. Not collective. */
 fr_err fr_model_init(fr_model *m, const fr_model_spec *spec);
 fr_view fr_model_view(const fr_model *m, double *flat);
+/* A partition as text, "3+2+1" (the form of run ids, logs, tables and the
+ * results' `groups` attribute). Not collective. */
+void fr_groups_text(int G, const int *sizes /* (G) */, char *buf, size_t cap);
 /* The default initialisation of docs/model.md (uniform like a linear layer), from
  * counter-based draws keyed by (seed, parameter id, index). */
 void fr_model_init_params(const fr_model *m, double *flat /* (n_params) */, uint64_t seed);

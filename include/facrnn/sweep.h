@@ -61,9 +61,6 @@ void fr_sweep_queue_order(const fr_sweep_run *runs, int n, int *order);
  * the slice when index % N == I. Not collective. */
 int fr_sweep_in_slice(int index, int slice_i, int slice_n);
 
-/* Group sizes as text, e.g. "3+2+1". Not collective. */
-void fr_sweep_groups_text(int G, const int *groups, char *buf, size_t cap);
-
 /* ---- per-run records and the manifest ------------------------------------- */
 typedef enum { FR_RUN_PENDING = 0, FR_RUN_DONE = 1, FR_RUN_FAILED = 2 } fr_run_status;
 

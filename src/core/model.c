@@ -21,6 +21,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "facrnn/model.h"
@@ -422,4 +423,11 @@ fr_err fr_model_predict(const fr_model *m, const double *params, const fr_batch 
             nll_rows[i] = acc;
         }
     return FR_OK;
+}
+
+void fr_groups_text(int G, const int *sizes, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap) buf[0] = '\0';
+    for (int g = 0; g < G && len < cap; ++g) len += (size_t)snprintf(buf + len, cap - len, "%s%d", g ? "+" : "", sizes[g]);
 }

@@ -8,6 +8,7 @@
  * code as user values, so there is exactly one description of every key.
  */
 #include "facrnn/config.h"
+#include "facrnn/model.h"
 
 #include <errno.h>
 #include <math.h>
@@ -705,13 +706,8 @@ fr_err fr_config_load(MPI_Comm comm, const char *path, int nset, char *const *se
 
 void fr_run_id(const fr_config *cfg, char *buf, size_t cap)
 {
-    char groups[256] = "";
-    size_t len = 0;
-    int G = cfg->n_groups > 0 ? cfg->n_groups : 1;
-    for (int g = 0; g < G; ++g) {
-        int h = cfg->n_groups > 0 ? cfg->groups[g] : cfg->rank;
-        len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%d", g ? "+" : "", h);
-        if (len >= sizeof groups) break;
-    }
+    char groups[256];
+    if (cfg->n_groups > 0) fr_groups_text(cfg->n_groups, cfg->groups, groups, sizeof groups);
+    else fr_groups_text(1, &cfg->rank, groups, sizeof groups);
     snprintf(buf, cap, "K%d_g%s_b%g_s%lld_f%d", cfg->rank, groups, cfg->beta, cfg->seed, cfg->fold);
 }

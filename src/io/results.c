@@ -308,10 +308,8 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
     /* metrics as attributes */
     if (rc == FR_OK) {
         hid_t mg = H5Gcreate2(run, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        char groups[256] = "";
-        size_t len = 0;
-        for (int g = 0; g < m->spec.G && len < sizeof groups; ++g)
-            len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%d", g ? "+" : "", m->spec.group_size[g]);
+        char groups[256];
+        fr_groups_text(m->spec.G, m->spec.group_size, groups, sizeof groups);
         rc = write_metrics(mg, "train", &res->train);
         if (rc == FR_OK) rc = write_metrics(mg, "heldout", &res->heldout);
         if (rc == FR_OK) rc = fr_h5_attr_double(mg, "objective", res->objective);

@@ -390,7 +390,7 @@ static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_rec
     if (!ids || !gt || !st || !rs || !gbuf || !K || !seed || !fold || !ep || !col) rc = FR_FAIL(FR_ENOMEM, "/sweep/table: out of memory");
     for (int i = 0; i < n && rc == FR_OK; ++i) {
         ids[i] = runs[i].id;
-        fr_sweep_groups_text(runs[i].G, runs[i].groups, gbuf[i], sizeof gbuf[i]);
+        fr_groups_text(runs[i].G, runs[i].groups, gbuf[i], sizeof gbuf[i]);
         gt[i] = gbuf[i];
         st[i] = fr_sweep_status_name(recs[i].status);
         rs[i] = recs[i].reason;
@@ -454,7 +454,7 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     if (rc == FR_OK && sel->chosen >= 0) {
         const fr_sweep_score *c = &s[sel->chosen];
         char gt[256];
-        fr_sweep_groups_text(c->G, c->groups, gt, sizeof gt);
+        fr_groups_text(c->G, c->groups, gt, sizeof gt);
         rc = fr_h5_attr_int(g, "selected_K", c->K);
         if (rc == FR_OK) rc = fr_h5_attr_str(g, "selected_groups", gt);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "selected_beta", c->beta);
@@ -487,7 +487,7 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     ICOL("K", s[i].K)
     if (rc == FR_OK) {
         for (int i = 0; i < n; ++i) {
-            fr_sweep_groups_text(s[i].G, s[i].groups, gb[i], sizeof gb[i]);
+            fr_groups_text(s[i].G, s[i].groups, gb[i], sizeof gb[i]);
             gt[i] = gb[i];
         }
         rc = write_str_col(rk, "groups", n, gt);
@@ -522,7 +522,7 @@ static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_swe
                "heldout_group_latent_r2,heldout_pc_null_mean,independence,coupling,objective,epochs_done,seconds\n");
     for (int i = 0; i < n; ++i) {
         char gt[256];
-        fr_sweep_groups_text(runs[i].G, runs[i].groups, gt, sizeof gt);
+        fr_groups_text(runs[i].G, runs[i].groups, gt, sizeof gt);
         const fr_sweep_record *r = &recs[i];
         fprintf(f, "%s,%d,%s,%.17g,%lld,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%.3f\n", runs[i].id,
                 runs[i].K, gt, runs[i].beta, runs[i].seed, runs[i].fold, fr_sweep_status_name(r->status),
@@ -598,7 +598,7 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
         if (sel.chosen >= 0) {
             const fr_sweep_score *c = &sel.ranked[sel.chosen];
             char cg[256];
-            fr_sweep_groups_text(c->G, c->groups, cg, sizeof cg);
+            fr_groups_text(c->G, c->groups, cg, sizeof cg);
             LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f, "
                      "coupling %.3f +- %.3f",
                      c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se);
@@ -613,7 +613,7 @@ static fr_err assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep
             if (c >= 10 && c != sel.chosen && !(t->K == Kc && t->G > 1 && t->beta > 0)) continue;
             const fr_sweep_score *s = &sel.ranked[c];
             char gt[256];
-            fr_sweep_groups_text(s->G, s->groups, gt, sizeof gt);
+            fr_groups_text(s->G, s->groups, gt, sizeof gt);
             LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s", s->K, gt,
                      s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se,
                      c == sel.chosen ? "<- selected" : "", s->supported ? " supported" : "");

@@ -66,12 +66,6 @@ fr_err fr_sweep_partitions(int K, int max_groups, int min_size, int (*parts)[FR_
     return g.rc;
 }
 
-void fr_sweep_groups_text(int G, const int *groups, char *buf, size_t cap)
-{
-    size_t len = 0;
-    if (cap) buf[0] = 0;
-    for (int g = 0; g < G && len < cap; ++g) len += (size_t)snprintf(buf + len, cap - len, "%s%d", g ? "+" : "", groups[g]);
-}
 
 /* ---- run list ----------------------------------------------------------------- */
 void fr_sweep_run_config(const fr_config *base, const fr_sweep_run *run, fr_config *out)
@@ -592,7 +586,7 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     }
     char gt[256];
     if (chosen >= 0) {
-        fr_sweep_groups_text(s[chosen].G, s[chosen].groups, gt, sizeof gt);
+        fr_groups_text(s[chosen].G, s[chosen].groups, gt, sizeof gt);
         snprintf(sel->why, sizeof sel->why,
                  "K = %d (best K %d, NLL %.6g +- %.2g); partition %s (beta %g) is the supported partition with the "
                  "most groups: independence %.3f +- %.3f, coupling %.3f +- %.3f over %d folds (NLL %.6g +- %.2g)",
@@ -601,7 +595,7 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
                  s[chosen].nll_se);
     } else if (one >= 0) {
         chosen = one;
-        if (cand >= 0) fr_sweep_groups_text(s[cand].G, s[cand].groups, gt, sizeof gt);
+        if (cand >= 0) fr_groups_text(s[cand].G, s[cand].groups, gt, sizeof gt);
         if (cand >= 0)
             snprintf(sel->why, sizeof sel->why,
                      "K = %d (best K %d, NLL %.6g +- %.2g); no penalised partition at K is supported (least coupled: "
