@@ -80,7 +80,9 @@ static const opt g_opts[] = {
     {.key = "train.seed", .type = OT_INT64, .off = OFF(seed), .def = "0", .min = 0, .max = 9.2e18,
      .help = "random seed (initialisation, minibatches, noise)"},
     {.key = "train.eval_every", .type = OT_INT, .off = OFF(eval_every), .def = "10", .min = 1, .max = BIG,
-     .flags = OF_NOHASH, .help = "epochs between held-out evaluations"},
+     .flags = OF_NOHASH,
+     .help = "epochs between held-out NLL evaluations, which keep the best-held-out parameters (the other "
+             "metrics are computed once, at the end)"},
     {.key = "train.checkpoint_every", .type = OT_INT, .off = OFF(checkpoint_every), .def = "50", .min = 0,
      .max = BIG, .flags = OF_NOHASH, .help = "epochs between checkpoints (0 = never)"},
     {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "8", .min = 1, .max = 10000,

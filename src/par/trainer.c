@@ -75,6 +75,8 @@ typedef struct {
     double t0;                /* start of training (after set-up) */
     long steps_this_run;
     fr_timer step_time;       /* time in training steps only: the logged steps/s */
+    fr_eval_ctx hctx;         /* the held-out NLL of t.params, through the trainer's sigma(x) cache and
+                                 workspace; made once per fit */
 } fit_loop;
 
 /* Set up the trainer and the loop arrays, and resume from the checkpoint at
@@ -90,6 +92,8 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
     f->R = cfg->restarts < 1 ? 1 : cfg->restarts; /* the option table bounds it; the arrays are sized from it */
     for (long long k = 0; k < ds->n_trials; ++k) f->heldout |= !split[k];
     TRY(fr_error_agree(&comm, fr_loop_arrays_alloc(&f->la, t, f->R)));
+    if (f->heldout)
+        TRY(fr_error_agree(&comm, fr_eval_ctx_init(&f->hctx, &t->model, t->params, ds, t->sx, t->ws, t->M + 1)));
     f->ls.sel_objective = INFINITY;
     f->ls.sel_restart = -1;
     f->tag = (fr_ckpt_tag){fr_config_fit_hash(cfg), ds->checksum, FR_LAYOUT_VERSION};
@@ -108,6 +112,7 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
 
 static void loop_close(fit_loop *f)
 {
+    fr_eval_ctx_free(&f->hctx);
     fr_loop_arrays_free(&f->la);
     fr_trainer_free(&f->t);
 }
@@ -213,11 +218,14 @@ static fr_err end_epoch(fit_loop *f, int r, int ep)
     ls->epoch = ep + 1;
     int last = ep == f->E - 1;
     if (f->heldout && (last || (cfg->eval_every > 0 && (ep + 1) % cfg->eval_every == 0))) {
-        fr_fit_metrics hm;
-        TRY(fr_trainer_evaluate(t, t->params, 0, &hm));
-        h[FR_H_HELDOUT_NLL] = hm.nll_per_bin;
-        if (hm.nll_per_bin < ls->best_score) {
-            ls->best_score = hm.nll_per_bin;
+        /* Only the held-out NLL: the history and the best-held-out
+         * parameters use nothing else. The full metrics (PC and TC
+         * among them) are computed once, of the final parameters. */
+        double nll;
+        TRY(fr_eval_nll(t->comm, &f->hctx, t->split, 0, &nll));
+        h[FR_H_HELDOUT_NLL] = nll;
+        if (nll < ls->best_score) {
+            ls->best_score = nll;
             ls->best_epoch = ep + 1;
             memcpy(t->best, t->params, t->np * sizeof(double));
         }
