@@ -245,9 +245,11 @@ static void fail_record(fr_sweep_record *rec, const char *id)
 
 /* Fit run `run` on the team, write its per-run file, fill rec. Returns
  * FR_ESIGNAL when stopped on a signal (checkpointed); every other failure
- * is recorded in rec as a failed run. Collective over team. */
+ * is recorded in rec as a failed run. ph: the run's phase clock, in its
+ * start-up since the team's previous run ended (the first: since the
+ * process started); a done run logs it. Collective over team. */
 static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds, const fr_sweep_run *run,
-                      const fr_sweep_rule *rule, const char *runs_dir, fr_sweep_record *rec)
+                      const fr_sweep_rule *rule, const char *runs_dir, fr_phases *ph, fr_sweep_record *rec)
 {
     int tr;
     CHECK_MPI(MPI_Comm_rank(team, &tr));
@@ -267,6 +269,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     if (rc == FR_OK) rc = fr_error_agree(&team, fr_train(team, cfg, ds, split, ckpt, &res));
     double null3[3] = {NAN, NAN, NAN};
     if (rc == FR_OK) {
+        fr_phases_absorb(ph, &res.phases);
+        fr_phases_enter(ph, FR_PH_EVAL); /* the selection's read-outs: independence null, coupling */
         double *all = NULL;
         int n_all = 0;
         rc = gather_heldout(team, ds, split, run->K, res.latents, &all, &n_all);
@@ -281,6 +285,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     double coupling = NAN;
     if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
     if (rc == FR_OK) {
+        fr_phases_enter(ph, FR_PH_OUTPUT);
         fr_results out;
         rc = fr_results_create(team, path, 1, &out);
         if (rc == FR_OK) {
@@ -309,6 +314,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rc = fr_error_agree(&team, rc);
     }
     if (rc == FR_OK) {
+        fr_phases_enter(ph, FR_PH_OUTPUT);
+        fr_phases_log(ph);
         memset(rec, 0, sizeof *rec);
         snprintf(rec->id, sizeof rec->id, "%s", run->id);
         rec->status = FR_RUN_DONE;
@@ -822,6 +829,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         sweep_msg m;
         memset(&m, 0, sizeof m);
         m.index = -1;
+        double fit_start = fr_process_start(); /* a run's start-up: since the team's previous run ended */
         for (;;) {
             int idx = -1;
             if (tr == 0) {
@@ -838,7 +846,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
             if (idx < 0) break;
             memset(&m, 0, sizeof m);
             m.index = idx;
-            fr_err fr = fit_one(team, base, &ds, &runs[idx], &rule, runs_dir, &m.rec);
+            fr_phases ph;
+            fr_phases_start(&ph, FR_PH_STARTUP, fit_start);
+            fr_err fr = fit_one(team, base, &ds, &runs[idx], &rule, runs_dir, &ph, &m.rec);
+            fit_start = fr_wtime();
             if (fr == FR_ESIGNAL) {
                 m.interrupted = stopped = 1;
             } else if (fr != FR_OK) {
