@@ -675,6 +675,20 @@ static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs,
     return rc;
 }
 
+/* Say which cells of the grid the run list leaves out (fr_sweep_expand),
+ * so a table with fewer rows than the grid is not a surprise. Rank 0. */
+static void log_plan(const fr_config *b)
+{
+    int nb = b->n_sweep_betas ? b->n_sweep_betas : 1, zero = 0;
+    const double *betas = b->n_sweep_betas ? b->sweep_betas : &b->beta;
+    for (int i = 0; i < nb; ++i) zero |= betas[i] == 0;
+    if (nb > 1)
+        LOG_INFO("sweep: one-group partitions are fitted at the smallest beta only (beta does not change them)");
+    if (zero && !b->sweep_fit_unpenalised)
+        LOG_INFO("sweep: multi-group partitions are not fitted at beta = 0 where K has the one-group partition "
+                 "(the same model from another start, never a candidate; sweep.fit_unpenalised_partitions)");
+}
+
 /* ---- the command ------------------------------------------------------------------------- */
 typedef struct {
     const char *config;
@@ -818,6 +832,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         c.t0 = fr_wtime();
         LOG_INFO("sweep: %d runs in the sweep%s, %d already done, %d to fit on %d team(s) of %d rank(s)", n,
                  a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf < size ? rpf : size);
+        log_plan(base);
         /* the manifest exists from the start (done runs of earlier jobs included) */
         lr = fr_sweep_manifest_write(manifest, recs, n);
         if (lr != FR_OK) fr_fatal(lr);
