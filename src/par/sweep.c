@@ -271,6 +271,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     if (rc == FR_OK) {
         fr_phases_absorb(ph, &res.phases);
         fr_phases_enter(ph, FR_PH_EVAL); /* the selection's read-outs: independence null, coupling */
+        fr_trainer_service();            /* on rank 0, the coordinator answers between them (trainer.h) */
         double *all = NULL;
         int n_all = 0;
         rc = gather_heldout(team, ds, split, run->K, res.latents, &all, &n_all);
@@ -278,6 +279,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
             rc = fr_sweep_pc_null(run->K, run->G, run->groups, n_all, all, res.model.s_enc, rule, NULL_SEED, &null3[0],
                                   &null3[1], &null3[2]);
         free(all);
+        fr_trainer_service();
         rc = fr_error_agree(&team, rc);
         if (rc == FR_OK)
             rc = fr_check_mpi(MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team), "MPI_Bcast(null3)", __FILE__, __LINE__);
@@ -285,6 +287,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     double coupling = NAN;
     if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
     if (rc == FR_OK) {
+        fr_trainer_service();
         fr_phases_enter(ph, FR_PH_OUTPUT);
         fr_results out;
         rc = fr_results_create(team, path, 1, &out);

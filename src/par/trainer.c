@@ -43,6 +43,11 @@ void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx)
     g_between_steps_ctx = ctx;
 }
 
+void fr_trainer_service(void)
+{
+    if (g_between_steps) g_between_steps(g_between_steps_ctx);
+}
+
 /* Learning rate at fraction `frac` in [0, 1) of a restart's steps. The
  * cosine schedule ends at lr/20, so the final parameters settle instead of
  * bouncing at the peak rate (the fit reports its final parameters). */
@@ -269,7 +274,9 @@ static fr_err end_restart(fit_loop *f, int r)
     fr_trainer *t = &f->t;
     fr_loop_state *ls = &f->ls;
     double obj;
+    fr_trainer_service();
     TRY(fr_trainer_objective(t, &obj));
+    fr_trainer_service();
     f->la.objective_all[r] = obj;
     if (obj < ls->sel_objective || ls->sel_restart < 0) {
         ls->sel_objective = obj;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "facrnn/evaluate.h"
+#include "facrnn/trainer.h"
 
 #define FR_EVAL_MAX_POINTS 1000 /* points for the evaluation PC/TC estimator */
 #define FR_EVAL_NMC 10
@@ -151,6 +152,7 @@ static fr_err gathered_pc(MPI_Comm comm, const fr_model *m, int nsel, const doub
         for (int j = 0; j < K && j < FR_MAX_GROUPS; ++j) ones[j] = 1;
         rc = fr_pc_eval(K, m->spec.G, m->spec.group_size, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS,
                         12345, &out->pc);
+        fr_trainer_service(); /* each estimate is a long call: let a sweep coordinator answer between them */
         /* TC needs one group per latent: the PC kernel holds at most FR_MAX_GROUPS */
         if (rc == FR_OK && K <= FR_MAX_GROUPS)
             rc = fr_pc_eval(K, K, ones, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS, 12345, &out->tc);
