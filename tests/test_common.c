@@ -1,7 +1,9 @@
-/* Tests for common and rng: error propagation, exit codes, Philox. */
+/* Tests for common and rng: error propagation, exit codes, Philox; the
+ * phase clock of a fit. */
 #include <string.h>
 
 #include "facrnn/common.h"
+#include "facrnn/fit_result.h"
 #include "facrnn/rng.h"
 #include "testlib.h"
 
@@ -58,12 +60,43 @@ static void test_normal_moments(void)
     CU_ASSERT_NOT_EQUAL(fr_rng_normal(1, 2, 3, 4), fr_rng_normal(1, 2, 3, 5));
 }
 
+/* The phase clock: every second between start and the last switch lands in
+ * exactly one phase, and an inner clock's phases move out of the outer
+ * clock's current phase (times are set by hand: no sleeping). */
+static void test_phase_clock(void)
+{
+    double t0 = fr_wtime();
+    fr_phases p, q;
+    fr_phases_start(&p, FR_PH_STARTUP, t0 - 10.0); /* started 10 s ago */
+    fr_phases_start(&q, FR_PH_INIT, t0 - 6.0);     /* an inner clock, 6 s ago */
+    q.s[FR_PH_INIT] = 1.0, q.s[FR_PH_TRAIN] = 3.0, q.s[FR_PH_EVAL] = 1.5, q.s[FR_PH_OUTPUT] = 0.5;
+    fr_phases_absorb(&p, &q);
+    double now = p.since, total = 0;
+    CU_ASSERT(now >= t0);
+    for (int i = 0; i < FR_PH_N; ++i) total += p.s[i];
+    CU_ASSERT_DOUBLE_EQUAL(total, now - (t0 - 10.0), 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(p.s[FR_PH_STARTUP], now - t0 + 4.0, 1e-9); /* 10 s less the inner 6 s */
+    CU_ASSERT_EQUAL(p.s[FR_PH_TRAIN], 3.0);
+    CU_ASSERT_EQUAL(p.s[FR_PH_OUTPUT], 0.5);
+    CU_ASSERT_EQUAL(p.cur, FR_PH_STARTUP);
+    fr_phases_enter(&p, FR_PH_OUTPUT);
+    CU_ASSERT_EQUAL(p.cur, FR_PH_OUTPUT);
+    CU_ASSERT(p.s[FR_PH_STARTUP] >= now - t0 + 4.0);
+    fr_phases_enter(&p, FR_PH_OUTPUT);
+    CU_ASSERT(p.s[FR_PH_OUTPUT] >= 0.5);
+    /* the process start is fixed once marked */
+    double s0 = fr_process_start();
+    CU_ASSERT(s0 <= fr_wtime());
+    CU_ASSERT_EQUAL(fr_process_start(), s0);
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
     CU_add_test(s, "error propagation", test_error_propagation);
     CU_add_test(s, "philox known answer", test_philox_known_answer);
     CU_add_test(s, "normal moments", test_normal_moments);
+    CU_add_test(s, "phase clock", test_phase_clock);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }

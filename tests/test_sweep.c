@@ -80,8 +80,11 @@ static void test_run_list(void)
     fr_sweep_run *runs = NULL, *again = NULL;
     int n = 0, n2 = 0;
     CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
-    /* K=4: [4] [2,2]; K=6: [6] [4,2] [3,3] [2,2,2] -> 6 partitions x 2 betas x 2 seeds x 3 folds */
-    CU_ASSERT_EQUAL(n, 6 * 2 * 2 * 3);
+    /* K=4: [4] [2,2]; K=6: [6] [4,2] [3,3] [2,2,2]: the one-group partitions
+     * at beta 0 only (beta does not change them), the 4 multi-group ones at
+     * beta 20 only (at beta 0 they are the one-group model) -> 6 (partition,
+     * beta) pairs x 2 seeds x 3 folds */
+    CU_ASSERT_EQUAL(n, 6 * 2 * 3);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &again, &n2), FR_OK);
     CU_ASSERT_EQUAL(n, n2);
     for (int i = 0; i < n; ++i) {
@@ -93,9 +96,12 @@ static void test_run_list(void)
     CU_ASSERT_STRING_EQUAL(runs[0].id, "K4_g4_b0_s0_f0");
     CU_ASSERT_STRING_EQUAL(runs[1].id, "K4_g4_b0_s0_f1");
     CU_ASSERT_STRING_EQUAL(runs[3].id, "K4_g4_b0_s7_f0");
-    CU_ASSERT_STRING_EQUAL(runs[6].id, "K4_g4_b20_s0_f0");
-    CU_ASSERT_STRING_EQUAL(runs[12].id, "K4_g2+2_b0_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[6].id, "K4_g2+2_b20_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[12].id, "K6_g6_b0_s0_f0");
     CU_ASSERT_STRING_EQUAL(runs[n - 1].id, "K6_g2+2+2_b20_s7_f2");
+    for (int i = 0; i < n; ++i) {
+        CU_ASSERT(runs[i].G == 1 ? runs[i].beta == 0 : runs[i].beta == 20);
+    }
     /* the run config sets exactly the swept fields */
     fr_config *rc = calloc(1, sizeof *rc);
     fr_sweep_run_config(c, &runs[n - 1], rc);
@@ -133,11 +139,15 @@ static void test_run_list(void)
     memcpy(c->sweep_partitions[1], p1, sizeof p1);
     memcpy(c->sweep_partitions[2], p2, sizeof p2);
     CU_ASSERT_EQUAL(fr_sweep_expand(c, &runs, &n), FR_OK);
-    CU_ASSERT_EQUAL(n, 3 * 2 * 2 * 3);
+    /* K = 4: [4] at beta 0, [2,2] at beta 20; K = 6 has no one-group
+     * partition, so [3,3] is fitted at beta 0 too (its only unpenalised
+     * fits, which the choice of K reads) */
+    CU_ASSERT_EQUAL(n, 4 * 2 * 3);
     CU_ASSERT_EQUAL(runs[0].K, 4); /* K order follows sweep.ranks */
     CU_ASSERT_STRING_EQUAL(runs[0].id, "K4_g4_b0_s0_f0");
-    CU_ASSERT_STRING_EQUAL(runs[12].id, "K4_g2+2_b0_s0_f0");
-    CU_ASSERT_STRING_EQUAL(runs[24].id, "K6_g3+3_b0_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[6].id, "K4_g2+2_b20_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[12].id, "K6_g3+3_b0_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[18].id, "K6_g3+3_b20_s0_f0");
     free(runs);
 
     /* bad sweeps are rejected before any work */
@@ -155,6 +165,10 @@ static void test_run_list(void)
     base_config(c);
     c->sweep_ranks[1] = 4;
     CU_ASSERT_EQUAL(fr_sweep_expand(c, &runs, &n), FR_EINVAL);
+    base_config(c);
+    c->sweep_betas[1] = 0; /* repeated beta: refused, although [K] is planned at one beta */
+    CU_ASSERT_EQUAL(fr_sweep_expand(c, &runs, &n), FR_EINVAL);
+    CU_ASSERT(strstr(fr_error_msg(), "sweep.betas[1]") != NULL);
     base_config(c);
     c->sweep_min_group_size = 5; /* K = 4 has no partition */
     CU_ASSERT_EQUAL(fr_sweep_expand(c, &runs, &n), FR_EINVAL);
@@ -182,6 +196,63 @@ static void test_run_list(void)
         free(runs);
     }
     free(rc);
+    free(c);
+}
+
+/* Which (partition, beta) cells a sweep fits: sweep.fit_unpenalised_partitions
+ * adds the beta = 0 multi-group runs; the one-group partition is planned
+ * once, at the smallest beta however the betas are listed; a run keeps the
+ * id it had when the whole grid was planned (resume from older manifests). */
+static void test_run_list_cells(void)
+{
+    fr_config *c = calloc(1, sizeof *c);
+    fr_sweep_run *runs = NULL;
+    int n = 0;
+    base_config(c);
+    c->sweep_fit_unpenalised = 1;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
+    /* K=4: [4]@0, [2,2]@0,20; K=6: [6]@0, 3 multi-group x 2 betas -> 10 cells x 2 seeds x 3 folds */
+    CU_ASSERT_EQUAL(n, 10 * 2 * 3);
+    int zero_multi = 0, one = 0;
+    for (int i = 0; i < n; ++i) {
+        zero_multi += runs[i].G >= 2 && runs[i].beta == 0;
+        one += runs[i].G == 1;
+        if (runs[i].G == 1) CU_ASSERT_EQUAL(runs[i].beta, 0);
+    }
+    CU_ASSERT_EQUAL(zero_multi, 4 * 2 * 3);
+    CU_ASSERT_EQUAL(one, 2 * 2 * 3);
+    CU_ASSERT_STRING_EQUAL(runs[6].id, "K4_g2+2_b0_s0_f0");
+    CU_ASSERT_STRING_EQUAL(runs[12].id, "K4_g2+2_b20_s0_f0");
+    free(runs);
+
+    /* betas listed high to low, without 0: [K] at the smallest, 2; every
+     * multi-group partition at both */
+    base_config(c);
+    c->n_sweep_betas = 3;
+    c->sweep_betas[0] = 20, c->sweep_betas[1] = 2, c->sweep_betas[2] = 5;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
+    CU_ASSERT_EQUAL(n, (2 + 4 * 3) * 2 * 3);
+    CU_ASSERT_STRING_EQUAL(runs[0].id, "K4_g4_b2_s0_f0");
+    for (int i = 0; i < n; ++i)
+        if (runs[i].G == 1) CU_ASSERT_EQUAL(runs[i].beta, 2);
+    free(runs);
+
+    /* one beta: nothing left out; beta 0 alone: only the one-group runs
+     * (with the option: every partition) */
+    base_config(c);
+    c->n_sweep_betas = 1;
+    c->sweep_betas[0] = 20;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
+    CU_ASSERT_EQUAL(n, 6 * 2 * 3);
+    free(runs);
+    c->sweep_betas[0] = 0;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
+    CU_ASSERT_EQUAL(n, 2 * 2 * 3);
+    free(runs);
+    c->sweep_fit_unpenalised = 1;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_expand(c, &runs, &n), FR_OK);
+    CU_ASSERT_EQUAL(n, 6 * 2 * 3);
+    free(runs);
     free(c);
 }
 
@@ -493,6 +564,7 @@ static void reg(void)
     CU_pSuite s = CU_add_suite("sweep", NULL, NULL);
     CU_add_test(s, "integer partitions", test_partition_counts);
     CU_add_test(s, "run list, ids, queue, slices, validation", test_run_list);
+    CU_add_test(s, "run list cells: unpenalised partitions, one group once", test_run_list_cells);
     CU_add_test(s, "manifest round trip", test_manifest_roundtrip);
     CU_add_test(s, "independence null", test_pc_null);
     CU_add_test(s, "selection rule", test_selection);

@@ -93,6 +93,11 @@ void fr_log(fr_log_level level, const char *fmt, ...) __attribute__((format(prin
 
 /* ---- timers -------------------------------------------------------------- */
 double fr_wtime(void); /* monotonic seconds */
+/* The fr_wtime() of the process's start: main() marks it first thing
+ * (before MPI_Init); without a mark the first fr_process_start() call
+ * does. Not collective. */
+void fr_process_start_mark(void);
+double fr_process_start(void);
 typedef struct {
     double total; /* accumulated seconds */
     double t0;    /* start of the running interval */

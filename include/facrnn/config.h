@@ -75,6 +75,8 @@ typedef struct {
     double sweep_betas[FR_CFG_MAX_LIST];
     int n_sweep_seeds;
     long long sweep_seeds[FR_CFG_MAX_LIST];
+    int sweep_fit_unpenalised;             /* sweep.fit_unpenalised_partitions: also fit beta = 0 multi-group
+                                              partitions (default false) */
     int ranks_per_fit;                     /* team size (default 1) */
     /* selection rule (docs/selection.md) */
     double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */

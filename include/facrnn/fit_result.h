@@ -9,6 +9,35 @@
 
 #include "facrnn/model.h"
 
+/* Wall-time phases of a fit, for the `phases:` line at its end:
+ *   startup     process start (or the previous sweep fit's end), config, data
+ *   init        the trainer's set-up, initial parameters (PCA, mode basis)
+ *   training    optimisation steps, the restarts' training objectives
+ *   evaluation  in-training held-out NLL, final metrics, latents, read-outs
+ *   output      checkpoints and the results file
+ * A clock charges the time between two switches to the phase it was in:
+ * one fr_wtime() per switch, so switching per epoch costs nothing. */
+enum { FR_PH_STARTUP, FR_PH_INIT, FR_PH_TRAIN, FR_PH_EVAL, FR_PH_OUTPUT, FR_PH_N };
+
+typedef struct {
+    double s[FR_PH_N]; /* seconds charged to each phase */
+    int cur;           /* the phase the clock is in */
+    double since;      /* fr_wtime() of the last switch */
+} fr_phases;
+
+/* Start a clock in `phase` at time t0 (an fr_wtime() value). Not collective. */
+void fr_phases_start(fr_phases *p, int phase, double t0);
+/* Charge the time since the last switch to the current phase, then switch
+ * to `phase` (the same phase: just bring the sums up to date). Not collective. */
+void fr_phases_enter(fr_phases *p, int phase);
+/* Take in the sums of an inner clock q that ran while p was in its current
+ * phase (fr_train's inside a command's): p's current phase keeps only the
+ * time q did not account for. Not collective. */
+void fr_phases_absorb(fr_phases *p, const fr_phases *q);
+/* Log "phases: startup X s (a%), init ..., output V s (e%)" at INFO (rank 0
+ * prints). Not collective. */
+void fr_phases_log(const fr_phases *p);
+
 /* History columns, one row per epoch. */
 enum { FR_H_EPOCH, FR_H_LOSS, FR_H_NLL, FR_H_KL, FR_H_PC, FR_H_HELDOUT_NLL, FR_H_NCOL };
 
@@ -40,6 +69,7 @@ typedef struct {
     int best_epoch;          /* epoch of best_heldout_params */
     long long steps;
     double seconds;
+    fr_phases phases;        /* fr_train's wall time by phase (no startup; output = checkpoints) */
     double *latents;         /* (ds->row_hi - ds->row_lo, K) local means, NaN in context bins */
     double *pca_evals;       /* (N) eigenvalues of cov(sigma(x)) on training rows, descending, or NULL */
     int conn_have;           /* 1 when /truth/A and /truth/B were compared */

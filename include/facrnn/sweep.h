@@ -44,9 +44,14 @@ typedef struct {
 /* Expand the sweep keys of `base` into the canonical run list: for K in
  * sweep.ranks (as listed) x partitions of K (explicit lists in listed order,
  * or `all`, or model.groups / [K] when unset) x beta x seed x fold
- * 0..cv.folds-1. Validates (empty lists, partitions not summing to any K, a K
- * with no partition, duplicate runs, too many runs) before any work. *runs is
- * allocated (free()). Not collective. */
+ * 0..cv.folds-1, leaving out the runs no rule reads: the one-group
+ * partition is planned at the smallest beta only (beta does not change it),
+ * and multi-group partitions at beta = 0 only with
+ * sweep.fit_unpenalised_partitions or at a K without the one-group
+ * partition (docs/selection.md). Validates (empty lists, repeated K or
+ * beta, partitions not summing to any K, a K with no partition, duplicate
+ * runs, too many runs) before any work. *runs is allocated (free()). Not
+ * collective. */
 fr_err fr_sweep_expand(const fr_config *base, fr_sweep_run **runs, int *n);
 
 /* The resolved configuration of one run: base with model.rank, model.groups,

@@ -31,6 +31,12 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
  * every fit (NULL: none). The sweep coordinator uses it to service its work
  * queue without a thread; it must not make collective calls. Not collective. */
 void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx);
+/* Call that hook now, when one is set. The trainer does so between the
+ * stretches of work that are not steps (restart objectives, the final
+ * metrics, latents and read-outs), and a caller may too (the sweep between
+ * a run's read-outs and its output), so a coordinator on this rank keeps
+ * answering while its own fit evaluates. Not collective. */
+void fr_trainer_service(void);
 
 /* Install SIGTERM/SIGUSR1 handlers that request a checkpoint-and-stop at the
  * next step boundary. Not collective. */

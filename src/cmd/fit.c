@@ -67,6 +67,8 @@ fr_err fr_cmd_fit(int argc, char **argv)
     /* First thing: a stop signal during start-up must not kill the job; it
      * is honoured at the first training step. */
     fr_trainer_install_signals();
+    fr_phases ph;
+    fr_phases_start(&ph, FR_PH_STARTUP, fr_process_start());
     const char *path;
     char **sets = NULL; /* (argc): there are never more --set values than arguments */
     int nset = 0, help = 0, rank;
@@ -109,6 +111,8 @@ fr_err fr_cmd_fit(int argc, char **argv)
         rc = fr_train(comm, cfg, &ds, split, ckpt, &res);
     }
     if (rc == FR_OK) {
+        fr_phases_absorb(&ph, &res.phases);
+        fr_phases_enter(&ph, FR_PH_OUTPUT);
         log_metrics("train", &res.train);
         log_metrics("held-out", &res.heldout);
         fr_results out;
@@ -126,9 +130,12 @@ fr_err fr_cmd_fit(int argc, char **argv)
                 rc = w;
             }
         }
-        if (rc == FR_OK)
+        if (rc == FR_OK) {
             LOG_INFO("results: %s (run /runs/%s), %.1f s, %lld steps", cfg->output_path, run_id, res.seconds,
                      res.steps);
+            fr_phases_enter(&ph, FR_PH_OUTPUT);
+            fr_phases_log(&ph);
+        }
     }
     fr_fit_result_free(&res);
     free(split);

@@ -45,6 +45,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    fr_process_start_mark(); /* the start-up phase of a fit counts from here */
     if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "facrnn: error: MPI_Init failed\n");
         return FR_EXIT_RUNTIME;

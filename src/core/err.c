@@ -107,6 +107,16 @@ double fr_wtime(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double g_process_start = -1;
+
+void fr_process_start_mark(void) { g_process_start = fr_wtime(); }
+
+double fr_process_start(void)
+{
+    if (g_process_start < 0) fr_process_start_mark();
+    return g_process_start;
+}
+
 void fr_timer_start(fr_timer *t) { t->t0 = fr_wtime(); }
 
 void fr_timer_stop(fr_timer *t)

@@ -81,7 +81,9 @@ static const opt g_opts[] = {
     {.key = "train.seed", .type = OT_INT64, .off = OFF(seed), .def = "0", .min = 0, .max = 9.2e18,
      .help = "random seed (initialisation, minibatches, noise)"},
     {.key = "train.eval_every", .type = OT_INT, .off = OFF(eval_every), .def = "10", .min = 1, .max = BIG,
-     .flags = OF_NOHASH, .help = "epochs between held-out evaluations"},
+     .flags = OF_NOHASH,
+     .help = "epochs between held-out NLL evaluations, which keep the best-held-out parameters (the other "
+             "metrics are computed once, at the end)"},
     {.key = "train.checkpoint_every", .type = OT_INT, .off = OFF(checkpoint_every), .def = "50", .min = 0,
      .max = BIG, .flags = OF_NOHASH, .help = "epochs between checkpoints (0 = never)"},
     {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "8", .min = 1, .max = 10000,
@@ -112,6 +114,11 @@ static const opt g_opts[] = {
     {.key = "sweep.seeds", .type = OT_I64LIST, .off = OFF(sweep_seeds), .off_n = OFF(n_sweep_seeds),
      .cap = NEL(sweep_seeds), .def = "null", .min = 0, .max = 9.2e18, .flags = OF_NONEMPTY,
      .help = "list of seeds; null = [train.seed]"},
+    {.key = "sweep.fit_unpenalised_partitions", .type = OT_BOOL, .off = OFF(sweep_fit_unpenalised),
+     .def = "false",
+     .help = "also fit the multi-group partitions at beta = 0; they are the one-group model from another "
+             "initial basis, never a selection candidate, so by default a sweep fits them only at a K "
+             "without a one-group partition (a one-group fit is planned once, at the smallest beta)"},
     {.key = "sweep.ranks_per_fit", .type = OT_INT, .off = OFF(ranks_per_fit), .def = "1", .min = 1,
      .max = 1048576, .help = "MPI ranks per fit (team size)"},
     {.key = "sweep.se_rule", .type = OT_DOUBLE, .off = OFF(sweep_se_rule), .def = "1.0", .min = 0, .max = 100,

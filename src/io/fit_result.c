@@ -1,5 +1,5 @@
-/* fit_result: the metrics table and the helpers of the fit result types
- * (see fit_result.h). */
+/* fit_result: the metrics table, the helpers of the fit result types and
+ * the phase clock of a fit (see fit_result.h). */
 #include "facrnn/fit_result.h"
 
 #include <math.h>
@@ -45,6 +45,45 @@ void fr_metrics_text(const fr_fit_metrics *m, char *buf, size_t cap)
         snprintf(v, sizeof v, fr_metric_defs[i].fmt, fr_metric_get(m, i));
         len += (size_t)snprintf(buf + len, cap - len, "%s%s %s", i ? "  " : "", fr_metric_defs[i].label, v);
     }
+}
+
+/* The phases' names, in FR_PH_* order: the log line walks this table. */
+static const char *const g_phase_names[FR_PH_N] = {"startup", "init", "training", "evaluation", "output"};
+
+void fr_phases_start(fr_phases *p, int phase, double t0)
+{
+    memset(p, 0, sizeof *p);
+    p->cur = phase;
+    p->since = t0;
+}
+
+void fr_phases_enter(fr_phases *p, int phase)
+{
+    double now = fr_wtime();
+    p->s[p->cur] += now - p->since;
+    p->since = now;
+    p->cur = phase;
+}
+
+void fr_phases_absorb(fr_phases *p, const fr_phases *q)
+{
+    fr_phases_enter(p, p->cur);
+    for (int i = 0; i < FR_PH_N; ++i) {
+        p->s[p->cur] -= q->s[i];
+        p->s[i] += q->s[i];
+    }
+}
+
+void fr_phases_log(const fr_phases *p)
+{
+    char line[512];
+    size_t len = 0;
+    double total = 0;
+    for (int i = 0; i < FR_PH_N; ++i) total += p->s[i];
+    for (int i = 0; i < FR_PH_N && len < sizeof line; ++i)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s%s %.3f s (%.0f%%)", i ? ", " : "", g_phase_names[i],
+                                p->s[i], total > 0 ? 100 * p->s[i] / total : 0.0);
+    LOG_INFO("phases: %s", line);
 }
 
 void fr_fit_metrics_nan(fr_fit_metrics *m)

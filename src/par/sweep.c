@@ -245,9 +245,11 @@ static void fail_record(fr_sweep_record *rec, const char *id)
 
 /* Fit run `run` on the team, write its per-run file, fill rec. Returns
  * FR_ESIGNAL when stopped on a signal (checkpointed); every other failure
- * is recorded in rec as a failed run. Collective over team. */
+ * is recorded in rec as a failed run. ph: the run's phase clock, in its
+ * start-up since the team's previous run ended (the first: since the
+ * process started); a done run logs it. Collective over team. */
 static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds, const fr_sweep_run *run,
-                      const fr_sweep_rule *rule, const char *runs_dir, fr_sweep_record *rec)
+                      const fr_sweep_rule *rule, const char *runs_dir, fr_phases *ph, fr_sweep_record *rec)
 {
     int tr;
     CHECK_MPI(MPI_Comm_rank(team, &tr));
@@ -267,6 +269,9 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     if (rc == FR_OK) rc = fr_error_agree(&team, fr_train(team, cfg, ds, split, ckpt, &res));
     double null3[3] = {NAN, NAN, NAN};
     if (rc == FR_OK) {
+        fr_phases_absorb(ph, &res.phases);
+        fr_phases_enter(ph, FR_PH_EVAL); /* the selection's read-outs: independence null, coupling */
+        fr_trainer_service();            /* on rank 0, the coordinator answers between them (trainer.h) */
         double *all = NULL;
         int n_all = 0;
         rc = gather_heldout(team, ds, split, run->K, res.latents, &all, &n_all);
@@ -274,6 +279,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
             rc = fr_sweep_pc_null(run->K, run->G, run->groups, n_all, all, res.model.s_enc, rule, NULL_SEED, &null3[0],
                                   &null3[1], &null3[2]);
         free(all);
+        fr_trainer_service();
         rc = fr_error_agree(&team, rc);
         if (rc == FR_OK)
             rc = fr_check_mpi(MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team), "MPI_Bcast(null3)", __FILE__, __LINE__);
@@ -281,6 +287,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
     double coupling = NAN;
     if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
     if (rc == FR_OK) {
+        fr_trainer_service();
+        fr_phases_enter(ph, FR_PH_OUTPUT);
         fr_results out;
         rc = fr_results_create(team, path, 1, &out);
         if (rc == FR_OK) {
@@ -309,6 +317,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rc = fr_error_agree(&team, rc);
     }
     if (rc == FR_OK) {
+        fr_phases_enter(ph, FR_PH_OUTPUT);
+        fr_phases_log(ph);
         memset(rec, 0, sizeof *rec);
         snprintf(rec->id, sizeof rec->id, "%s", run->id);
         rec->status = FR_RUN_DONE;
@@ -659,6 +669,20 @@ static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs,
     return rc;
 }
 
+/* Say which cells of the grid the run list leaves out (fr_sweep_expand),
+ * so a table with fewer rows than the grid is not a surprise. Rank 0. */
+static void log_plan(const fr_config *b)
+{
+    int nb = b->n_sweep_betas ? b->n_sweep_betas : 1, zero = 0;
+    const double *betas = b->n_sweep_betas ? b->sweep_betas : &b->beta;
+    for (int i = 0; i < nb; ++i) zero |= betas[i] == 0;
+    if (nb > 1)
+        LOG_INFO("sweep: one-group partitions are fitted at the smallest beta only (beta does not change them)");
+    if (zero && !b->sweep_fit_unpenalised)
+        LOG_INFO("sweep: multi-group partitions are not fitted at beta = 0 where K has the one-group partition "
+                 "(the same model from another start, never a candidate; sweep.fit_unpenalised_partitions)");
+}
+
 /* ---- the command ------------------------------------------------------------------------- */
 typedef struct {
     const char *config;
@@ -802,6 +826,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         c.t0 = fr_wtime();
         LOG_INFO("sweep: %d runs in the sweep%s, %d already done, %d to fit on %d team(s) of %d rank(s)", n,
                  a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf < size ? rpf : size);
+        log_plan(base);
         /* the manifest exists from the start (done runs of earlier jobs included) */
         lr = fr_sweep_manifest_write(manifest, recs, n);
         if (lr != FR_OK) fr_fatal(lr);
@@ -813,6 +838,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         sweep_msg m;
         memset(&m, 0, sizeof m);
         m.index = -1;
+        double fit_start = fr_process_start(); /* a run's start-up: since the team's previous run ended */
         for (;;) {
             int idx = -1;
             if (tr == 0) {
@@ -829,7 +855,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
             if (idx < 0) break;
             memset(&m, 0, sizeof m);
             m.index = idx;
-            fr_err fr = fit_one(team, base, &ds, &runs[idx], &rule, runs_dir, &m.rec);
+            fr_phases ph;
+            fr_phases_start(&ph, FR_PH_STARTUP, fit_start);
+            fr_err fr = fit_one(team, base, &ds, &runs[idx], &rule, runs_dir, &ph, &m.rec);
+            fit_start = fr_wtime();
             if (fr == FR_ESIGNAL) {
                 m.interrupted = stopped = 1;
             } else if (fr != FR_OK) {

@@ -113,6 +113,35 @@ static fr_err partitions_for(const fr_config *b, int K, int (*parts)[FR_CFG_MAX_
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Whether the sweep fits a partition with G groups of some K at betas[bi]
+ * (docs/selection.md, "Which runs a sweep fits"); has_one: the sweep has
+ * the one-group partition [K] at that K.
+ *  - One group: the PC term is 0 for one group, so beta changes nothing
+ *    (the fit is the same at every beta): fitted once, at the smallest
+ *    beta (its first listing).
+ *  - Several groups at beta = 0: the same model as one group from another
+ *    initial basis, and never a selection candidate: fitted only with
+ *    sweep.fit_unpenalised_partitions, or at a K without the one-group
+ *    partition, where they are the unpenalised fits the choice of K reads. */
+static int is_planned(const fr_config *b, const double *betas, int nb, int bi, int G, int has_one)
+{
+    if (G == 1) {
+        int lo = 0;
+        for (int i = 1; i < nb; ++i)
+            if (betas[i] < betas[lo]) lo = i;
+        return bi == lo;
+    }
+    return betas[bi] > 0 || b->sweep_fit_unpenalised || !has_one;
+}
+
+/* 1 when the partitions rows (np) include the one-group partition. */
+static int has_one_group(int (*parts)[FR_CFG_MAX_GROUPS + 1], int np)
+{
+    for (int p = 0; p < np; ++p)
+        if (parts[p][0] == 1) return 1;
+    return 0;
+}
+
 fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
 {
     *runs_out = NULL;
@@ -130,6 +159,12 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
         for (int j = 0; j < i; ++j)
             if (ks[j] == ks[i]) return FR_FAIL(FR_EINVAL, "sweep.ranks[%d] = %d repeats sweep.ranks[%d]", i, ks[i], j);
     }
+    /* checked here, not through duplicate run ids: one-group runs are
+     * planned at one beta only, so a repeat would pass unnoticed there */
+    for (int i = 0; i < nb; ++i)
+        for (int j = 0; j < i; ++j)
+            if (betas[j] == betas[i])
+                return FR_FAIL(FR_EINVAL, "sweep.betas[%d] = %g repeats sweep.betas[%d]", i, betas[i], j);
     for (int p = 0; p < b->n_sweep_partitions && !b->sweep_partitions_all; ++p) {
         const int *row = b->sweep_partitions[p];
         int s = 0, ok = 0;
@@ -153,7 +188,10 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
             rc = FR_FAIL(FR_EINVAL, "sweep: K = %d (sweep.ranks[%d]) has no partition to fit (check sweep.partitions, "
                                     "sweep.max_groups, sweep.min_group_size)",
                          ks[i], i);
-        total += (long long)np * nb * ns * F;
+        int one = has_one_group(parts, np);
+        for (int p = 0; p < np && rc == FR_OK; ++p)
+            for (int bi = 0; bi < nb; ++bi)
+                if (is_planned(b, betas, nb, bi, parts[p][0], one)) total += (long long)ns * F;
     }
     if (rc == FR_OK && total > FR_SWEEP_MAX_RUNS)
         rc = FR_FAIL(FR_EINVAL, "sweep: %lld runs exceed the limit of %d", total, FR_SWEEP_MAX_RUNS);
@@ -165,8 +203,10 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
     for (int i = 0; i < nk && rc == FR_OK; ++i) {
         int np = 0;
         rc = partitions_for(b, ks[i], parts, cap, &np);
+        int one = has_one_group(parts, np);
         for (int p = 0; p < np && rc == FR_OK; ++p)
-            for (int bi = 0; bi < nb && rc == FR_OK; ++bi)
+            for (int bi = 0; bi < nb && rc == FR_OK; ++bi) {
+                if (!is_planned(b, betas, nb, bi, parts[p][0], one)) continue;
                 for (int si = 0; si < ns && rc == FR_OK; ++si)
                     for (int f = 0; f < F && rc == FR_OK; ++f) {
                         fr_sweep_run *r = &runs[n];
@@ -194,6 +234,7 @@ fr_err fr_sweep_expand(const fr_config *b, fr_sweep_run **runs_out, int *n_out)
                         memcpy(r->id, id, strlen(id) + 1);
                         ++n;
                     }
+            }
     }
     free(tmp);
     free(parts);

@@ -43,6 +43,11 @@ void fr_trainer_set_between_steps(void (*fn)(void *ctx), void *ctx)
     g_between_steps_ctx = ctx;
 }
 
+void fr_trainer_service(void)
+{
+    if (g_between_steps) g_between_steps(g_between_steps_ctx);
+}
+
 /* Learning rate at fraction `frac` in [0, 1) of a restart's steps. The
  * cosine schedule ends at lr/20, so the final parameters settle instead of
  * bouncing at the peak rate (the fit reports its final parameters). */
@@ -75,6 +80,9 @@ typedef struct {
     double t0;                /* start of training (after set-up) */
     long steps_this_run;
     fr_timer step_time;       /* time in training steps only: the logged steps/s */
+    fr_phases clk;            /* wall time by phase (fit_result.h) */
+    fr_eval_ctx hctx;         /* the held-out NLL of t.params, through the trainer's sigma(x) cache and
+                                 workspace; made once per fit */
 } fit_loop;
 
 /* Set up the trainer and the loop arrays, and resume from the checkpoint at
@@ -83,6 +91,7 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
                         const unsigned char *split, const char *ckpt_path)
 {
     memset(f, 0, sizeof *f);
+    fr_phases_start(&f->clk, FR_PH_INIT, fr_wtime());
     fr_trainer *t = &f->t;
     TRY(fr_error_agree(&comm, fr_trainer_setup(t, comm, cfg, ds, split)));
     f->ckpt_path = ckpt_path;
@@ -90,6 +99,8 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
     f->R = cfg->restarts < 1 ? 1 : cfg->restarts; /* the option table bounds it; the arrays are sized from it */
     for (long long k = 0; k < ds->n_trials; ++k) f->heldout |= !split[k];
     TRY(fr_error_agree(&comm, fr_loop_arrays_alloc(&f->la, t, f->R)));
+    if (f->heldout)
+        TRY(fr_error_agree(&comm, fr_eval_ctx_init(&f->hctx, &t->model, t->params, ds, t->sx, t->ws, t->M + 1)));
     f->ls.sel_objective = INFINITY;
     f->ls.sel_restart = -1;
     f->tag = (fr_ckpt_tag){fr_config_fit_hash(cfg), ds->checksum, FR_LAYOUT_VERSION};
@@ -108,6 +119,7 @@ static fr_err loop_open(fit_loop *f, MPI_Comm comm, const fr_config *cfg, const 
 
 static void loop_close(fit_loop *f)
 {
+    fr_eval_ctx_free(&f->hctx);
     fr_loop_arrays_free(&f->la);
     fr_trainer_free(&f->t);
 }
@@ -182,6 +194,7 @@ static fr_err run_epoch(fit_loop *f, int r, int ep, uint64_t seed)
         ls->batch = b + 1;
         if (tail[TAIL_STOP] > 0) {
             ls->epoch = ep;
+            fr_phases_enter(&f->clk, FR_PH_OUTPUT);
             TRY(fr_trainer_ckpt_save(t, f->ckpt_path, &f->tag, ls, &f->la));
             return FR_FAIL(FR_ESIGNAL,
                            "stopped on a signal at step %ld; checkpoint written to %s: rerun the same command to "
@@ -213,11 +226,16 @@ static fr_err end_epoch(fit_loop *f, int r, int ep)
     ls->epoch = ep + 1;
     int last = ep == f->E - 1;
     if (f->heldout && (last || (cfg->eval_every > 0 && (ep + 1) % cfg->eval_every == 0))) {
-        fr_fit_metrics hm;
-        TRY(fr_trainer_evaluate(t, t->params, 0, &hm));
-        h[FR_H_HELDOUT_NLL] = hm.nll_per_bin;
-        if (hm.nll_per_bin < ls->best_score) {
-            ls->best_score = hm.nll_per_bin;
+        /* Only the held-out NLL: the history and the best-held-out
+         * parameters use nothing else. The full metrics (PC and TC
+         * among them) are computed once, of the final parameters. */
+        double nll;
+        fr_phases_enter(&f->clk, FR_PH_EVAL);
+        TRY(fr_eval_nll(t->comm, &f->hctx, t->split, 0, &nll));
+        fr_phases_enter(&f->clk, FR_PH_TRAIN);
+        h[FR_H_HELDOUT_NLL] = nll;
+        if (nll < ls->best_score) {
+            ls->best_score = nll;
             ls->best_epoch = ep + 1;
             memcpy(t->best, t->params, t->np * sizeof(double));
         }
@@ -241,8 +259,11 @@ static fr_err end_epoch(fit_loop *f, int r, int ep)
                  "%.0f steps/s  ETA %s",
                  r + 1, f->R, ep + 1, f->E, h[FR_H_LOSS], h[FR_H_NLL], h[FR_H_KL], h[FR_H_PC], hbuf, sps, eta);
     }
-    if (f->ckpt_path && cfg->checkpoint_every > 0 && (ep + 1) % cfg->checkpoint_every == 0 && !last)
+    if (f->ckpt_path && cfg->checkpoint_every > 0 && (ep + 1) % cfg->checkpoint_every == 0 && !last) {
+        fr_phases_enter(&f->clk, FR_PH_OUTPUT);
         TRY(fr_trainer_ckpt_save(t, f->ckpt_path, &f->tag, ls, &f->la));
+        fr_phases_enter(&f->clk, FR_PH_TRAIN);
+    }
     return FR_OK;
 }
 
@@ -253,7 +274,9 @@ static fr_err end_restart(fit_loop *f, int r)
     fr_trainer *t = &f->t;
     fr_loop_state *ls = &f->ls;
     double obj;
+    fr_trainer_service();
     TRY(fr_trainer_objective(t, &obj));
+    fr_trainer_service();
     f->la.objective_all[r] = obj;
     if (obj < ls->sel_objective || ls->sel_restart < 0) {
         ls->sel_objective = obj;
@@ -285,18 +308,26 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         uint64_t seed = restart_seed(cfg, r);
         /* Only the restart the checkpoint was taken in continues; every
          * later one starts afresh. */
-        if (!f.resumed) rc = restart_begin(&f, r, seed);
+        if (!f.resumed) {
+            fr_phases_enter(&f.clk, FR_PH_INIT);
+            rc = restart_begin(&f, r, seed);
+        }
         f.resumed = 0;
         for (int ep = (int)f.ls.epoch; ep < f.E && rc == FR_OK; ++ep) {
+            fr_phases_enter(&f.clk, FR_PH_TRAIN);
             rc = run_epoch(&f, r, ep, seed);
             if (rc == FR_OK) rc = end_epoch(&f, r, ep);
         }
         if (rc == FR_OK) rc = end_restart(&f, r);
     }
     /* A final checkpoint marks the fit complete: rerunning only re-evaluates. */
+    fr_phases_enter(&f.clk, FR_PH_OUTPUT);
     if (rc == FR_OK) rc = fr_trainer_ckpt_save(&f.t, ckpt_path, &f.tag, &f.ls, &f.la);
+    fr_phases_enter(&f.clk, FR_PH_EVAL);
     if (rc == FR_OK) rc = fr_trainer_result(&f.t, &f.ls, &f.la, f.heldout, out);
     if (rc == FR_OK) out->seconds = fr_wtime() - f.t0;
+    fr_phases_enter(&f.clk, f.clk.cur);
+    out->phases = f.clk;
     loop_close(&f);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "facrnn/evaluate.h"
+#include "facrnn/trainer.h"
 
 #define FR_EVAL_MAX_POINTS 1000 /* points for the evaluation PC/TC estimator */
 #define FR_EVAL_NMC 10
@@ -45,6 +46,7 @@ void fr_eval_ctx_free(fr_eval_ctx *c)
     free(c->mu);
     free(c->eta);
     free(c->nll);
+    free(c->rate);
 }
 
 /* Predict local rows [r0, r0 + n) (all with t >= L inside one trial). */
@@ -83,13 +85,20 @@ fr_err fr_eval_latents(fr_eval_ctx *c, double *lat /* (rows, K) */)
 }
 
 /* Poisson bits/spike compares with a constant rate per channel: the mean
- * of the training bins (t >= L). base (1 + N) <- [training samples, the
- * channels' sums] over every rank: local sums in row order, one reduction.
+ * of the training bins (t >= L), floored. c->rate, c->log_rate (N) <- those
+ * rates and their logs for `split`: local sums in row order, one reduction.
+ * A constant of the data and the split, so a context computes it once (the
+ * final evaluation asks for it twice: training and held-out trials).
  * Collective over comm. */
-static fr_err training_rate_sums(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split, int L,
-                                 double *base)
+static fr_err training_rates(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split)
 {
-    int N = ds->N;
+    const fr_dataset *ds = c->ds;
+    int N = ds->N, L = c->m->spec.L;
+    if (c->rate && c->rate_split == split) return FR_OK;
+    double *base = NULL; /* [training samples, the channels' sums] */
+    fr_err rc = FR_CALLOC(base, 1 + (size_t)N);
+    if (rc == FR_OK && !c->rate) rc = FR_CALLOC(c->rate, 2 * (size_t)N);
+    TRY(fr_error_agree(&comm, rc));
     long long ntr = 0;
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         if (!split[k]) continue;
@@ -99,8 +108,18 @@ static fr_err training_rate_sums(MPI_Comm comm, const fr_dataset *ds, const unsi
         }
     }
     base[0] = (double)ntr;
-    return fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, base, 1 + N, MPI_DOUBLE, MPI_SUM, comm),
-                        "MPI_Allreduce(training rate sums)", __FILE__, __LINE__);
+    rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, base, 1 + N, MPI_DOUBLE, MPI_SUM, comm),
+                      "MPI_Allreduce(training rate sums)", __FILE__, __LINE__);
+    if (rc == FR_OK) {
+        c->log_rate = c->rate + N;
+        for (int j = 0; j < N; ++j) {
+            c->rate[j] = fmax(base[1 + j] / fmax(base[0], 1), FR_POISSON_RATE_FLOOR);
+            c->log_rate[j] = log(c->rate[j]);
+        }
+        c->rate_split = split;
+    }
+    free(base);
+    return rc;
 }
 
 /* PC and TC of the evaluation estimator on the subsampled means sel
@@ -133,6 +152,7 @@ static fr_err gathered_pc(MPI_Comm comm, const fr_model *m, int nsel, const doub
         for (int j = 0; j < K && j < FR_MAX_GROUPS; ++j) ones[j] = 1;
         rc = fr_pc_eval(K, m->spec.G, m->spec.group_size, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS,
                         12345, &out->pc);
+        fr_trainer_service(); /* each estimate is a long call: let a sweep coordinator answer between them */
         /* TC needs one group per latent: the PC kernel holds at most FR_MAX_GROUPS */
         if (rc == FR_OK && K <= FR_MAX_GROUPS)
             rc = fr_pc_eval(K, K, ones, npts, all, m->s_enc, FR_EVAL_NMC, FR_EVAL_MAX_POINTS, 12345, &out->tc);
@@ -143,24 +163,28 @@ static fr_err gathered_pc(MPI_Comm comm, const fr_model *m, int nsel, const doub
     return rc;
 }
 
-fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, fr_fit_metrics *out)
+/* The sums of the `which` trials' bins, reduced once. full = 0: only the
+ * NLL and the count (everything else stays NaN); full = 1: every metric
+ * but the read-outs. Collective over comm. */
+static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, int full,
+                        fr_fit_metrics *out)
 {
     const fr_dataset *ds = c->ds;
     const fr_model *m = c->m;
     int N = m->spec.N, K = m->spec.K, L = m->spec.L;
-    int poisson = m->spec.obs == FR_OBS_POISSON;
+    int poisson = full && m->spec.obs == FR_OBS_POISSON;
     fr_fit_metrics_nan(out);
     /* Every sum of the evaluated bins in one buffer, reduced once:
-     * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse]. */
-    size_t na = 4 + 3 * (size_t)N;
-    double *acc = NULL, *base = NULL, *sel = NULL;
+     * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse];
+     * without `full` only the first two. */
+    size_t na = full ? 4 + 3 * (size_t)N : 2;
+    double *acc = NULL, *sel = NULL;
     fr_err rc = FR_CALLOC(acc, na);
-    if (rc == FR_OK && poisson) rc = FR_CALLOC(base, 1 + (size_t)N);
-    if (rc == FR_OK) rc = FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K);
+    if (rc == FR_OK && full) rc = FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K);
     rc = fr_error_agree(&comm, rc);
-    if (rc == FR_OK && poisson) rc = training_rate_sums(comm, ds, split, L, base);
+    if (rc == FR_OK && poisson) rc = training_rates(comm, c, split);
     if (rc != FR_OK) goto done;
-    double *ch = acc + 4;
+    double *ch = full ? acc + 4 : NULL;
     /* Global count of evaluated samples, and a deterministic subsample of
      * their means for the PC/TC estimator (every stride-th sample). */
     long long n_which = 0;
@@ -185,18 +209,18 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
             int n = (int)(e - r < c->cap ? e - r : c->cap);
             rc = fr_eval_chunk(c, r, n);
             for (int i = 0; i < n && rc == FR_OK; ++i, ++idx) {
-                const double *x = ds->x + (r + i) * N, *eta = c->eta + (size_t)i * N;
                 acc[0] += c->nll[i];
                 acc[1] += 1;
+                if (!full) continue;
+                const double *x = ds->x + (r + i) * N, *eta = c->eta + (size_t)i * N;
                 for (int j = 0; j < N; ++j) {
                     double mean = fr_model_mean(m, eta[j]);
                     ch[3 * j] += x[j];
                     ch[3 * j + 1] += x[j] * x[j];
                     ch[3 * j + 2] += (x[j] - mean) * (x[j] - mean);
                     if (poisson) {
-                        double rate = fmax(base[1 + j] / fmax(base[0], 1), FR_POISSON_RATE_FLOOR);
                         acc[2] += x[j];
-                        acc[3] += rate - x[j] * log(rate) + lgamma(x[j] + 1);
+                        acc[3] += c->rate[j] - x[j] * c->log_rate[j] + lgamma(x[j] + 1);
                     }
                 }
                 if (idx % stride == 0 && nsel <= FR_EVAL_MAX_POINTS)
@@ -210,6 +234,7 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
     if (rc != FR_OK) goto done;
     out->n_samples = (long long)acc[1];
     out->nll_per_bin = acc[1] > 0 ? acc[0] / acc[1] : NAN;
+    if (!full) goto done;
     double r2 = 0;
     int used = 0;
     for (int j = 0; j < N; ++j) {
@@ -225,17 +250,20 @@ fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split
     rc = gathered_pc(comm, m, nsel, sel, out);
 done:
     free(acc);
-    free(base);
     free(sel);
     return rc;
 }
 
-fr_err fr_trainer_evaluate(fr_trainer *t, const double *params, int which, fr_fit_metrics *out)
+fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, fr_fit_metrics *out)
 {
-    fr_eval_ctx c;
-    fr_err rc = fr_error_agree(&t->comm, fr_eval_ctx_init(&c, &t->model, params, t->ds, t->sx, t->ws, t->M + 1));
-    if (rc == FR_OK) rc = fr_eval_metrics(t->comm, &c, t->split, which, out);
-    fr_eval_ctx_free(&c);
+    return eval_sums(comm, c, split, which, 1, out);
+}
+
+fr_err fr_eval_nll(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, double *nll_per_bin)
+{
+    fr_fit_metrics m;
+    fr_err rc = eval_sums(comm, c, split, which, 0, &m);
+    *nll_per_bin = m.nll_per_bin;
     return rc;
 }
 

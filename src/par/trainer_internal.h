@@ -113,6 +113,11 @@ typedef struct {
     const double **xp, **sxp, **up;
     double *sx_rows;  /* (cap * L, N) when sx is NULL */
     double *mu, *eta, *nll; /* (cap, K), (cap, N), (cap) */
+    /* Poisson baseline of bits/spike: the floored mean rate of each channel
+     * on the training trials of rate_split and its log, (N) each in one
+     * allocation; NULL until the first full Poisson evaluation. */
+    double *rate, *log_rate;
+    const unsigned char *rate_split;
 } fr_eval_ctx;
 
 /* sx: the sigma(x) cache (rows, N) or NULL (rows computed per chunk). Not
@@ -129,10 +134,10 @@ fr_err fr_eval_latents(fr_eval_ctx *c, double *lat);
 /* Metrics on the training (which = 1) or held-out (which = 0) trials; the
  * read-out entries stay NaN. Collective over comm. */
 fr_err fr_eval_metrics(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, fr_fit_metrics *out);
-/* Metrics of params on the trainer's training (which = 1) or held-out
- * (which = 0) trials, through its sigma(x) cache and workspace. Collective
- * over t->comm. */
-fr_err fr_trainer_evaluate(fr_trainer *t, const double *params, int which, fr_fit_metrics *out);
+/* The NLL per bin alone on the same trials, the same number as
+ * fr_eval_metrics' nll_per_bin (the same local sums): what the held-out tracking needs during
+ * training, without PC, TC, R^2 and bits/spike. Collective over comm. */
+fr_err fr_eval_nll(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *split, int which, double *nll_per_bin);
 
 /* ---- initialisation (trainer_init.c) -------------------------------------------- */
 /* PCA initialisation of t->params for restart `restart` (writes the PCA

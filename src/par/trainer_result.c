@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "facrnn/readout.h"
+#include "facrnn/trainer.h"
 
 fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays *la, int heldout,
                          fr_fit_result *out)
@@ -40,8 +41,13 @@ fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays 
     /* Final metrics, on the trainer's own sigma(x) cache and workspace. */
     fr_eval_ctx c;
     fr_err rc = fr_error_agree(&t->comm, fr_eval_ctx_init(&c, &t->model, out->params, ds, t->sx, t->ws, t->M + 1));
+    /* fr_trainer_service between the pieces (and inside fr_eval_metrics,
+     * between its PC and TC): a sweep coordinator on this rank answers the
+     * other teams meanwhile. */
     if (rc == FR_OK) rc = fr_eval_metrics(t->comm, &c, t->split, 1, &out->train);
+    fr_trainer_service();
     if (rc == FR_OK && heldout) rc = fr_eval_metrics(t->comm, &c, t->split, 0, &out->heldout);
+    fr_trainer_service();
     if (rc == FR_OK && !heldout) fr_fit_metrics_nan(&out->heldout);
     if (rc == FR_OK) {
         rc = FR_CALLOC(out->latents, (t->rows ? t->rows : 1) * t->K);
@@ -49,6 +55,7 @@ fr_err fr_trainer_result(fr_trainer *t, const fr_loop_state *ls, fr_loop_arrays 
         rc = fr_error_agree(&t->comm, rc);
     }
     fr_eval_ctx_free(&c);
+    fr_trainer_service();
     if (rc == FR_OK)
         rc = fr_readout_latent_metrics(t->comm, ds, t->split, &t->model, out->latents, &out->train, &out->heldout);
     if (rc == FR_OK)

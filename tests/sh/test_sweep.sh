@@ -68,6 +68,8 @@ n=$(grep -c $'\tdone\t' c.h5.manifest)
 [ "$n" -ge 5 ] && [ "$n" -lt 20 ]
 "$FACRNN_BIN" sweep s.yaml --set output.path=c.h5 > c.log 2>&1
 grep -q "$n already done" c.log
+# one phase line per run this job fitted
+[ "$(grep -c 'phases: startup [0-9.]* s ([0-9]*%), init .*, training .*, evaluation .*, output ' c.log)" = $((20 - n)) ]
 summary c.h5 > c.txt
 diff a.txt c.txt
 
