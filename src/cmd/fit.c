@@ -105,7 +105,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
     if (rc == FR_OK) rc = fr_outlock_take(comm, cfg->output_path, NULL, &lock);
     if (rc == FR_OK) rc = fr_fit_prepare(comm, cfg, &ds, &split);
     if (rc == FR_OK) {
-        fr_err mk = rank == 0 ? fr_mkdir_p(cfg->checkpoint_dir) : FR_OK;
+        fr_err mk = rank == 0 ? fr_ckpt_dir_ready(cfg->checkpoint_dir) : FR_OK;
         rc = fr_error_agree(&comm, mk);
         snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt.h5", cfg->checkpoint_dir, run_id);
     }

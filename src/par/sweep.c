@@ -758,7 +758,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         fr_err lr = FR_OK;
         if (rank == 0) {
             lr = fr_mkdir_p(runs_dir);
-            if (lr == FR_OK) lr = fr_mkdir_p(base->checkpoint_dir);
+            if (lr == FR_OK) lr = fr_ckpt_dir_ready(base->checkpoint_dir);
             if (lr == FR_OK) lr = fr_results_check_writable(MPI_COMM_SELF, base->output_path);
         }
         rc = fr_error_agree(&world, lr);
