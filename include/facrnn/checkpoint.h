@@ -57,4 +57,9 @@ fr_err fr_ckpt_load(MPI_Comm comm, const char *path, const fr_ckpt_tag *expect, 
 /* Create a directory and its parents if missing (like mkdir -p). Not collective. */
 fr_err fr_mkdir_p(const char *dir);
 
+/* fr_mkdir_p(dir), then prove a file can be created in it (a read-only or
+ * foreign directory is refused before training, not at the first
+ * checkpoint): FR_EINVAL naming output.checkpoint_dir. Not collective. */
+fr_err fr_ckpt_dir_ready(const char *dir);
+
 #endif

@@ -19,4 +19,10 @@ fr_err fr_check_h5(long long rc, const char *what, const char *file, int line);
  * attribute. */
 fr_err fr_h5_attr_read_str(hid_t obj, const char *name, const char *where, char **out);
 
+/* The operating system's or MPI-IO's reason for the HDF5 call that just
+ * failed, read from HDF5's error stack (e.g. "No space left on device"), as
+ * ": <reason>" to append to a message, or "" when the stack names none.
+ * Points to a static buffer. Not collective. */
+const char *fr_h5_cause(void);
+
 #endif

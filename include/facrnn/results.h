@@ -56,8 +56,12 @@ fr_err fr_results_write_rows(hid_t loc, const char *name, const fr_dataset *ds, 
 /* Close (and publish when atomic). Call it only when every write succeeded
  * on every rank. Collective. */
 fr_err fr_results_close(fr_results *r);
-/* Close after a failed write: when atomic, the temp file is removed and an
- * existing results file stays as it was. Collective. */
+/* Give up after a failed write (the ranks agreed on the error): when atomic,
+ * the temp file is removed and an existing results file stays as it was.
+ * If the file is still open, the ranks' HDF5 states may differ (one rank's
+ * write failed), so no collective close is attempted: rank 0 prints the
+ * agreed message and ends the job with exit 1 (fr_fatal), and this function
+ * does not return. Collective. */
 void fr_results_abort(fr_results *r);
 
 /* Small attribute helpers shared with the sweep writer. Collective (every

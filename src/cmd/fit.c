@@ -12,6 +12,7 @@
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
 #include "facrnn/fit_input.h"
+#include "facrnn/outlock.h"
 #include "facrnn/results.h"
 #include "facrnn/trainer.h"
 
@@ -98,10 +99,14 @@ fr_err fr_cmd_fit(int argc, char **argv)
     memset(&res, 0, sizeof res);
     char run_id[256], ckpt[FR_CFG_PATH_MAX + 300];
     fr_run_id(cfg, run_id, sizeof run_id);
+    fr_outlock lock;
+    memset(&lock, 0, sizeof lock);
     rc = fr_results_check_writable(comm, cfg->output_path);
+    /* before any work: a second run on this output stops here */
+    if (rc == FR_OK) rc = fr_outlock_take(comm, cfg->output_path, NULL, &lock);
     if (rc == FR_OK) rc = fr_fit_prepare(comm, cfg, &ds, &split);
     if (rc == FR_OK) {
-        fr_err mk = rank == 0 ? fr_mkdir_p(cfg->checkpoint_dir) : FR_OK;
+        fr_err mk = rank == 0 ? fr_ckpt_dir_ready(cfg->checkpoint_dir) : FR_OK;
         rc = fr_error_agree(&comm, mk);
         snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt.h5", cfg->checkpoint_dir, run_id);
     }
@@ -137,6 +142,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
             fr_phases_log(&ph);
         }
     }
+    fr_outlock_release(&lock);
     fr_fit_result_free(&res);
     free(split);
     fr_dataset_free(&ds);

@@ -6,6 +6,7 @@
 #include "facrnn/atomic.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,20 @@ fr_err fr_mkdir_p(const char *dir)
     }
     if (mkdir(buf, 0775) != 0 && errno != EEXIST)
         return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return FR_OK;
+}
+
+fr_err fr_ckpt_dir_ready(const char *dir)
+{
+    fr_err rc = fr_mkdir_p(dir);
+    if (rc != FR_OK) return FR_FAIL(FR_EINVAL, "output.checkpoint_dir: %s", fr_error_msg());
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.facrnn-probe", dir);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return FR_FAIL(FR_EINVAL, "output.checkpoint_dir: cannot write in %s: %s", dir, strerror(errno));
+    close(fd);
+    unlink(probe);
     return FR_OK;
 }
 
@@ -90,21 +105,36 @@ fr_err fr_ckpt_save(const char *path, const fr_ckpt_tag *tag, int nscalar, const
 {
     if (nscalar > FR_CKPT_MAX_ITEMS || narray > FR_CKPT_MAX_ITEMS)
         return FR_FAIL(FR_EINTERNAL, "too many checkpoint items");
-    fr_atomic a;
-    TRY(fr_atomic_begin(&a, path));
+    /* HDF5 builds the file in memory (core driver, no backing store) and the
+     * bytes reach the disk through the atomic helper's stdio stream. A full
+     * disk or any other write error is then one fwrite/fsync failure with
+     * its errno, and HDF5 never holds a file it failed to flush (which it
+     * would try to close again at exit). */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
     hid_t f;
-    H5E_BEGIN_TRY { f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
-    if (f < 0) {
-        fr_atomic_abort(&a);
-        return FR_FAIL(FR_EIO, "cannot create checkpoint file %s", a.tmp);
-    }
+    H5E_BEGIN_TRY { f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (f < 0) return FR_FAIL(FR_EIO, "cannot create checkpoint %s in memory", path);
     fr_err rc = save_body(f, tag, nscalar, sc, narray, arr);
-    if (H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close checkpoint file %s", a.tmp);
-    if (rc != FR_OK) {
-        fr_atomic_abort(&a);
-        return rc;
+    ssize_t n = 0;
+    void *img = NULL;
+    if (rc == FR_OK && (H5Fflush(f, H5F_SCOPE_LOCAL) < 0 || (n = H5Fget_file_image(f, NULL, 0)) <= 0))
+        rc = FR_FAIL(FR_EIO, "cannot build checkpoint %s in memory", path);
+    if (rc == FR_OK) rc = fr_calloc(&img, (size_t)n, 1);
+    if (rc == FR_OK && H5Fget_file_image(f, img, (size_t)n) != n)
+        rc = FR_FAIL(FR_EIO, "cannot build checkpoint %s in memory", path);
+    H5Fclose(f); /* in memory: nothing to flush to a disk */
+    fr_atomic a;
+    if (rc == FR_OK) rc = fr_atomic_fopen(&a, path);
+    if (rc == FR_OK) {
+        /* a short write leaves the stream's error flag set: commit reports
+         * it with errno, removes the temp file and keeps the old checkpoint */
+        (void)fwrite(img, 1, (size_t)n, a.f);
+        rc = fr_atomic_commit(&a);
     }
-    return fr_atomic_commit(&a);
+    free(img);
+    return rc;
 }
 
 int fr_ckpt_exists(MPI_Comm comm, const char *path)

@@ -1,6 +1,8 @@
 /* h5util: HDF5 helpers shared by several modules (see h5util.h). */
 #include "facrnn/h5util.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,4 +45,38 @@ fr_err fr_check_h5(long long rc, const char *what, const char *file, int line)
 {
     if (rc >= 0) return FR_OK;
     return fr_error_set(FR_EHDF5, file, line, "HDF5 call failed: %s", what);
+}
+
+/* H5Ewalk callback: keep the reason of the deepest entry that has one. The
+ * POSIX drivers write "errno = N, error message = '...'"; the MPI-IO driver
+ * pushes MPI's error string ("MPI_ERR_...: ..."). */
+static herr_t cause_walk(unsigned n, const H5E_error2_t *e, void *out)
+{
+    (void)n;
+    const char *d = e->desc ? e->desc : "";
+    const char *m = strstr(d, "error message = '");
+    char *buf = out;
+    if (m) {
+        m += strlen("error message = '");
+        const char *end = strchr(m, '\'');
+        int len = end ? (int)(end - m) : (int)strlen(m);
+        snprintf(buf, 256, ": %.*s", len, m);
+    } else if ((m = strstr(d, "MPI_ERR_"))) {
+        snprintf(buf, 256, ": %s", m);
+    }
+    return 0;
+}
+
+const char *fr_h5_cause(void)
+{
+    int e = errno; /* as the failed call left it, before the walk */
+    static char buf[256];
+    buf[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, cause_walk, buf);
+    /* The MPI-IO driver reports a short write as "file write failed"
+     * without a reason; the POSIX write beneath it left errno set. Only
+     * errors a write can get are trusted, so a stale errno is not blamed. */
+    if (!buf[0] && (e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO || e == EROFS))
+        snprintf(buf, sizeof buf, ": %s", strerror(e));
+    return buf;
 }

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "facrnn/analysis.h"
+#include "facrnn/comm.h"
+#include "facrnn/h5util.h"
 #include "facrnn/version.h"
 
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
@@ -33,14 +35,26 @@ fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
     return fr_error_agree(&comm, rc);
 }
 
+/* The one-line error of a failed write: what, which file, and the reason
+ * HDF5 was given (`why`, from fr_h5_cause right after the failing call,
+ * before later calls clear the error stack). */
+static fr_err write_fail(hid_t loc, const char *what, const char *name, const char *why)
+{
+    char file[1024] = "";
+    if (H5Fget_name(loc, file, sizeof file) < 0) file[0] = '\0';
+    return FR_FAIL(FR_EIO, "cannot write %s %s to %s%s", what, name, file[0] ? file : "the results file", why);
+}
+
 fr_err fr_h5_attr_double(hid_t loc, const char *name, double v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    char why[256] = "";
+    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+    return rc < 0 ? write_fail(loc, "attribute", name, why) : FR_OK;
 }
 
 fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v)
@@ -48,9 +62,11 @@ fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v)
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    char why[256] = "";
+    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+    return rc < 0 ? write_fail(loc, "attribute", name, why) : FR_OK;
 }
 
 fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s)
@@ -62,10 +78,12 @@ fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s)
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, t, &s);
+    char why[256] = "";
+    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write attribute %s", name) : FR_OK;
+    return rc < 0 ? write_fail(loc, "attribute", name, why) : FR_OK;
 }
 
 fr_err fr_h5_write_small(hid_t loc, const char *name, hid_t memtype, int rank, int ndims, const hsize_t *dims,
@@ -85,11 +103,13 @@ fr_err fr_h5_write_small(hid_t loc, const char *name, hid_t memtype, int rank, i
     hid_t dx = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
     herr_t rc = H5Dwrite(ds, memtype, msp, fsp, dx, data);
+    char why[256] = "";
+    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     H5Pclose(dx);
     H5Sclose(msp);
     H5Sclose(fsp);
     H5Dclose(ds);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
+    return rc < 0 ? write_fail(loc, "dataset", name, why) : FR_OK;
 }
 
 /* The file HDF5 writes: the temp file when atomic, else the target. */
@@ -175,11 +195,13 @@ fr_err fr_results_write_rows(hid_t loc, const char *name, const fr_dataset *ds, 
     H5Pset_dxpl_mpio(dx, H5FD_MPIO_INDEPENDENT);
     static const double dummy = 0; /* a rank without rows still passes a buffer */
     herr_t rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, msp, fsp, dx, rows ? rows : &dummy);
+    char why[256] = "";
+    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     H5Pclose(dx);
     H5Sclose(msp);
     H5Sclose(fsp);
     H5Dclose(d);
-    return rc < 0 ? FR_FAIL(FR_EIO, "cannot write dataset %s", name) : FR_OK;
+    return rc < 0 ? write_fail(loc, "dataset", name, why) : FR_OK;
 }
 
 /* /runs/<id>/connectivity: J = B A, singular values of W and of every W_g
@@ -358,7 +380,9 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
 fr_err fr_results_close(fr_results *r)
 {
     fr_err rc = FR_OK;
-    if (r->file >= 0 && H5Fclose(r->file) < 0) rc = FR_FAIL(FR_EIO, "cannot close results file %s", file_name(r));
+    /* the close flushes HDF5's metadata: a full disk may first show here */
+    if (r->file >= 0 && H5Fclose(r->file) < 0)
+        rc = FR_FAIL(FR_EIO, "cannot write results file %s%s", file_name(r), fr_h5_cause());
     r->file = -1;
     rc = fr_error_agree(&r->comm, rc);
     if (r->atomic) {
@@ -375,10 +399,17 @@ fr_err fr_results_close(fr_results *r)
 
 void fr_results_abort(fr_results *r)
 {
+    if (r->atomic && r->rank == 0) fr_atomic_abort(&r->out); /* unlinks the temp file; the old one stays */
     if (r->file >= 0) {
-        H5E_BEGIN_TRY { H5Fclose(r->file); } H5E_END_TRY;
+        /* A write failed on some rank (independent writes, or the one rank
+         * whose disk filled): the ranks' views of the file differ, and
+         * HDF5's collective close then waits forever in a barrier one rank
+         * never reaches, or crashes at exit closing it again. The file is
+         * discarded anyway: rank 0 prints the agreed message and aborts the
+         * job (exit 1); the other ranks wait here to be ended by it. */
+        if (r->rank == 0) fr_fatal(FR_EIO);
+        MPI_Barrier(r->comm);
+        fr_fatal(FR_EIO); /* not reached */
     }
     r->file = -1;
-    /* H5Fclose is collective: every rank is done with the file */
-    if (r->atomic && r->rank == 0) fr_atomic_abort(&r->out);
 }

@@ -28,6 +28,7 @@
 #include "facrnn/dataset.h"
 #include "facrnn/fit_input.h"
 #include "facrnn/h5util.h"
+#include "facrnn/outlock.h"
 #include "facrnn/results.h"
 #include "facrnn/sweep.h"
 #include "facrnn/coupling.h"
@@ -752,6 +753,13 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     snprintf(runs_dir, sizeof runs_dir, "%s.runs", base->output_path);
     if (a.slice_n > 1) snprintf(manifest, sizeof manifest, "%s.manifest.slice%dof%d", base->output_path, a.slice_i, a.slice_n);
     else snprintf(manifest, sizeof manifest, "%s.manifest", base->output_path);
+    /* before any work: a second sweep (or fit) on this output stops here;
+     * slices of one sweep share the output and each lock their manifest */
+    fr_outlock lock;
+    memset(&lock, 0, sizeof lock);
+    char slice[64];
+    snprintf(slice, sizeof slice, "slice%dof%d", a.slice_i, a.slice_n);
+    if (rc == FR_OK) rc = fr_outlock_take(world, base->output_path, a.slice_n > 1 && !a.collect ? slice : NULL, &lock);
     if (rc == FR_OK && a.collect) {
         fr_err lr = FR_OK;
         if (rank == 0) {
@@ -765,7 +773,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         fr_err lr = FR_OK;
         if (rank == 0) {
             lr = fr_mkdir_p(runs_dir);
-            if (lr == FR_OK) lr = fr_mkdir_p(base->checkpoint_dir);
+            if (lr == FR_OK) lr = fr_ckpt_dir_ready(base->checkpoint_dir);
             if (lr == FR_OK) lr = fr_results_check_writable(MPI_COMM_SELF, base->output_path);
         }
         rc = fr_error_agree(&world, lr);
@@ -895,6 +903,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         if (rc == FR_OK) rc = fe;
     }
 out:
+    fr_outlock_release(&lock);
     free(runs);
     free(recs);
     free(base);
