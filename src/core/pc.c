@@ -239,40 +239,77 @@ PC_INLINE void pass2_c(const double *zi, const double *muT, const double *w, int
  * adds them to lane 0 as the C version does. Per group, one sweep over j
  * whose distances, lanes and coefficients stay in registers. */
 
-PC_AVX2_FN static inline __m256d exp_neg_v(__m256d x)
+/* exp_neg on nv vectors (constant once inlined), step by step across the
+ * vectors: each polynomial is a chain of 13 dependent FMAs, and
+ * interleaving independent chains keeps the FMA units busy instead of
+ * waiting on one chain's latency. x (nv) in, results in x. */
+PC_AVX2_FN static inline __attribute__((always_inline)) void exp_neg_v(__m256d *x, int nv)
 {
+    static const double c[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                 1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,       1.0 / 720.0,
+                                 1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,          0.5,
+                                 1.0,                1.0};
     const __m256d shift = _mm256_set1_pd(0x1.8p52);
-    x = _mm256_max_pd(_mm256_set1_pd(-700.0), x); /* == x < -700 ? -700 : x, NaN kept */
-    __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.44269504088896338700), shift);
-    __m256d n = _mm256_sub_pd(t, shift);
-    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
-    __m256d p = _mm256_set1_pd(1.0 / 6227020800.0);
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 479001600.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 39916800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 3628800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 362880.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 40320.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 5040.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 720.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 120.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 24.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 6.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
-    __m256i sc = _mm256_add_epi64(_mm256_slli_epi64(_mm256_castpd_si256(t), 52),
-                                  _mm256_set1_epi64x((long long)((uint64_t)1023 << 52)));
-    return _mm256_mul_pd(p, _mm256_castsi256_pd(sc));
+    __m256d t[4], r[4], p[4];
+    for (int v = 0; v < nv; ++v) {
+        __m256d xv = _mm256_max_pd(_mm256_set1_pd(-700.0), x[v]); /* == x < -700 ? -700 : x, NaN kept */
+        t[v] = _mm256_fmadd_pd(xv, _mm256_set1_pd(1.44269504088896338700), shift);
+        __m256d n = _mm256_sub_pd(t[v], shift);
+        r[v] = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), xv);
+        r[v] = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r[v]);
+        p[v] = _mm256_set1_pd(c[0]);
+    }
+    for (int q = 1; q < 14; ++q)
+        for (int v = 0; v < nv; ++v) p[v] = _mm256_fmadd_pd(p[v], r[v], _mm256_set1_pd(c[q]));
+    for (int v = 0; v < nv; ++v) {
+        __m256i sc = _mm256_add_epi64(_mm256_slli_epi64(_mm256_castpd_si256(t[v]), 52),
+                                      _mm256_set1_epi64x((long long)((uint64_t)1023 << 52)));
+        x[v] = _mm256_mul_pd(p[v], _mm256_castsi256_pd(sc));
+    }
 }
 
-/* Group g = dims [k0, k0 + nk) of pass 1 over columns [0, Mv): e^g into
- * eg, the running product into e (first group: e = e^g, 1 * e^g being
- * e^g), lanes of S_g into accg and, for the last group, of S into acce.
- * Inlined with constant nk (1-4; 0: the squared distances are already in
- * eg) and pos, so the dimensions unroll and the lanes stay in registers. */
+/* Group g = dims [k0, k0 + nk) of pass 1 on the nv vectors (4 nv columns)
+ * at column j: e^g into eg, the running product into e (first group: e =
+ * e^g, 1 * e^g being e^g), lanes of S_g into gl and, for the last group,
+ * of S into sl (vector v feeds lane half v % 2). Inlined with constant nk
+ * (1-4; 0: the squared distances are already in eg), pos and nv, so the
+ * dimensions and vectors unroll and everything stays in registers. */
 enum { PC_FIRST = 1, PC_LAST = 2 };
 #define PC_DIMS 4
+PC_AVX2_FN static inline __attribute__((always_inline)) void
+pass1_block_avx2(const __m256d *zk, const double *muT, const double *w, int M, int j, int k0, int nk, int pos, int nv,
+                 __m256d mh, double *eg, double *e, __m256d *gl, __m256d *sl)
+{
+    __m256d d[4];
+    for (int v = 0; v < nv; ++v) {
+        if (nk == 0) {
+            d[v] = _mm256_loadu_pd(eg + j + 4 * v);
+        } else {
+            const double *mk = muT + (size_t)k0 * M + j + 4 * v;
+            __m256d dl = _mm256_sub_pd(zk[0], _mm256_loadu_pd(mk));
+            d[v] = _mm256_mul_pd(dl, dl);
+            for (int kk = 1; kk < nk; ++kk) {
+                mk += M;
+                dl = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk));
+                d[v] = _mm256_fmadd_pd(dl, dl, d[v]);
+            }
+        }
+        d[v] = _mm256_mul_pd(mh, d[v]);
+    }
+    exp_neg_v(d, nv);
+    for (int v = 0; v < nv; ++v) {
+        int c = j + 4 * v;
+        __m256d wv = _mm256_loadu_pd(w + c), ev = d[v];
+        _mm256_storeu_pd(eg + c, ev);
+        gl[v % 2] = _mm256_fmadd_pd(wv, ev, gl[v % 2]);
+        if (!(pos & PC_FIRST)) ev = _mm256_mul_pd(_mm256_loadu_pd(e + c), ev);
+        _mm256_storeu_pd(e + c, ev);
+        if (pos & PC_LAST) sl[v % 2] = _mm256_fmadd_pd(wv, ev, sl[v % 2]);
+    }
+}
+
+/* Pass 1 of group g over columns [0, Mv), 16 columns at a time (8 for a
+ * last odd block). accg, acce: lanes (PC_LANES). */
 PC_AVX2_FN static inline __attribute__((always_inline)) void
 pass1_group_avx2(const double *zi, const double *muT, const double *w, int M, int Mv, int k0, int nk, int pos, double h,
                  double *eg, double *e, double *accg, double *acce)
@@ -280,46 +317,16 @@ pass1_group_avx2(const double *zi, const double *muT, const double *w, int M, in
     const __m256d mh = _mm256_set1_pd(-h);
     __m256d zk[PC_DIMS];
     for (int kk = 0; kk < nk; ++kk) zk[kk] = _mm256_set1_pd(zi[k0 + kk]);
-    __m256d g0 = _mm256_loadu_pd(accg), g1 = _mm256_loadu_pd(accg + 4);
-    __m256d s0 = _mm256_loadu_pd(acce), s1 = _mm256_loadu_pd(acce + 4);
-    for (int j = 0; j < Mv; j += PC_LANES) {
-        __m256d d0, d1;
-        if (nk == 0) {
-            d0 = _mm256_loadu_pd(eg + j), d1 = _mm256_loadu_pd(eg + j + 4);
-        } else {
-            const double *mk = muT + (size_t)k0 * M + j;
-            __m256d dl0 = _mm256_sub_pd(zk[0], _mm256_loadu_pd(mk));
-            __m256d dl1 = _mm256_sub_pd(zk[0], _mm256_loadu_pd(mk + 4));
-            d0 = _mm256_mul_pd(dl0, dl0), d1 = _mm256_mul_pd(dl1, dl1);
-            for (int kk = 1; kk < nk; ++kk) {
-                mk += M;
-                dl0 = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk));
-                dl1 = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk + 4));
-                d0 = _mm256_fmadd_pd(dl0, dl0, d0);
-                d1 = _mm256_fmadd_pd(dl1, dl1, d1);
-            }
-        }
-        __m256d v0 = exp_neg_v(_mm256_mul_pd(mh, d0)), v1 = exp_neg_v(_mm256_mul_pd(mh, d1));
-        __m256d w0 = _mm256_loadu_pd(w + j), w1 = _mm256_loadu_pd(w + j + 4);
-        _mm256_storeu_pd(eg + j, v0);
-        _mm256_storeu_pd(eg + j + 4, v1);
-        g0 = _mm256_fmadd_pd(w0, v0, g0);
-        g1 = _mm256_fmadd_pd(w1, v1, g1);
-        if (!(pos & PC_FIRST)) {
-            v0 = _mm256_mul_pd(_mm256_loadu_pd(e + j), v0);
-            v1 = _mm256_mul_pd(_mm256_loadu_pd(e + j + 4), v1);
-        }
-        _mm256_storeu_pd(e + j, v0);
-        _mm256_storeu_pd(e + j + 4, v1);
-        if (pos & PC_LAST) {
-            s0 = _mm256_fmadd_pd(w0, v0, s0);
-            s1 = _mm256_fmadd_pd(w1, v1, s1);
-        }
-    }
-    _mm256_storeu_pd(accg, g0);
-    _mm256_storeu_pd(accg + 4, g1);
-    _mm256_storeu_pd(acce, s0);
-    _mm256_storeu_pd(acce + 4, s1);
+    __m256d gl[2] = {_mm256_loadu_pd(accg), _mm256_loadu_pd(accg + 4)};
+    __m256d sl[2] = {_mm256_loadu_pd(acce), _mm256_loadu_pd(acce + 4)};
+    int j = 0;
+    for (; j + 2 * PC_LANES <= Mv; j += 2 * PC_LANES)
+        pass1_block_avx2(zk, muT, w, M, j, k0, nk, pos, 4, mh, eg, e, gl, sl);
+    if (j < Mv) pass1_block_avx2(zk, muT, w, M, j, k0, nk, pos, 2, mh, eg, e, gl, sl);
+    _mm256_storeu_pd(accg, gl[0]);
+    _mm256_storeu_pd(accg + 4, gl[1]);
+    _mm256_storeu_pd(acce, sl[0]);
+    _mm256_storeu_pd(acce + 4, sl[1]);
 }
 
 #define PC_P1(NK, POS) pass1_group_avx2(zi, muT, w, M, Mv, k0, NK, POS, h, eg, e, accg, acce)
