@@ -19,7 +19,7 @@ struct fr_ws {
     double *pc_dz, *pc_dmu;  /* (M_max, K) PC gradients in fr_model_loss_grad */
     double *pc_muT, *pc_dmuT; /* (K, M_max) means and their gradients, transposed */
     double *pc_w, *pc_wl;    /* (M_max) KDE weights of one PC row and their logs */
-    double *obs_w;           /* (N) Gaussian inverse variances exp(-2 s) */
+    double *obs_w;           /* (2, N) Gaussian inverse variances exp(-2 s), per-channel NLL sums */
 };
 
 /* ln(1 + e^x), overflow safe. */
