@@ -216,19 +216,26 @@ static void test_eval_estimator(void)
     free(mu), free(z);
 }
 
-/* The kernel's polynomial exponential against libm over its range. */
+/* The kernel's polynomial exponential against libm over its range, with
+ * fused multiply-adds and with separate roundings. */
 static void test_exp_poly(void)
 {
-    double worst = 0;
-    for (int q = 0; q <= 200000; ++q) {
-        double x = -699.0 + 1398.0 * q / 200000.0 + 1e-7 * fr_rng_normal(1, FR_STREAM_SYNTH, 9, (uint64_t)q);
-        double r = fabs(fr_exp_poly(x) / exp(x) - 1.0);
-        worst = r > worst ? r : worst;
+    const int kern[2] = {FR_PC_C_FMA, FR_PC_C_MULADD};
+    for (int v = 0; v < 2; ++v) {
+        CU_ASSERT_EQUAL_FATAL(fr_pc_kernel(kern[v]), kern[v]);
+        double worst = 0;
+        for (int q = 0; q <= 200000; ++q) {
+            double x = -699.0 + 1398.0 * q / 200000.0 + 1e-7 * fr_rng_normal(1, FR_STREAM_SYNTH, 9, (uint64_t)q);
+            double r = fabs(fr_exp_poly(x) / exp(x) - 1.0);
+            worst = r > worst ? r : worst;
+        }
+        printf("\n  polynomial exp (%s): worst relative error %.3g on [-699, 699]", v ? "muladd" : "fma", worst);
+        CU_ASSERT(worst < 1e-15);
+        CU_ASSERT_EQUAL(fr_exp_poly(0.0), 1.0);
+        CU_ASSERT(fr_exp_poly(-1e300) > 0 && fr_exp_poly(-1e300) <= exp(-699.0)); /* clamped, never 0 or NaN */
     }
-    printf("\n  polynomial exp: worst relative error %.3g on [-699, 699]\n", worst);
-    CU_ASSERT(worst < 1e-15);
-    CU_ASSERT_EQUAL(fr_exp_poly(0.0), 1.0);
-    CU_ASSERT(fr_exp_poly(-1e300) > 0 && fr_exp_poly(-1e300) <= exp(-699.0)); /* clamped, never 0 or NaN */
+    printf("\n");
+    fr_pc_kernel(FR_PC_AUTO);
 }
 
 /* Fast kernel vs the reference at a size that exercises the vector loops
@@ -239,6 +246,14 @@ static void test_fast_matches_reference(void)
 {
     enum { M = 131, K = 7 };
     int sizes[3] = {3, 1, 3};
+    /* every version of the kernel this machine runs */
+    const int kern[3] = {FR_PC_C_MULADD, FR_PC_C_FMA, FR_PC_AVX2};
+    for (int v = 0; v < 3; ++v) {
+        if (fr_pc_kernel(kern[v]) != kern[v]) {
+            printf("\n  kernel version %d: not available here", kern[v]);
+            continue;
+        }
+        printf("\n  kernel version %d:", kern[v]);
     for (int bad = 0; bad < 2; ++bad) {
         fr_model m = make_model(K, 3, sizes, 20000, M, -1);
         double *mu = malloc(sizeof(double) * M * K), *z = malloc(sizeof(double) * M * K);
@@ -272,7 +287,74 @@ static void test_fast_matches_reference(void)
         fr_ws_free(ws);
         free(mu), free(z), free(dz), free(dmu), free(dzr), free(dmur);
     }
+    }
+    fr_pc_kernel(FR_PC_AUTO);
     printf("\n");
+}
+
+/* One PC evaluation (value, dz rows, dmu) with kernel version `kern`. */
+static void pc_with(int kern, const fr_model *m, int M, const double *mu, const double *z, int row0, int nr,
+                    double scale, double *pc, double *dz, double *dmu)
+{
+    fr_ws *ws;
+    CU_ASSERT_EQUAL_FATAL(fr_ws_create(m, M, M, &ws), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_pc_kernel(kern), kern);
+    memset(dz, 0, sizeof(double) * (size_t)M * m->spec.K);
+    memset(dmu, 0, sizeof(double) * (size_t)M * m->spec.K);
+    CU_ASSERT_EQUAL(fr_pc_rows(m, M, mu, z, row0, nr, scale, pc, dz, dmu, ws), FR_OK);
+    fr_pc_kernel(FR_PC_AUTO);
+    fr_ws_free(ws);
+}
+
+/* The AVX2 version does the C version's operations with fma in the same
+ * order, so the two agree bit for bit: every group size (1-4 unrolled, 5
+ * and 9 by the general path), M with and without a tail of columns, rows
+ * that take the safe path, and the evaluation estimator. */
+static void test_versions_bitwise(void)
+{
+    if (fr_pc_kernel(FR_PC_AVX2) != FR_PC_AVX2) {
+        printf("\n  no AVX2 + FMA on this CPU: nothing to compare\n");
+        return;
+    }
+    fr_pc_kernel(FR_PC_AUTO);
+    struct { int K, G, sizes[4], M; double stretch; } cases[] = {
+        {6, 2, {3, 3}, 128, 1.0},      {7, 3, {3, 1, 3}, 131, 1.0}, {10, 3, {2, 4, 4}, 67, 1.0},
+        {14, 2, {5, 9}, 45, 1.0},      {4, 4, {1, 1, 1, 1}, 9, 1.0}, {6, 2, {3, 3}, 7, 1.0},
+        {6, 3, {2, 2, 2}, 32, 1000.0}, {7, 3, {3, 1, 3}, 131, 40.0},
+    };
+    int n_cases = (int)(sizeof cases / sizeof cases[0]), differ = 0;
+    for (int c = 0; c < n_cases; ++c) {
+        int K = cases[c].K, M = cases[c].M;
+        fr_model m = make_model(K, cases[c].G, cases[c].sizes, 5000, M, -1);
+        double *mu = malloc(sizeof(double) * M * K), *z = malloc(sizeof(double) * M * K);
+        double *dz[2], *dmu[2], pc[2];
+        for (int q = 0; q < M * K; ++q) {
+            mu[q] = cases[c].stretch * fr_rng_normal(23, FR_STREAM_SYNTH, 3, (uint64_t)q);
+            z[q] = mu[q] + cases[c].stretch * m.s_enc * fr_rng_normal(23, FR_STREAM_SYNTH, 4, (uint64_t)q);
+        }
+        int row0 = M > 4 ? 2 : 0, nr = M - row0 - (M > 4 ? 1 : 0);
+        for (int v = 0; v < 2; ++v) {
+            dz[v] = malloc(sizeof(double) * M * K), dmu[v] = malloc(sizeof(double) * M * K);
+            pc_with(v ? FR_PC_AVX2 : FR_PC_C_FMA, &m, M, mu, z, row0, nr, 20.0 / M, &pc[v], dz[v], dmu[v]);
+        }
+        int same = memcmp(&pc[0], &pc[1], sizeof(double)) == 0 &&
+                   memcmp(dz[0], dz[1], sizeof(double) * (size_t)nr * K) == 0 &&
+                   memcmp(dmu[0], dmu[1], sizeof(double) * (size_t)M * K) == 0;
+        double ev[2];
+        for (int v = 0; v < 2; ++v) {
+            CU_ASSERT_EQUAL_FATAL(fr_pc_kernel(v ? FR_PC_AVX2 : FR_PC_C_FMA), v ? FR_PC_AVX2 : FR_PC_C_FMA);
+            CU_ASSERT_EQUAL(fr_pc_eval(K, cases[c].G, cases[c].sizes, M, mu, m.s_enc, 3, M, 7, &ev[v]), FR_OK);
+        }
+        fr_pc_kernel(FR_PC_AUTO);
+        same = same && memcmp(&ev[0], &ev[1], sizeof(double)) == 0;
+        printf("\n  K = %2d, G = %d, M = %3d, latents x%g: %s (PC %.17g)", K, cases[c].G, M, cases[c].stretch,
+               same ? "same bits" : "DIFFERENT", pc[0]);
+        differ += !same;
+        for (int v = 0; v < 2; ++v) free(dz[v]), free(dmu[v]);
+        free(mu), free(z);
+    }
+    printf("\n");
+    CU_ASSERT_EQUAL(differ, 0);
 }
 
 static void reg(void)
@@ -285,6 +367,7 @@ static void reg(void)
     CU_add_test(s, "evaluation estimator", test_eval_estimator);
     CU_add_test(s, "polynomial exp accuracy", test_exp_poly);
     CU_add_test(s, "fast kernel = reference (vector tails, safe path)", test_fast_matches_reference);
+    CU_add_test(s, "AVX2 and C versions agree bit for bit", test_versions_bitwise);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }

@@ -220,7 +220,7 @@ fr_err fr_ws_create(const fr_model *m, int m_max, int M_max, fr_ws **out)
     TRY_GOTO(rc, FR_CALLOC(w->pc_dmuT, K * MM), fail);
     TRY_GOTO(rc, FR_CALLOC(w->pc_w, MM), fail);
     TRY_GOTO(rc, FR_CALLOC(w->pc_wl, MM), fail);
-    TRY_GOTO(rc, FR_CALLOC(w->obs_w, N), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->obs_w, 2 * N), fail);
     for (int g = 0; g < s->G; ++g)
         for (int k = m->group_off[g]; k < m->group_off[g + 1]; ++k) w->kgroup[k] = g;
     *out = w;
@@ -297,6 +297,22 @@ static void decode(const fr_model *m, const fr_view *v, const fr_batch *b, fr_ws
 
 /* ---- stage 3: decoder, NLL, KL, backward -------------------------------------- */
 
+/* One row of the Gaussian NLL's backward pass: r = x - eta, de = inv_M
+ * dNLL/deta, gs += inv_M dNLL/ds, gc += de, sq += r^2 w (the NLL's data
+ * term per channel). All (N); restrict: distinct buffers. */
+static void gauss_row(int N, double inv_M, const double *restrict x, const double *restrict eta,
+                      const double *restrict iv, double *restrict de, double *restrict gs, double *restrict gc,
+                      double *restrict sq)
+{
+    for (int n = 0; n < N; ++n) {
+        double r = x[n] - eta[n], w = iv[n];
+        de[n] = inv_M * (-r * w);
+        gs[n] += inv_M * (1.0 - r * r * w);
+        gc[n] += de[n];
+        sq[n] += r * r * w;
+    }
+}
+
 fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch *b, fr_ws *ws, double inv_M,
                          const double *dmu_extra, const double *dz_extra, double *grad, fr_terms *terms)
 {
@@ -310,24 +326,23 @@ fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch
     fr_view gv = fr_model_view(m, grad);
     decode(m, &v, b, ws);
 
-    /* NLL and dNLL/deta, scaled by inv_M. */
+    /* NLL and dNLL/deta, scaled by inv_M; dc += colsum dEta on the way. */
     double nll = 0.0;
     if (s->obs == FR_OBS_GAUSSIAN) {
         /* fr_obs_nll inlined with exp(-2 s_n) hoisted out of the row loop
-         * (N exponentials instead of m N; the same operations otherwise) */
-        double *iv = ws->obs_w; /* (N) */
-        for (int n = 0; n < N; ++n) iv[n] = exp(-2.0 * v.s[n]);
-        for (int i = 0; i < mr; ++i) {
-            const double *x = b->x[i];
-            const double *eta = ws->eta + (size_t)i * N;
-            double *de = ws->deta + (size_t)i * N;
-            for (int n = 0; n < N; ++n) {
-                double r = x[n] - eta[n], w = iv[n];
-                nll += 0.5 * FR_LN_2PI + v.s[n] + 0.5 * r * r * w;
-                de[n] = inv_M * (-r * w);
-                gv.s[n] += inv_M * (1.0 - r * r * w);
-            }
+         * (N exponentials instead of m N), and the NLL summed as
+         * m (N ln(2 pi) / 2 + sum_n s_n) + 1/2 sum_n (sum_i r_in^2 w_n): per
+         * channel partial sums instead of one serial chain of m N additions */
+        double *iv = ws->obs_w, *sq = ws->obs_w + N, ssum = 0.0, sqsum = 0.0; /* (N) each */
+        for (int n = 0; n < N; ++n) {
+            iv[n] = exp(-2.0 * v.s[n]);
+            sq[n] = 0.0;
+            ssum += v.s[n];
         }
+        for (int i = 0; i < mr; ++i)
+            gauss_row(N, inv_M, b->x[i], ws->eta + (size_t)i * N, iv, ws->deta + (size_t)i * N, gv.s, gv.c, sq);
+        for (int n = 0; n < N; ++n) sqsum += sq[n];
+        nll = mr * (0.5 * FR_LN_2PI * N + ssum) + 0.5 * sqsum;
     } else {
         for (int i = 0; i < mr; ++i) {
             const double *x = b->x[i];
@@ -337,24 +352,29 @@ fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch
                 double dn;
                 nll += fr_obs_nll(m, v.s, n, x[n], eta[n], &dn, NULL);
                 de[n] = inv_M * dn;
+                gv.c[n] += de[n];
             }
         }
     }
     /* KL_i = 1/2 sum_k (mu^2 + s_enc^2 - 1 - 2 ln s_enc); the constant part
-     * is the same for every row. */
+     * is the same for every row; the squares summed in KL_LANES partial sums. */
     double se2 = m->s_enc * m->s_enc, klc = 0.5 * K * (se2 - 1.0 - 2.0 * log(m->s_enc)), kl = 0.0;
     size_t mk = (size_t)mr * K;
-    for (size_t q = 0; q < mk; ++q) kl += 0.5 * ws->mu[q] * ws->mu[q];
-    kl += mr * klc;
+    {
+        enum { KL_LANES = 4 };
+        double lane[KL_LANES] = {0};
+        size_t q = 0;
+        for (; q + KL_LANES <= mk; q += KL_LANES)
+            for (int l = 0; l < KL_LANES; ++l) lane[l] += ws->mu[q + l] * ws->mu[q + l];
+        for (; q < mk; ++q) lane[0] += ws->mu[q] * ws->mu[q];
+        for (int l = 0; l < KL_LANES; ++l) kl += lane[l];
+        kl = 0.5 * kl + mr * klc;
+    }
     terms->nll = nll;
     terms->kl = kl;
 
-    /* Decoder gradients: dA (N,K) += dEta^T Z, dc += colsum dEta, dE += dEta^T U. */
+    /* Decoder gradients: dA (N,K) += dEta^T Z, dE += dEta^T U (dc above). */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, mr, 1.0, ws->deta, N, ws->z, K, 1.0, gv.A, K);
-    for (int i = 0; i < mr; ++i) {
-        const double *de = ws->deta + (size_t)i * N;
-        for (int n = 0; n < N; ++n) gv.c[n] += de[n];
-    }
     if (D > 0)
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, mr, 1.0, ws->deta, N, ws->U, D, 1.0, gv.E, D);
 
@@ -363,8 +383,10 @@ fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch
         memcpy(ws->dz, dz_extra, sizeof(double) * mk);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, K, N, 1.0, ws->deta, N, v.A, K, dz_extra ? 1.0 : 0.0,
                 ws->dz, K);
-    for (size_t q = 0; q < mk; ++q)
-        ws->dmu[q] = ws->dz[q] + inv_M * ws->mu[q] + (dmu_extra ? dmu_extra[q] : 0.0);
+    if (dmu_extra)
+        for (size_t q = 0; q < mk; ++q) ws->dmu[q] = ws->dz[q] + inv_M * ws->mu[q] + dmu_extra[q];
+    else
+        for (size_t q = 0; q < mk; ++q) ws->dmu[q] = ws->dz[q] + inv_M * ws->mu[q] + 0.0; /* as before: -0 -> +0 */
 
     /* Encoder gradients: dB (K,N) += dMu^T H, dd += colsum dMu. */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, mr, 1.0, ws->dmu, K, ws->H, N, 1.0, gv.B, N);

@@ -58,77 +58,112 @@ static double softmax_lse(double *a, int M)
  * latents); when any sum falls below PC_TINY the row is recomputed by the
  * two-pass max-subtracted log-sum-exp (pc_row_safe). Above PC_TINY every
  * term that matters at double precision is a normal number, so the fast
- * path loses nothing. The exponential is a branch-free polynomial that the
- * compiler vectorises (fr_exp_poly); sums use 8 fixed partial sums so the
- * result does not depend on the instruction set the loop is compiled for.
- * Latents are handled transposed, (K, M), so every inner loop runs over the
- * M columns with unit stride. */
+ * path loses nothing. Latents are handled transposed, (K, M), so every
+ * inner loop runs over the M columns with unit stride.
+ *
+ * A row takes two passes over the columns j:
+ *   pass 1: per group the squared distance, e^g_j = exp(-h d), the running
+ *           product e_j, and the sums S_g and S;
+ *   pass 2: per group c^g_j = w_j (cs e_j - cg e^g_j) (cs = scale 2h / S,
+ *           cg = scale 2h / S_g), then per dimension k of the group
+ *           t_jk = c^g_j (z_ik - mu_jk): dmuT_kj += t_jk, dz_ik -= sum_j t_jk.
+ * Each pass exists twice with the same operations in the same order: in
+ * plain C (pass1_c, pass2_c: any machine) and with AVX2 + FMA intrinsics
+ * (pass1_avx2, pass2_avx2: x86-64 with both, picked at run time). Every
+ * multiply-add is one fused, exactly rounded operation (fma()), and every
+ * sum over j uses PC_LANES fixed partial sums (column j goes to lane
+ * j mod PC_LANES for j below the last multiple of PC_LANES, later columns
+ * to lane 0; lanes are added in order), so the C version with fma() and the
+ * AVX2 version give the same bits (tests/test_pc.c checks). On a CPU
+ * without hardware FMA, where fma() would be done in software and be slow,
+ * the C version rounds products and sums separately instead ("muladd", as
+ * this kernel always did before it used FMA): the same maths within
+ * rounding, but not the same bits. fr_pc_kernel picks the version. */
 #define PC_TINY 1e-250
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define PC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef PC_CLONES
-#define PC_CLONES
-#endif
-/* The helpers must be inlined into each clone to be compiled for its ISA. */
-#if defined(__GNUC__)
-#define PC_INLINE static inline __attribute__((always_inline))
-#else
-#define PC_INLINE static inline
-#endif
 #define PC_LANES 8
+#if defined(__GNUC__) && defined(__x86_64__)
+#define PC_AVX2 1
+#include <immintrin.h>
+#define PC_AVX2_FN __attribute__((target("avx2,fma")))
+#else
+#define PC_AVX2 0
+#endif
 
-PC_INLINE double exp_poly(double x)
+/* a b + c: fused (one rounding) or not, as the C version in use does. */
+static inline double madd(double a, double b, double c, int fused) { return fused ? fma(a, b, c) : a * b + c; }
+
+/* e^x for x in [-700, 700]: e^x = 2^n e^r, n = round(x / ln 2),
+ * |r| <= ln(2)/2 (a hair more when x / ln 2 rounds the other way); ln 2
+ * split in two (Cody-Waite) so r is exact to double precision; Taylor to
+ * degree 13 leaves < 5e-18. */
+static inline double exp_core(double x, int fused)
 {
-    /* e^x = 2^n e^r, n = round(x / ln 2), |r| <= ln(2)/2; ln 2 split in two
-     * (Cody-Waite) so r is exact; Taylor to degree 13 leaves < 5e-18. */
     union { double d; uint64_t u; } t, sc;
-    x = x < -700.0 ? -700.0 : x;
-    x = x > 700.0 ? 700.0 : x;
     const double shift = 0x1.8p52;
-    t.d = x * 1.44269504088896338700 + shift;
+    t.d = madd(x, 1.44269504088896338700, shift, fused);
     double n = t.d - shift;
-    double r = x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
+    double r = madd(-n, 6.93147180369123816490e-01, x, fused);
+    r = madd(-n, 1.90821492927058770002e-10, r, fused);
     double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    p = madd(p, r, 1.0 / 479001600.0, fused);
+    p = madd(p, r, 1.0 / 39916800.0, fused);
+    p = madd(p, r, 1.0 / 3628800.0, fused);
+    p = madd(p, r, 1.0 / 362880.0, fused);
+    p = madd(p, r, 1.0 / 40320.0, fused);
+    p = madd(p, r, 1.0 / 5040.0, fused);
+    p = madd(p, r, 1.0 / 720.0, fused);
+    p = madd(p, r, 1.0 / 120.0, fused);
+    p = madd(p, r, 1.0 / 24.0, fused);
+    p = madd(p, r, 1.0 / 6.0, fused);
+    p = madd(p, r, 0.5, fused);
+    p = madd(p, r, 1.0, fused);
+    p = madd(p, r, 1.0, fused);
     /* the low bits of t hold n; shift them into the exponent field */
     sc.u = (t.u << 52) + ((uint64_t)1023 << 52);
     return p * sc.d;
 }
 
-double fr_exp_poly(double x) { return exp_poly(x); }
+/* e^x for x <= 0 (the kernels' arguments): only the lower clamp can bind,
+ * and it keeps the result a normal number. NaN stays NaN. */
+static inline double exp_neg(double x, int fused) { return exp_core(x < -700.0 ? -700.0 : x, fused); }
 
-/* sum_j a_j b_j, (M) each, in a fixed order. */
-PC_INLINE double dot_fixed(const double *restrict a, const double *restrict b, int M)
+static int pc_kernel(void);
+double fr_exp_poly(double x)
+{
+    return exp_core(x < -700.0 ? -700.0 : x > 700.0 ? 700.0 : x, pc_kernel() != FR_PC_C_MULADD);
+}
+
+/* Sum the lanes in order. */
+static inline double sum_lanes(const double *lanes)
+{
+    double s = 0.0;
+    for (int q = 0; q < PC_LANES; ++q) s += lanes[q];
+    return s;
+}
+
+/* ---- the C version: one loop over j per step, which the compiler
+ * vectorises when fused is 0 (as a constant once inlined) ---- */
+#if defined(__GNUC__)
+#define PC_INLINE static inline __attribute__((always_inline))
+#else
+#define PC_INLINE static inline
+#endif
+
+/* sum_j a_j b_j, (M) each, in lanes. */
+PC_INLINE double dot_lanes(const double *restrict a, const double *restrict b, int M, int fused)
 {
     double acc[PC_LANES] = {0};
     int j = 0;
     for (; j + PC_LANES <= M; j += PC_LANES)
-        for (int q = 0; q < PC_LANES; ++q) acc[q] += a[j + q] * b[j + q];
-    for (; j < M; ++j) acc[0] += a[j] * b[j];
-    double s = 0.0;
-    for (int q = 0; q < PC_LANES; ++q) s += acc[q];
-    return s;
+        for (int q = 0; q < PC_LANES; ++q) acc[q] = madd(a[j + q], b[j + q], acc[q], fused);
+    for (; j < M; ++j) acc[0] = madd(a[j], b[j], acc[0], fused);
+    return sum_lanes(acc);
 }
 
-/* e (M) <- exp(-h * sum_{k in [k0, k1)} (zi_k - muT_kj)^2). */
+/* e (M) <- exp(-h d_j), d_j = sum_{k in [k0, k1)} (zi_k - muT_kj)^2 summed
+ * as dl^2 for k0, then one multiply-add per further dimension. */
 PC_INLINE void group_kernel(const double *restrict zi, const double *restrict muT, int M, int k0, int k1, double h,
-                         double *restrict e)
+                            double *restrict e, int fused)
 {
     const double *m0 = muT + (size_t)k0 * M;
     double z0 = zi[k0];
@@ -141,38 +176,335 @@ PC_INLINE void group_kernel(const double *restrict zi, const double *restrict mu
         double zk = zi[k];
         for (int j = 0; j < M; ++j) {
             double dl = zk - mk[j];
-            e[j] += dl * dl;
+            e[j] = madd(dl, dl, e[j], fused);
         }
     }
-    for (int j = 0; j < M; ++j) e[j] = exp_poly(-h * e[j]);
+    for (int j = 0; j < M; ++j) e[j] = exp_neg(-h * e[j], fused);
 }
 
-/* t_j = c_j (zk - mk_j); dmk_j += t_j; returns sum_j t_j (fixed order). */
-PC_INLINE double grad_dim(const double *restrict c, double zk, const double *restrict mk, double *restrict dmk, int M)
+/* dl_j = zk - mk_j; dmk_j += c_j dl_j; returns sum_j c_j dl_j (lanes). */
+PC_INLINE double grad_dim(const double *restrict c, double zk, const double *restrict mk, double *restrict dmk, int M,
+                          int fused)
 {
     double acc[PC_LANES] = {0};
     int j = 0;
     for (; j + PC_LANES <= M; j += PC_LANES)
         for (int q = 0; q < PC_LANES; ++q) {
-            double t = c[j + q] * (zk - mk[j + q]);
-            acc[q] += t;
-            dmk[j + q] += t;
+            double dl = zk - mk[j + q];
+            acc[q] = madd(c[j + q], dl, acc[q], fused);
+            dmk[j + q] = madd(c[j + q], dl, dmk[j + q], fused);
         }
     for (; j < M; ++j) {
-        double t = c[j] * (zk - mk[j]);
-        acc[0] += t;
-        dmk[j] += t;
+        double dl = zk - mk[j];
+        acc[0] = madd(c[j], dl, acc[0], fused);
+        dmk[j] = madd(c[j], dl, dmk[j], fused);
     }
-    double s = 0.0;
-    for (int q = 0; q < PC_LANES; ++q) s += acc[q];
-    return s;
+    return sum_lanes(acc);
+}
+
+/* Pass 1 of row zi: e (G + 1, M) <- row 0 the joint kernel, row g + 1 group
+ * g's; Sg (G) <- S_g; returns S. The joint kernel is e^0 e^1 ... in that
+ * order. */
+PC_INLINE double pass1_c(const double *zi, const double *muT, const double *w, int M, int G, const int *off, double h,
+                         double *e, double *Sg, int fused)
+{
+    for (int g = 0; g < G; ++g) group_kernel(zi, muT, M, off[g], off[g + 1], h, e + (size_t)(g + 1) * M, fused);
+    memcpy(e, e + M, sizeof(double) * (size_t)M);
+    for (int g = 1; g < G; ++g) {
+        const double *eg = e + (size_t)(g + 1) * M;
+        for (int j = 0; j < M; ++j) e[j] *= eg[j];
+    }
+    for (int g = 0; g < G; ++g) Sg[g] = dot_lanes(w, e + (size_t)(g + 1) * M, M, fused);
+    return dot_lanes(w, e, M, fused);
+}
+
+/* Pass 2 of row zi: dzi (K) -= dR/dz_i, dmuT (K, M) += dR/dmu; cg (G).
+ * c^g_j = w_j (cs e_j - cg e^g_j), cs e_j - (cg e^g_j) as one multiply-add,
+ * overwrites e's row g + 1. */
+PC_INLINE void pass2_c(const double *zi, const double *muT, const double *w, int M, int G, const int *off, double cs,
+                       const double *cg, double *e, double *dzi, double *dmuT, int fused)
+{
+    for (int g = 0; g < G; ++g) {
+        double *c = e + (size_t)(g + 1) * M, cgg = cg[g];
+        for (int j = 0; j < M; ++j) c[j] = w[j] * madd(cs, e[j], -(cgg * c[j]), fused);
+        for (int k = off[g]; k < off[g + 1]; ++k)
+            dzi[k] -= grad_dim(c, zi[k], muT + (size_t)k * M, dmuT + (size_t)k * M, M, fused);
+    }
+}
+
+#if PC_AVX2
+/* The AVX2 + FMA passes: the operations of pass1_c / pass2_c on the columns
+ * below Mv = M - M % PC_LANES, PC_LANES = 8 columns (two vectors, one per
+ * half of the lanes) at a time; the remaining columns in scalar code that
+ * adds them to lane 0 as the C version does. Per group, one sweep over j
+ * whose distances, lanes and coefficients stay in registers. */
+
+/* exp_neg on nv vectors (constant once inlined), step by step across the
+ * vectors: each polynomial is a chain of 13 dependent FMAs, and
+ * interleaving independent chains keeps the FMA units busy instead of
+ * waiting on one chain's latency. x (nv) in, results in x. */
+PC_AVX2_FN static inline __attribute__((always_inline)) void exp_neg_v(__m256d *x, int nv)
+{
+    static const double c[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                 1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,       1.0 / 720.0,
+                                 1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,          0.5,
+                                 1.0,                1.0};
+    const __m256d shift = _mm256_set1_pd(0x1.8p52);
+    __m256d t[4], r[4], p[4];
+    for (int v = 0; v < nv; ++v) {
+        __m256d xv = _mm256_max_pd(_mm256_set1_pd(-700.0), x[v]); /* == x < -700 ? -700 : x, NaN kept */
+        t[v] = _mm256_fmadd_pd(xv, _mm256_set1_pd(1.44269504088896338700), shift);
+        __m256d n = _mm256_sub_pd(t[v], shift);
+        r[v] = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), xv);
+        r[v] = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r[v]);
+        p[v] = _mm256_set1_pd(c[0]);
+    }
+    for (int q = 1; q < 14; ++q)
+        for (int v = 0; v < nv; ++v) p[v] = _mm256_fmadd_pd(p[v], r[v], _mm256_set1_pd(c[q]));
+    for (int v = 0; v < nv; ++v) {
+        __m256i sc = _mm256_add_epi64(_mm256_slli_epi64(_mm256_castpd_si256(t[v]), 52),
+                                      _mm256_set1_epi64x((long long)((uint64_t)1023 << 52)));
+        x[v] = _mm256_mul_pd(p[v], _mm256_castsi256_pd(sc));
+    }
+}
+
+/* Group g = dims [k0, k0 + nk) of pass 1 on the nv vectors (4 nv columns)
+ * at column j: e^g into eg, the running product into e (first group: e =
+ * e^g, 1 * e^g being e^g), lanes of S_g into gl and, for the last group,
+ * of S into sl (vector v feeds lane half v % 2). Inlined with constant nk
+ * (1-4; 0: the squared distances are already in eg), pos and nv, so the
+ * dimensions and vectors unroll and everything stays in registers. */
+enum { PC_FIRST = 1, PC_LAST = 2 };
+#define PC_DIMS 4
+PC_AVX2_FN static inline __attribute__((always_inline)) void
+pass1_block_avx2(const __m256d *zk, const double *muT, const double *w, int M, int j, int k0, int nk, int pos, int nv,
+                 __m256d mh, double *eg, double *e, __m256d *gl, __m256d *sl)
+{
+    __m256d d[4];
+    for (int v = 0; v < nv; ++v) {
+        if (nk == 0) {
+            d[v] = _mm256_loadu_pd(eg + j + 4 * v);
+        } else {
+            const double *mk = muT + (size_t)k0 * M + j + 4 * v;
+            __m256d dl = _mm256_sub_pd(zk[0], _mm256_loadu_pd(mk));
+            d[v] = _mm256_mul_pd(dl, dl);
+            for (int kk = 1; kk < nk; ++kk) {
+                mk += M;
+                dl = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk));
+                d[v] = _mm256_fmadd_pd(dl, dl, d[v]);
+            }
+        }
+        d[v] = _mm256_mul_pd(mh, d[v]);
+    }
+    exp_neg_v(d, nv);
+    for (int v = 0; v < nv; ++v) {
+        int c = j + 4 * v;
+        __m256d wv = _mm256_loadu_pd(w + c), ev = d[v];
+        _mm256_storeu_pd(eg + c, ev);
+        gl[v % 2] = _mm256_fmadd_pd(wv, ev, gl[v % 2]);
+        if (!(pos & PC_FIRST)) ev = _mm256_mul_pd(_mm256_loadu_pd(e + c), ev);
+        _mm256_storeu_pd(e + c, ev);
+        if (pos & PC_LAST) sl[v % 2] = _mm256_fmadd_pd(wv, ev, sl[v % 2]);
+    }
+}
+
+/* Pass 1 of group g over columns [0, Mv), 16 columns at a time (8 for a
+ * last odd block). accg, acce: lanes (PC_LANES). */
+PC_AVX2_FN static inline __attribute__((always_inline)) void
+pass1_group_avx2(const double *zi, const double *muT, const double *w, int M, int Mv, int k0, int nk, int pos, double h,
+                 double *eg, double *e, double *accg, double *acce)
+{
+    const __m256d mh = _mm256_set1_pd(-h);
+    __m256d zk[PC_DIMS];
+    for (int kk = 0; kk < nk; ++kk) zk[kk] = _mm256_set1_pd(zi[k0 + kk]);
+    __m256d gl[2] = {_mm256_loadu_pd(accg), _mm256_loadu_pd(accg + 4)};
+    __m256d sl[2] = {_mm256_loadu_pd(acce), _mm256_loadu_pd(acce + 4)};
+    int j = 0;
+    for (; j + 2 * PC_LANES <= Mv; j += 2 * PC_LANES)
+        pass1_block_avx2(zk, muT, w, M, j, k0, nk, pos, 4, mh, eg, e, gl, sl);
+    if (j < Mv) pass1_block_avx2(zk, muT, w, M, j, k0, nk, pos, 2, mh, eg, e, gl, sl);
+    _mm256_storeu_pd(accg, gl[0]);
+    _mm256_storeu_pd(accg + 4, gl[1]);
+    _mm256_storeu_pd(acce, sl[0]);
+    _mm256_storeu_pd(acce + 4, sl[1]);
+}
+
+#define PC_P1(NK, POS) pass1_group_avx2(zi, muT, w, M, Mv, k0, NK, POS, h, eg, e, accg, acce)
+#define PC_P1_POS(NK)                                                                                             \
+    do {                                                                                                          \
+        if (pos == PC_FIRST) PC_P1(NK, PC_FIRST);                                                                 \
+        else if (pos == PC_LAST) PC_P1(NK, PC_LAST);                                                              \
+        else PC_P1(NK, 0);                                                                                        \
+    } while (0)
+PC_AVX2_FN static double pass1_avx2(const double *zi, const double *muT, const double *w, int M, int G,
+                                    const int *off, double h, double *e, double *Sg)
+{
+    double lanes[FR_MAX_GROUPS + 1][PC_LANES];
+    memset(lanes, 0, sizeof(lanes[0]) * (size_t)(G + 1));
+    int Mv = M - M % PC_LANES;
+    for (int g = 0; g < G; ++g) {
+        int k0 = off[g], nk = off[g + 1] - off[g];
+        int pos = (g == 0 ? PC_FIRST : 0) | (g == G - 1 ? PC_LAST : 0);
+        double *eg = e + (size_t)(g + 1) * M, *accg = lanes[g + 1], *acce = lanes[0];
+        switch (nk) {
+        case 1: PC_P1_POS(1); break;
+        case 2: PC_P1_POS(2); break;
+        case 3: PC_P1_POS(3); break;
+        case 4: PC_P1_POS(4); break;
+        default:
+            /* a larger group: its squared distances first, in the order of
+             * group_kernel (dl^2, then fma per further dimension) */
+            for (int j = 0; j < Mv; j += 4) {
+                __m256d z0 = _mm256_set1_pd(zi[k0]), dl = _mm256_sub_pd(z0, _mm256_loadu_pd(muT + (size_t)k0 * M + j));
+                __m256d d = _mm256_mul_pd(dl, dl);
+                for (int k = k0 + 1; k < k0 + nk; ++k) {
+                    dl = _mm256_sub_pd(_mm256_set1_pd(zi[k]), _mm256_loadu_pd(muT + (size_t)k * M + j));
+                    d = _mm256_fmadd_pd(dl, dl, d);
+                }
+                _mm256_storeu_pd(eg + j, d);
+            }
+            PC_P1_POS(0);
+        }
+    }
+    /* the tail columns as the C version does them: lane 0 */
+    for (int j = Mv; j < M; ++j) {
+        double ej = 1.0;
+        for (int g = 0; g < G; ++g) {
+            double dl = zi[off[g]] - muT[(size_t)off[g] * M + j], d = dl * dl;
+            for (int k = off[g] + 1; k < off[g + 1]; ++k) {
+                dl = zi[k] - muT[(size_t)k * M + j];
+                d = fma(dl, dl, d);
+            }
+            double v = exp_neg(-h * d, 1);
+            e[(size_t)(g + 1) * M + j] = v;
+            lanes[g + 1][0] = fma(w[j], v, lanes[g + 1][0]);
+            ej *= v;
+        }
+        e[j] = ej;
+        lanes[0][0] = fma(w[j], ej, lanes[0][0]);
+    }
+    for (int g = 0; g < G; ++g) Sg[g] = sum_lanes(lanes[g + 1]);
+    return sum_lanes(lanes[0]);
+}
+#undef PC_P1_POS
+#undef PC_P1
+
+/* Dims [k0, k0 + nk) (nk 1-4, constant once inlined) of group g in pass 2
+ * over columns [0, Mv): c_j = w_j (cs e_j - cg e^g_j) with one rounding for
+ * cs e_j - (cg e^g_j), then per dimension dl = z_ik - mu_jk, lanes
+ * += c_j dl and dmuT_kj += c_j dl. One sweep, c and the lanes in registers. */
+PC_AVX2_FN static inline __attribute__((always_inline)) void
+pass2_dims_avx2(const double *zi, const double *muT, const double *w, int M, int Mv, int k0, int nk, double cs,
+                double cg, const double *e, const double *eg, double *dmuT, double (*lanes)[PC_LANES])
+{
+    const __m256d vcs = _mm256_set1_pd(cs), vcg = _mm256_set1_pd(cg);
+    __m256d zk[PC_DIMS], a0[PC_DIMS], a1[PC_DIMS];
+    for (int kk = 0; kk < nk; ++kk) {
+        zk[kk] = _mm256_set1_pd(zi[k0 + kk]);
+        a0[kk] = a1[kk] = _mm256_setzero_pd();
+    }
+    for (int j = 0; j < Mv; j += PC_LANES) {
+        __m256d c0 = _mm256_fmsub_pd(vcs, _mm256_loadu_pd(e + j), _mm256_mul_pd(vcg, _mm256_loadu_pd(eg + j)));
+        __m256d c1 = _mm256_fmsub_pd(vcs, _mm256_loadu_pd(e + j + 4), _mm256_mul_pd(vcg, _mm256_loadu_pd(eg + j + 4)));
+        c0 = _mm256_mul_pd(_mm256_loadu_pd(w + j), c0);
+        c1 = _mm256_mul_pd(_mm256_loadu_pd(w + j + 4), c1);
+        for (int kk = 0; kk < nk; ++kk) {
+            const double *mk = muT + (size_t)(k0 + kk) * M + j;
+            double *dmk = dmuT + (size_t)(k0 + kk) * M + j;
+            __m256d dl0 = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk));
+            __m256d dl1 = _mm256_sub_pd(zk[kk], _mm256_loadu_pd(mk + 4));
+            a0[kk] = _mm256_fmadd_pd(c0, dl0, a0[kk]);
+            a1[kk] = _mm256_fmadd_pd(c1, dl1, a1[kk]);
+            _mm256_storeu_pd(dmk, _mm256_fmadd_pd(c0, dl0, _mm256_loadu_pd(dmk)));
+            _mm256_storeu_pd(dmk + 4, _mm256_fmadd_pd(c1, dl1, _mm256_loadu_pd(dmk + 4)));
+        }
+    }
+    for (int kk = 0; kk < nk; ++kk) {
+        _mm256_storeu_pd(lanes[kk], a0[kk]);
+        _mm256_storeu_pd(lanes[kk] + 4, a1[kk]);
+    }
+}
+
+PC_AVX2_FN static void pass2_avx2(const double *zi, const double *muT, const double *w, int M, int G,
+                                  const int *off, double cs, const double *cg, double *e, double *dzi, double *dmuT)
+{
+    int Mv = M - M % PC_LANES;
+    for (int g = 0; g < G; ++g) {
+        double *eg = e + (size_t)(g + 1) * M;
+        for (int k0 = off[g]; k0 < off[g + 1]; k0 += PC_DIMS) {
+            int nk = off[g + 1] - k0 < PC_DIMS ? off[g + 1] - k0 : PC_DIMS;
+            double lanes[PC_DIMS][PC_LANES];
+            switch (nk) {
+            case 1: pass2_dims_avx2(zi, muT, w, M, Mv, k0, 1, cs, cg[g], e, eg, dmuT, lanes); break;
+            case 2: pass2_dims_avx2(zi, muT, w, M, Mv, k0, 2, cs, cg[g], e, eg, dmuT, lanes); break;
+            case 3: pass2_dims_avx2(zi, muT, w, M, Mv, k0, 3, cs, cg[g], e, eg, dmuT, lanes); break;
+            default: pass2_dims_avx2(zi, muT, w, M, Mv, k0, 4, cs, cg[g], e, eg, dmuT, lanes); break;
+            }
+            /* the tail columns, lane 0 */
+            for (int j = Mv; j < M; ++j) {
+                double c = w[j] * fma(cs, e[j], -(cg[g] * eg[j]));
+                for (int kk = 0; kk < nk; ++kk) {
+                    size_t q = (size_t)(k0 + kk) * M + j;
+                    double dl = zi[k0 + kk] - muT[q];
+                    lanes[kk][0] = fma(c, dl, lanes[kk][0]);
+                    dmuT[q] = fma(c, dl, dmuT[q]);
+                }
+            }
+            for (int kk = 0; kk < nk; ++kk) dzi[k0 + kk] -= sum_lanes(lanes[kk]);
+        }
+    }
+}
+
+#endif
+
+/* The version in use: forced by fr_pc_kernel, else the fastest this CPU
+ * runs (AVX2; else C with fma() where the CPU fuses in hardware; else C
+ * with separate roundings). */
+static int pc_forced = FR_PC_AUTO;
+static int pc_avx2_ok(void)
+{
+#if PC_AVX2
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return have;
+#else
+    return 0;
+#endif
+}
+static int pc_fma_hw(void)
+{
+#if PC_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma");
+#elif defined(FP_FAST_FMA)
+    return 1;
+#else
+    return 0;
+#endif
+}
+static int pc_kernel(void)
+{
+    static int best = -1;
+    if (pc_forced != FR_PC_AUTO) return pc_forced;
+    if (best < 0) best = pc_avx2_ok() ? FR_PC_AVX2 : pc_fma_hw() ? FR_PC_C_FMA : FR_PC_C_MULADD;
+    return best;
+}
+int fr_pc_kernel(int which)
+{
+    if (which == FR_PC_AVX2 && !pc_avx2_ok()) return -1;
+    if (which != FR_PC_AUTO && which != FR_PC_C_MULADD && which != FR_PC_C_FMA && which != FR_PC_AVX2) return -1;
+    pc_forced = which;
+    return pc_kernel();
 }
 
 /* Row i by the two-pass max-subtracted log-sum-exp: safe for any finite
  * input. a (G + 1, M) scratch, wl (M) the log-weights, dmuT (K, M). Returns
  * the row's PC term and adds its gradients (when scale != 0). */
 static double pc_row_safe(const fr_model *m, int M, const double *muT, const double *zi, const double *wl,
-                          double scale, double *a, double *dzi, double *dmuT)
+                          double scale, double *a, double *dzi, double *dmuT, int fused)
 {
     int G = m->spec.G;
     const int *off = m->group_off;
@@ -199,24 +531,19 @@ static double pc_row_safe(const fr_model *m, int M, const double *muT, const dou
         double *ag = a + (size_t)(g + 1) * M;
         for (int j = 0; j < M; ++j) ag[j] = scale * s2inv * (a[j] - ag[j]);
         for (int k = off[g]; k < off[g + 1]; ++k)
-            dzi[k] -= grad_dim(ag, zi[k], muT + (size_t)k * M, dmuT + (size_t)k * M, M);
+            dzi[k] -= grad_dim(ag, zi[k], muT + (size_t)k * M, dmuT + (size_t)k * M, M, fused);
     }
     return row;
 }
 
 /* The rows [row0, row0 + nrows) of fr_pc_rows (arguments as there, mu
- * already transposed into muT). Compiled for several instruction sets and
- * picked at run time. self = 1: row i of z_all is sample i of the
- * minibatch and gets the self weight w_ii = 1; self = 0: the rows are
- * outside points and every weight stays as given (the evaluation KDE).
- * Picked at run time (the loops are identical element-wise and the sums
- * use fixed partial sums, and ISO C mode does not contract a*b+c into FMA,
- * so every version gives the same bits). */
-PC_CLONES
+ * already transposed into muT; G >= 2). self = 1: row i of z_all is sample
+ * i of the minibatch and gets the self weight w_ii = 1; self = 0: the rows
+ * are outside points and every weight stays as given (the evaluation KDE). */
 static double pc_row_block(const fr_model *m, int M, const double *muT, const double *z_all, int row0, int nrows,
                            int self, double scale, double *w, double *wl, double *e, double *dz_rows, double *dmuT)
 {
-    int G = m->spec.G, K = m->spec.K;
+    int G = m->spec.G, K = m->spec.K, kern = pc_kernel(), fused = kern != FR_PC_C_MULADD;
     const int *off = m->group_off;
     double h = 0.5 / (m->s_enc * m->s_enc), s2inv = 2.0 * h;
     double n = (double)m->spec.n_train;
@@ -226,19 +553,16 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
         const double *zi = z_all + (size_t)i * K;
         double *dzi = scale != 0.0 ? dz_rows + (size_t)(i - row0) * K : NULL;
         if (self) w[i] = 1.0, wl[i] = 0.0;
-        for (int g = 0; g < G; ++g) group_kernel(zi, muT, M, off[g], off[g + 1], h, e + (size_t)(g + 1) * M);
-        memcpy(e, e + M, sizeof(double) * (size_t)M);
-        for (int g = 1; g < G; ++g) {
-            const double *eg = e + (size_t)(g + 1) * M;
-            for (int j = 0; j < M; ++j) e[j] *= eg[j];
-        }
-        double S = dot_fixed(w, e, M), Sg[FR_MAX_GROUPS], mn = S;
-        for (int g = 0; g < G; ++g) {
-            Sg[g] = dot_fixed(w, e + (size_t)(g + 1) * M, M);
-            mn = Sg[g] < mn ? Sg[g] : mn;
-        }
+        double Sg[FR_MAX_GROUPS], S;
+#if PC_AVX2
+        if (kern == FR_PC_AVX2) S = pass1_avx2(zi, muT, w, M, G, off, h, e, Sg);
+        else
+#endif
+            S = fused ? pass1_c(zi, muT, w, M, G, off, h, e, Sg, 1) : pass1_c(zi, muT, w, M, G, off, h, e, Sg, 0);
+        double mn = S;
+        for (int g = 0; g < G; ++g) mn = Sg[g] < mn ? Sg[g] : mn;
         if (!(mn >= PC_TINY)) {
-            acc += pc_row_safe(m, M, muT, zi, wl, scale, e, dzi, dmuT);
+            acc += pc_row_safe(m, M, muT, zi, wl, scale, e, dzi, dmuT, fused);
             if (self) w[i] = wn, wl[i] = lnw;
             continue;
         }
@@ -248,13 +572,14 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
         if (scale != 0.0) {
             /* dR/dz_ik = -sum_j (p_j - p^g_j) (z_ik - mu_jk) / s^2, dR/dmu_jk
              * the negative term; p_j = w_j e_j / S, p^g_j = w_j e^g_j / S_g */
-            double cs = scale * s2inv / S;
-            for (int g = 0; g < G; ++g) {
-                double *c = e + (size_t)(g + 1) * M, cg = scale * s2inv / Sg[g];
-                for (int j = 0; j < M; ++j) c[j] = w[j] * (cs * e[j] - cg * c[j]);
-                for (int k = off[g]; k < off[g + 1]; ++k)
-                    dzi[k] -= grad_dim(c, zi[k], muT + (size_t)k * M, dmuT + (size_t)k * M, M);
-            }
+            double cs = scale * s2inv / S, cg[FR_MAX_GROUPS];
+            for (int g = 0; g < G; ++g) cg[g] = scale * s2inv / Sg[g];
+#if PC_AVX2
+            if (kern == FR_PC_AVX2) pass2_avx2(zi, muT, w, M, G, off, cs, cg, e, dzi, dmuT);
+            else
+#endif
+                if (fused) pass2_c(zi, muT, w, M, G, off, cs, cg, e, dzi, dmuT, 1);
+            else pass2_c(zi, muT, w, M, G, off, cs, cg, e, dzi, dmuT, 0);
         }
         if (self) w[i] = wn, wl[i] = lnw;
     }

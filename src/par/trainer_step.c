@@ -9,6 +9,7 @@
  */
 #include "trainer_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,21 @@ void fr_trainer_batch_bounds(const fr_trainer *t, int b, long long *start, int *
     if (rem < 2 && b == nb_full - 1) *len = t->M + (int)rem;
 }
 
-static int cmp_ll(const void *a, const void *b)
+/* Sort a (n) ascending in place: Shell sort with Ciura's gaps, no
+ * callbacks (a minibatch is ~100 ids; libc's qsort cost more than the
+ * step's MPI calls). The result is the sorted order, however reached. */
+static void sort_ll(long long *a, int n)
 {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
+    static const int gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; ++g) {
+        int gap = gaps[g];
+        for (int i = gap; i < n; ++i) {
+            long long v = a[i];
+            int j = i;
+            for (; j >= gap && a[j - gap] > v; j -= gap) a[j] = a[j - gap];
+            a[j] = v;
+        }
+    }
 }
 
 /* Epoch permutation: Fisher-Yates keyed by (seed, epoch, position). */
@@ -228,7 +240,7 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
                        double tail[TAIL_N])
 {
     int row0, m;
-    qsort(t->batch, (size_t)len, sizeof *t->batch, cmp_ll);
+    sort_ll(t->batch, len);
     local_rows(t, len, &row0, &m);
     point_rows(t, t->batch + row0, m, seed, epoch, 1);
     fr_batch b = {m, t->xp, t->sxp, t->D ? t->up : NULL, t->eps};
@@ -239,24 +251,30 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
     double pc_sum = 0;
     memset(t->dz_rows, 0, (size_t)(m > 0 ? m : 1) * K * sizeof(double));
     if (use_pc) {
-        const double *mu = fr_ws_mu(t->ws), *z = fr_ws_z(t->ws);
-        for (int i = 0; i < m; ++i) {
-            memcpy(t->pack_loc + (size_t)i * 2 * K, mu + (size_t)i * K, K * sizeof(double));
-            memcpy(t->pack_loc + (size_t)i * 2 * K + K, z + (size_t)i * K, K * sizeof(double));
-        }
-        for (int r = 0; r < t->size; ++r) {
-            t->pack_counts[r] = t->counts[r] * 2 * K;
-            t->pack_displs[r] = t->displs[r] * 2 * K;
-        }
-        CHECK_MPI(MPI_Allgatherv(t->pack_loc, m * 2 * K, MPI_DOUBLE, t->pack_all, t->pack_counts, t->pack_displs,
-                                 MPI_DOUBLE, t->comm));
-        for (int i = 0; i < len; ++i) {
-            memcpy(t->mu_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K, K * sizeof(double));
-            memcpy(t->z_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K + K, K * sizeof(double));
+        /* At one rank the local rows are the minibatch: the gather would
+         * only copy them, so the PC kernel reads the encoder's buffers. */
+        const double *mu = fr_ws_mu(t->ws), *z = fr_ws_z(t->ws), *mu_all = mu, *z_all = z;
+        assert(t->size > 1 || (row0 == 0 && m == len));
+        if (t->size > 1) {
+            for (int i = 0; i < m; ++i) {
+                memcpy(t->pack_loc + (size_t)i * 2 * K, mu + (size_t)i * K, K * sizeof(double));
+                memcpy(t->pack_loc + (size_t)i * 2 * K + K, z + (size_t)i * K, K * sizeof(double));
+            }
+            for (int r = 0; r < t->size; ++r) {
+                t->pack_counts[r] = t->counts[r] * 2 * K;
+                t->pack_displs[r] = t->displs[r] * 2 * K;
+            }
+            CHECK_MPI(MPI_Allgatherv(t->pack_loc, m * 2 * K, MPI_DOUBLE, t->pack_all, t->pack_counts,
+                                     t->pack_displs, MPI_DOUBLE, t->comm));
+            for (int i = 0; i < len; ++i) {
+                memcpy(t->mu_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K, K * sizeof(double));
+                memcpy(t->z_all + (size_t)i * K, t->pack_all + (size_t)i * 2 * K + K, K * sizeof(double));
+            }
+            mu_all = t->mu_all, z_all = t->z_all;
         }
         memset(t->dmu_all, 0, (size_t)len * K * sizeof(double));
         double scale = mdl->spec.beta / (double)len;
-        TRY(fr_pc_rows(mdl, len, t->mu_all, t->z_all, row0, m, scale, &pc_sum, t->dz_rows, t->dmu_all, t->ws));
+        TRY(fr_pc_rows(mdl, len, mu_all, z_all, row0, m, scale, &pc_sum, t->dz_rows, t->dmu_all, t->ws));
         /* Every rank's PC rows touch every mu_j: sum the (len, K) pieces. */
         if (t->size > 1 && scale != 0.0)
             CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, t->dmu_all, len * K, MPI_DOUBLE, MPI_SUM, t->comm));
