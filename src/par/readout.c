@@ -59,10 +59,20 @@ fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsi
         if (rc == FR_OK) rc = add_rows(ds, split, 0, K, latents, ds->P, ds->behavior, &mh);
         rc = fr_error_agree(&comm, rc);
         if (rc == FR_OK) {
-            MPI_Allreduce(MPI_IN_PLACE, mt.buf, (int)mt.len, MPI_DOUBLE, MPI_SUM, comm);
-            MPI_Allreduce(MPI_IN_PLACE, mh.buf, (int)mh.len, MPI_DOUBLE, MPI_SUM, comm);
+            /* training and held-out moments in one reduction */
+            double *both = NULL;
+            rc = FR_CALLOC(both, mt.len + mh.len);
+            if (rc == FR_OK) {
+                memcpy(both, mt.buf, mt.len * sizeof *both);
+                memcpy(both + mt.len, mh.buf, mh.len * sizeof *both);
+                rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, both, (int)(mt.len + mh.len), MPI_DOUBLE, MPI_SUM, comm),
+                                  "MPI_Allreduce(behaviour moments)", __FILE__, __LINE__);
+                memcpy(mt.buf, both, mt.len * sizeof *both);
+                memcpy(mh.buf, both + mt.len, mh.len * sizeof *both);
+            }
+            free(both);
             /* a small relative ridge: the decoder is scored on other trials */
-            if (*mt.n > K + 1) rc = fr_behavior_r2_from_moments(&mt, &mt, K, ds->P, 1e-6, NULL, &train->behavior_r2);
+            if (rc == FR_OK && *mt.n > K + 1) rc = fr_behavior_r2_from_moments(&mt, &mt, K, ds->P, 1e-6, NULL, &train->behavior_r2);
             if (rc == FR_OK && heldout_any && *mt.n > K + 1 && *mh.n > 1)
                 rc = fr_behavior_r2_from_moments(&mt, &mh, K, ds->P, 1e-6, NULL, &heldout->behavior_r2);
         }
