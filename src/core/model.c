@@ -255,10 +255,13 @@ static fr_err encode(const fr_model *m, const double *params, const fr_batch *b,
     if (mr == 0) return FR_OK;
     fr_view v = fr_model_view(m, (double *)params);
     fr_model_psi(m, params, ws->psi);
+    int copy = L == 1 && ws->psi[0] == 1.0; /* h = 1 * sigma(x) is sigma(x) exactly */
     for (int i = 0; i < mr; ++i) {
         double *h = ws->H + (size_t)i * N; /* (N) */
         const double *x1 = b->sx[(size_t)i * L];
-        for (int n = 0; n < N; ++n) h[n] = ws->psi[0] * x1[n];
+        if (copy) memcpy(h, x1, sizeof(double) * (size_t)N);
+        else
+            for (int n = 0; n < N; ++n) h[n] = ws->psi[0] * x1[n];
         for (int l = 1; l < L; ++l) {
             const double *xl = b->sx[(size_t)i * L + l];
             for (int n = 0; n < N; ++n) h[n] += ws->psi[l] * xl[n];

@@ -18,6 +18,7 @@
  * dimensions is too sparse, so the bias turns negative (about -1.0 at
  * M = 128, n = 1e5). Compare PC values only at equal M and n_train.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -269,8 +270,8 @@ PC_AVX2_FN static inline __attribute__((always_inline)) void exp_neg_v(__m256d *
 }
 
 /* Group g = dims [k0, k0 + nk) of pass 1 on the nv vectors (4 nv columns)
- * at column j: e^g into eg, the running product into e (first group: e =
- * e^g, 1 * e^g being e^g), lanes of S_g into gl and, for the last group,
+ * at column j: e^g into eg, the running product into e (the first group
+ * stores e^g), lanes of S_g into gl and, for the last group,
  * of S into sl (vector v feeds lane half v % 2). Inlined with constant nk
  * (1-4; 0: the squared distances are already in eg), pos and nv, so the
  * dimensions and vectors unroll and everything stays in registers. */
@@ -545,6 +546,7 @@ static double pc_row_block(const fr_model *m, int M, const double *muT, const do
 {
     int G = m->spec.G, K = m->spec.K, kern = pc_kernel(), fused = kern != FR_PC_C_MULADD;
     const int *off = m->group_off;
+    assert(G >= 2); /* G = 1 is exactly zero; the callers return before */
     double h = 0.5 / (m->s_enc * m->s_enc), s2inv = 2.0 * h;
     double n = (double)m->spec.n_train;
     double wn = (n - 1.0) / (M - 1.0), lnw = log(wn), lnn = log(n);
