@@ -189,7 +189,7 @@ model:
   init: uniform
 train:
   batch_size: 64
-  epochs: 800
+  epochs: 2000    # long enough that the preemption below lands inside a run
   restarts: 2
 cv:
   folds: 2
