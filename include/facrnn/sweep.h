@@ -159,4 +159,10 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
                        fr_sweep_selection *sel);
 void fr_sweep_selection_free(fr_sweep_selection *sel);
 
+/* Assemble the sweep's results file and CSV from the per-run files in
+ * runs_dir and the records (selection included). Rank 0 only; not
+ * collective (HDF5 on MPI_COMM_SELF). */
+fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_sweep_record *recs, int n,
+                         const fr_sweep_rule *rule, const char *runs_dir, int n_ranks);
+
 #endif
