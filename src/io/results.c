@@ -45,11 +45,12 @@ static fr_err write_fail(hid_t loc, const char *what, const char *name, const ch
     return FR_FAIL(FR_EIO, "cannot write %s %s to %s%s", what, name, file[0] ? file : "the results file", why);
 }
 
-fr_err fr_h5_attr_double(hid_t loc, const char *name, double v)
+/* One scalar attribute of memory/file type `ty`; a failure names the cause. */
+static fr_err attr_scalar(hid_t loc, const char *name, hid_t ty, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, ty, v);
     char why[256] = "";
     if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
     if (a >= 0) H5Aclose(a);
@@ -57,17 +58,9 @@ fr_err fr_h5_attr_double(hid_t loc, const char *name, double v)
     return rc < 0 ? write_fail(loc, "attribute", name, why) : FR_OK;
 }
 
-fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    char why[256] = "";
-    if (rc < 0) snprintf(why, sizeof why, "%s", fr_h5_cause());
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return rc < 0 ? write_fail(loc, "attribute", name, why) : FR_OK;
-}
+fr_err fr_h5_attr_double(hid_t loc, const char *name, double v) { return attr_scalar(loc, name, H5T_NATIVE_DOUBLE, &v); }
+
+fr_err fr_h5_attr_int(hid_t loc, const char *name, long long v) { return attr_scalar(loc, name, H5T_NATIVE_LLONG, &v); }
 
 fr_err fr_h5_attr_str(hid_t loc, const char *name, const char *s)
 {
