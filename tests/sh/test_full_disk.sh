@@ -23,7 +23,7 @@ model:
   rank: 4
   groups: [2, 2]
 train:
-  epochs: 60
+  epochs: 400   # long enough that the USR1 below lands inside the fit
   restarts: 1
   checkpoint_every: 1
   log_every: 1
