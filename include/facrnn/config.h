@@ -56,7 +56,8 @@ typedef struct {
     long long seed;                        /* 0 */
     int eval_every;                        /* epochs, default 10 */
     int checkpoint_every;                  /* epochs, default 50 (0 = never) */
-    int restarts;                          /* default 1 */
+    int restarts;                          /* default 8 */
+    char restart_schedule[16];             /* "all" (default) | "halving" (successive halving) */
     int log_every;                         /* epochs between progress lines, default 10 */
 
     /* cv */

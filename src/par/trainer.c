@@ -77,6 +77,7 @@ typedef struct {
     int E, R;                 /* epochs per restart, restarts */
     int heldout;              /* 1 when some trial is held out */
     int resumed;              /* the current restart continues a checkpoint */
+    double plan_steps;        /* steps of the whole schedule, for the ETA */
     double t0;                /* start of training (after set-up) */
     long steps_this_run;
     fr_timer step_time;       /* time in training steps only: the logged steps/s */
@@ -250,8 +251,7 @@ static fr_err end_epoch(fit_loop *f, int r, int ep)
         double el = fr_wtime() - f->t0;
         double sps = f->steps_this_run / fmax(f->step_time.total, 1e-9);
         double wall_sps = f->steps_this_run / fmax(el, 1e-9);
-        double remaining =
-            ((double)(f->R - r - 1) * f->E * t->n_batches + (double)(f->E - ep - 1) * t->n_batches) / wall_sps;
+        double remaining = (f->plan_steps - ls->steps_total) / wall_sps;
         char eta[32], hbuf[32] = "-";
         fmt_eta(remaining, eta, sizeof eta);
         if (isfinite(h[FR_H_HELDOUT_NLL])) snprintf(hbuf, sizeof hbuf, "%.6g", h[FR_H_HELDOUT_NLL]);
@@ -267,16 +267,22 @@ static fr_err end_epoch(fit_loop *f, int r, int ep)
     return FR_OK;
 }
 
-/* The end of restart r: its training objective, and the restart with the
- * lowest one so far becomes the fit's choice. Collective. */
-static fr_err end_restart(fit_loop *f, int r)
+/* The training objective of the current parameters, with the sweep's
+ * coordinator served around it. Collective. */
+static fr_err restart_objective(fit_loop *f, double *obj)
+{
+    fr_trainer_service();
+    TRY(fr_trainer_objective(&f->t, obj));
+    fr_trainer_service();
+    return FR_OK;
+}
+
+/* Restart r, finished with training objective obj: the restart with the
+ * lowest one so far becomes the fit's choice. Not collective. */
+static void choose_restart(fit_loop *f, int r, double obj)
 {
     fr_trainer *t = &f->t;
     fr_loop_state *ls = &f->ls;
-    double obj;
-    fr_trainer_service();
-    TRY(fr_trainer_objective(t, &obj));
-    fr_trainer_service();
     f->la.objective_all[r] = obj;
     if (obj < ls->sel_objective || ls->sel_restart < 0) {
         ls->sel_objective = obj;
@@ -293,7 +299,180 @@ static fr_err end_restart(fit_loop *f, int r)
     if (f->R > 1)
         LOG_INFO("restart %d/%d: training objective %.6g (best so far: restart %d)", r + 1, f->R, obj,
                  (int)ls->sel_restart + 1);
-    ls->restart = r + 1;
+}
+
+/* Train restart r from the loop state's epoch up to epoch `target`.
+ * Collective. */
+static fr_err train_to(fit_loop *f, int r, int target, uint64_t seed)
+{
+    for (int ep = (int)f->ls.epoch; ep < target; ++ep) {
+        fr_phases_enter(&f->clk, FR_PH_TRAIN);
+        TRY(run_epoch(f, r, ep, seed));
+        TRY(end_epoch(f, r, ep));
+    }
+    return FR_OK;
+}
+
+/* train.restart_schedule all: every restart trains all E epochs, one after
+ * the other. Collective. */
+static fr_err schedule_all(fit_loop *f)
+{
+    for (int r = (int)f->ls.restart; r < f->R; ++r) {
+        uint64_t seed = restart_seed(f->t.cfg, r);
+        /* Only the restart the checkpoint was taken in continues; every
+         * later one starts afresh. */
+        if (!f->resumed) {
+            fr_phases_enter(&f->clk, FR_PH_INIT);
+            TRY(restart_begin(f, r, seed));
+        }
+        f->resumed = 0;
+        TRY(train_to(f, r, f->E, seed));
+        double obj;
+        TRY(restart_objective(f, &obj));
+        choose_restart(f, r, obj);
+        f->ls.restart = r + 1;
+        f->ls.epoch = f->ls.batch = 0;
+    }
+    return FR_OK;
+}
+
+/* ---- successive halving (train.restart_schedule halving) ------------------------
+ * Round j of nr trains every restart still in the race up to epoch
+ * target(j) = E / 2^(nr - 1 - j); then the better half by training
+ * objective (ties: the lower index) stays in. R = 8 trains 8 restarts to
+ * E/8, 4 to E/4, 2 to E/2 and 1 to E: 2.5 E epochs instead of 8 E. Between
+ * rounds each restart's state waits in its slot (la.race_*), which the
+ * checkpoint carries, so a resume inside a round is bitwise. Each restart
+ * keeps its own seed, step counter and learning-rate schedule over all E
+ * epochs, so the one that reaches E trained exactly as under "all". */
+static int race_rounds(int R)
+{
+    int n = 1;
+    for (; R > 1; R = (R + 1) / 2) ++n;
+    return n;
+}
+
+static int race_target(int E, int nr, int j)
+{
+    int sh = nr - 1 - j;
+    int e = sh >= 31 ? 0 : E >> sh;
+    return e < 1 ? 1 : e;
+}
+
+/* Steps of the whole halving schedule (the ETA's denominator). */
+static double race_plan_steps(int R, int E, int n_batches)
+{
+    int nr = race_rounds(R), alive = R, prev = 0;
+    double ep = 0;
+    for (int j = 0; j < nr; ++j) {
+        int tg = race_target(E, nr, j);
+        ep += (double)alive * (tg - prev);
+        prev = tg;
+        alive = (alive + 1) / 2;
+    }
+    return ep * n_batches;
+}
+
+/* Restart r's state to its slot (store = 1) or back (store = 0). */
+static void race_slot(fit_loop *f, int r, int store)
+{
+    fr_trainer *t = &f->t;
+    fr_loop_state *ls = &f->ls;
+    size_t np = t->np, nh = (size_t)f->E * FR_H_NCOL;
+    double *slot = f->la.race_slots + (size_t)r * 4 * np, *hist = f->la.race_hist + (size_t)r * nh;
+    double *sc = f->la.race_scal + (size_t)r * FR_RS_N;
+    double *live[4] = {t->params, t->m1, t->m2, t->best};
+    for (int i = 0; i < 4; ++i) {
+        if (store) memcpy(slot + i * np, live[i], np * sizeof(double));
+        else memcpy(live[i], slot + i * np, np * sizeof(double));
+    }
+    if (store) {
+        memcpy(hist, f->la.history, nh * sizeof(double));
+        sc[FR_RS_EPOCH] = ls->epoch;
+        sc[FR_RS_STEP] = ls->step;
+        sc[FR_RS_BEST_SCORE] = ls->best_score;
+        sc[FR_RS_BEST_EPOCH] = ls->best_epoch;
+    } else {
+        memcpy(f->la.history, hist, nh * sizeof(double));
+        ls->restart = r;
+        ls->epoch = sc[FR_RS_EPOCH];
+        ls->step = sc[FR_RS_STEP];
+        ls->best_score = sc[FR_RS_BEST_SCORE];
+        ls->best_epoch = sc[FR_RS_BEST_EPOCH];
+        ls->batch = 0;
+        ls->acc_loss = ls->acc_nll = ls->acc_kl = ls->acc_pc = ls->acc_n = 0;
+    }
+}
+
+/* The end of a round: the better half (rounded up) of the restarts still
+ * in the race stays in. Not collective (every rank holds the same
+ * objectives). */
+static void race_cut(fit_loop *f, int round)
+{
+    int R = f->R, alive = 0;
+    double *sc = f->la.race_scal;
+    for (int r = 0; r < R; ++r) alive += sc[(size_t)r * FR_RS_N + FR_RS_ALIVE] != 0;
+    int keep = (alive + 1) / 2;
+    /* Rank of each live restart: how many live ones beat it. */
+    for (int r = 0; r < R; ++r) {
+        double *a = sc + (size_t)r * FR_RS_N;
+        if (!a[FR_RS_ALIVE]) continue;
+        double oa = isnan(a[FR_RS_OBJECTIVE]) ? INFINITY : a[FR_RS_OBJECTIVE];
+        int better = 0;
+        for (int q = 0; q < R; ++q) {
+            const double *b = sc + (size_t)q * FR_RS_N;
+            if (q == r || !b[FR_RS_ALIVE]) continue;
+            double ob = isnan(b[FR_RS_OBJECTIVE]) ? INFINITY : b[FR_RS_OBJECTIVE];
+            better += ob < oa || (ob == oa && q < r);
+        }
+        a[FR_RS_ALIVE] = better < keep ? 2 : -1; /* 2 in, -1 out: both still live while the rest are ranked */
+    }
+    char kept[256] = "";
+    size_t n = 0;
+    for (int r = 0; r < R; ++r) {
+        double *a = sc + (size_t)r * FR_RS_N;
+        if (a[FR_RS_ALIVE] == 2 && n + 12 < sizeof kept)
+            n += (size_t)snprintf(kept + n, sizeof kept - n, "%s%d", n ? "," : "", r + 1);
+        a[FR_RS_ALIVE] = a[FR_RS_ALIVE] == 2;
+    }
+    LOG_INFO("successive halving: round %d kept restart(s) %s of %d", round + 1, kept, alive);
+}
+
+static fr_err schedule_halving(fit_loop *f)
+{
+    fr_loop_state *ls = &f->ls;
+    int nr = race_rounds(f->R);
+    for (int j = (int)ls->race_round; j < nr; ++j) {
+        int target = race_target(f->E, nr, j);
+        for (int r = 0; r < f->R; ++r) {
+            double *sc = f->la.race_scal + (size_t)r * FR_RS_N;
+            if (!sc[FR_RS_ALIVE] || sc[FR_RS_EPOCH] >= target) continue;
+            uint64_t seed = restart_seed(f->t.cfg, r);
+            if (f->resumed) {
+                /* The checkpoint was taken inside this restart's round:
+                 * the live state is its own. */
+                f->resumed = 0;
+            } else if (sc[FR_RS_EPOCH] == 0) {
+                fr_phases_enter(&f->clk, FR_PH_INIT);
+                TRY(restart_begin(f, r, seed));
+            } else {
+                race_slot(f, r, 0);
+            }
+            TRY(train_to(f, r, target, seed));
+            double obj;
+            TRY(restart_objective(f, &obj));
+            sc[FR_RS_OBJECTIVE] = obj;
+            f->la.objective_all[r] = obj;
+            race_slot(f, r, 1);
+            if (target == f->E) choose_restart(f, r, obj);
+            else
+                LOG_INFO("restart %d/%d: training objective %.6g at epoch %d (round %d of %d)", r + 1, f->R, obj,
+                         target, j + 1, nr);
+        }
+        if (j < nr - 1) race_cut(f, j);
+        ls->race_round = j + 1;
+    }
+    ls->restart = f->R;
     ls->epoch = ls->batch = 0;
     return FR_OK;
 }
@@ -304,22 +483,9 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     memset(out, 0, sizeof *out);
     fit_loop f;
     fr_err rc = loop_open(&f, comm, cfg, ds, split, ckpt_path);
-    for (int r = (int)f.ls.restart; r < f.R && rc == FR_OK; ++r) {
-        uint64_t seed = restart_seed(cfg, r);
-        /* Only the restart the checkpoint was taken in continues; every
-         * later one starts afresh. */
-        if (!f.resumed) {
-            fr_phases_enter(&f.clk, FR_PH_INIT);
-            rc = restart_begin(&f, r, seed);
-        }
-        f.resumed = 0;
-        for (int ep = (int)f.ls.epoch; ep < f.E && rc == FR_OK; ++ep) {
-            fr_phases_enter(&f.clk, FR_PH_TRAIN);
-            rc = run_epoch(&f, r, ep, seed);
-            if (rc == FR_OK) rc = end_epoch(&f, r, ep);
-        }
-        if (rc == FR_OK) rc = end_restart(&f, r);
-    }
+    int halving = !strcmp(cfg->restart_schedule, "halving");
+    f.plan_steps = halving ? race_plan_steps(f.R, f.E, f.t.n_batches) : (double)f.R * f.E * f.t.n_batches;
+    if (rc == FR_OK) rc = halving ? schedule_halving(&f) : schedule_all(&f);
     /* A final checkpoint marks the fit complete: rerunning only re-evaluates. */
     fr_phases_enter(&f.clk, FR_PH_OUTPUT);
     if (rc == FR_OK) rc = fr_trainer_ckpt_save(&f.t, ckpt_path, &f.tag, &f.ls, &f.la);

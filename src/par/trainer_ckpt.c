@@ -6,17 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CKPT_NARR 13
+
 /* Names of the fr_loop_state fields, in order. */
-#define LS_N 16
+#define LS_N 17
 static const char *ls_names[LS_N] = {"restart", "epoch", "batch", "step", "best_score",
                                      "best_epoch", "acc_loss", "acc_nll", "acc_kl", "acc_pc",
                                      "acc_n", "sel_objective", "sel_restart", "sel_best_epoch", "steps_total",
-                                     "sel_best_score"};
+                                     "sel_best_score", "race_round"};
 
 _Static_assert(LS_N == FR_LOOP_NSCALAR, "one name per fr_loop_state field");
 
-static void ckpt_items(fr_trainer *t, fr_loop_state *ls, fr_loop_arrays *la, fr_ckpt_scalar *sc,
-                       fr_ckpt_array *arr)
+/* The scalars and arrays of a checkpoint; returns the number of arrays (the
+ * race slots only under successive halving). */
+static int ckpt_items(fr_trainer *t, fr_loop_state *ls, fr_loop_arrays *la, fr_ckpt_scalar *sc,
+                      fr_ckpt_array *arr)
 {
     double *vals = (double *)ls;
     for (int i = 0; i < LS_N; ++i) {
@@ -33,10 +37,13 @@ static void ckpt_items(fr_trainer *t, fr_loop_state *ls, fr_loop_arrays *la, fr_
                          {"sel_history", la->sel_history, nh},
                          {"objective_all", la->objective_all, (size_t)la->n_restarts},
                          {"pca_evals", la->pca_evals, (size_t)t->N},
-                         {"sel_best", la->sel_best, t->np}};
+                         {"sel_best", la->sel_best, t->np},
+                         {"race_slots", la->race_slots, (size_t)la->n_restarts * 4 * t->np},
+                         {"race_history", la->race_hist, (size_t)la->n_restarts * nh},
+                         {"race_scalars", la->race_scal, (size_t)la->n_restarts * FR_RS_N}};
     memcpy(arr, a, sizeof a);
+    return la->race_slots ? CKPT_NARR : CKPT_NARR - 3;
 }
-#define CKPT_NARR 10
 
 fr_err fr_trainer_ckpt_save(fr_trainer *t, const char *path, const fr_ckpt_tag *tag, fr_loop_state *ls,
                             fr_loop_arrays *la)
@@ -44,9 +51,9 @@ fr_err fr_trainer_ckpt_save(fr_trainer *t, const char *path, const fr_ckpt_tag *
     if (!path) return FR_OK;
     fr_ckpt_scalar sc[LS_N];
     fr_ckpt_array arr[CKPT_NARR];
-    ckpt_items(t, ls, la, sc, arr);
+    int narr = ckpt_items(t, ls, la, sc, arr);
     fr_err rc = FR_OK;
-    if (t->rank == 0) rc = fr_ckpt_save(path, tag, LS_N, sc, CKPT_NARR, arr);
+    if (t->rank == 0) rc = fr_ckpt_save(path, tag, LS_N, sc, narr, arr);
     return fr_error_agree(&t->comm, rc);
 }
 
@@ -55,8 +62,8 @@ fr_err fr_trainer_ckpt_load(fr_trainer *t, const char *path, const fr_ckpt_tag *
 {
     fr_ckpt_scalar sc[LS_N];
     fr_ckpt_array arr[CKPT_NARR];
-    ckpt_items(t, ls, la, sc, arr);
-    TRY(fr_ckpt_load(t->comm, path, tag, LS_N, sc, CKPT_NARR, arr));
+    int narr = ckpt_items(t, ls, la, sc, arr);
+    TRY(fr_ckpt_load(t->comm, path, tag, LS_N, sc, narr, arr));
     double *vals = (double *)ls;
     for (int i = 0; i < LS_N; ++i) vals[i] = sc[i].value;
     return FR_OK;
@@ -75,6 +82,18 @@ fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t, int R)
     TRY(FR_CALLOC(la->pca_evals, t->N));
     for (int i = 0; i < R; ++i) la->objective_all[i] = NAN;
     for (int j = 0; j < t->N; ++j) la->pca_evals[j] = NAN;
+    if (!strcmp(t->cfg->restart_schedule, "halving")) {
+        TRY(FR_CALLOC(la->race_slots, (size_t)R * 4 * t->np));
+        TRY(FR_CALLOC(la->race_hist, (size_t)R * nh));
+        TRY(FR_CALLOC(la->race_scal, (size_t)R * FR_RS_N));
+        for (int r = 0; r < R; ++r) {
+            double *s = la->race_scal + (size_t)r * FR_RS_N;
+            s[FR_RS_BEST_SCORE] = INFINITY;
+            s[FR_RS_BEST_EPOCH] = -1;
+            s[FR_RS_OBJECTIVE] = NAN;
+            s[FR_RS_ALIVE] = 1;
+        }
+    }
     return FR_OK;
 }
 
@@ -86,5 +105,8 @@ void fr_loop_arrays_free(fr_loop_arrays *la)
     free(la->sel_best);
     free(la->objective_all);
     free(la->pca_evals);
+    free(la->race_slots);
+    free(la->race_hist);
+    free(la->race_scal);
     memset(la, 0, sizeof *la);
 }

@@ -154,6 +154,7 @@ typedef struct {
     double restart, epoch, batch, step, best_score, best_epoch;
     double acc_loss, acc_nll, acc_kl, acc_pc, acc_n;
     double sel_objective, sel_restart, sel_best_epoch, steps_total, sel_best_score;
+    double race_round;        /* train.restart_schedule halving: the round in progress (0 otherwise) */
 } fr_loop_state;
 #define FR_LOOP_NSCALAR ((int)(sizeof(fr_loop_state) / sizeof(double)))
 
@@ -162,10 +163,21 @@ typedef struct {
     double *history, *sel_params, *sel_history, *objective_all; /* (E*NCOL), (np), (E*NCOL), (R) */
     double *pca_evals;                                          /* (N), NaN unless model.init is pca */
     double *sel_best;                                           /* (np) best-held-out params of the chosen restart */
+    /* Successive halving (train.restart_schedule halving; NULL otherwise):
+     * every restart's state between rounds. */
+    double *race_slots;       /* (R, 4 np) params | Adam m1 | Adam m2 | best-held-out params */
+    double *race_hist;        /* (R, E * FR_H_NCOL) history */
+    double *race_scal;        /* (R, FR_RS_N) the named scalars below */
 } fr_loop_arrays;
 
+/* The scalars of a restart's slot: its loop counters, best-held-out
+ * tracking, its latest training objective and whether it is still in the
+ * race. */
+enum { FR_RS_EPOCH, FR_RS_STEP, FR_RS_BEST_SCORE, FR_RS_BEST_EPOCH, FR_RS_OBJECTIVE, FR_RS_ALIVE, FR_RS_N };
+
 /* The loop arrays of trainer t for R restarts, with the NaNs of "not yet":
- * objective_all and pca_evals NaN. Not collective. */
+ * objective_all and pca_evals NaN; the race slots when t->cfg asks for
+ * successive halving, every restart alive at epoch 0. Not collective. */
 fr_err fr_loop_arrays_alloc(fr_loop_arrays *la, const fr_trainer *t, int R);
 void fr_loop_arrays_free(fr_loop_arrays *la);
 
