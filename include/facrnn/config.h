@@ -57,7 +57,7 @@ typedef struct {
     int eval_every;                        /* epochs, default 10 */
     int checkpoint_every;                  /* epochs, default 50 (0 = never) */
     int restarts;                          /* default 8 */
-    char restart_schedule[16];             /* "all" (default) | "halving" (successive halving) */
+    char restart_schedule[16];             /* "halving" (default: successive halving) | "all" */
     int log_every;                         /* epochs between progress lines, default 10 */
 
     /* cv */

@@ -89,7 +89,7 @@ static const opt g_opts[] = {
     {.key = "train.restarts", .type = OT_INT, .off = OFF(restarts), .def = "8", .min = 1, .max = 10000,
      .help = "initialisations per fit; the best training objective wins"},
     {.key = "train.restart_schedule", .type = OT_ENUM, .off = OFF(restart_schedule), .cap = SZ(restart_schedule),
-     .def = "all", .choices = "all|halving",
+     .def = "halving", .choices = "all|halving",
      .help = "all: every restart trains all epochs; halving: successive halving (every restart trains E/2^k "
              "epochs, the better half by training objective continues, ... until one reaches E)"},
     {.key = "train.log_every", .type = OT_INT, .off = OFF(log_every), .def = "50", .min = 1, .max = BIG,
