@@ -411,6 +411,64 @@ static void build(const hand *h, int nh, fr_sweep_run *runs, fr_sweep_record *re
         }
 }
 
+/* The selection's confidence: each fold x seed fit alone and resamples of
+ * the folds, deterministic in the seed. */
+static void test_confidence(void)
+{
+    fr_sweep_rule rule;
+    fr_sweep_rule_defaults(&rule);
+    fr_sweep_run runs[30];
+    fr_sweep_record recs[30];
+    fr_sweep_selection sel;
+    fr_sweep_confidence c1, c2;
+    /* K = 4 (2+2) wins only through the one-SE band: every fold alone picks
+     * K = 6 (lower NLL, 3+3 supported), and so does a resample that draws
+     * one fold three times (SE 0). */
+    hand t1[] = {
+        {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0, 0},
+        {4, 2, {2, 2}, {1.02, 1.12, 0.92}, 0.1, 0.5, 0.05},
+        {6, 1, {6}, {0.98, 1.08, 0.88}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.5, 1.6, 1.4}, 0.1, 0.5, 0.05},
+    };
+    build(t1, 4, runs, recs);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].K, 4);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_confidence_of(runs, recs, 12, &rule, &sel, 7, &c1), FR_OK);
+    CU_ASSERT_EQUAL(c1.units, 3);
+    CU_ASSERT_EQUAL(c1.units_agree, 0);
+    CU_ASSERT_EQUAL(c1.boot_n, 200);
+    CU_ASSERT(c1.boot_agree > 0 && c1.boot_agree < 200);
+    CU_ASSERT_STRING_EQUAL(c1.alt, "K=6 3+3");
+    CU_ASSERT_EQUAL(c1.alt_count, 200 - c1.boot_agree);
+    CU_ASSERT(strstr(c1.text, "K=4 2+2 chosen by 0 of 3 fold x seed fits alone") != NULL);
+    /* 3 draws of 3 folds give one fold thrice with probability 3/27: about 22 of 200 */
+    CU_ASSERT(c1.alt_count >= 5 && c1.alt_count <= 45);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_confidence_of(runs, recs, 12, &rule, &sel, 7, &c2), FR_OK);
+    CU_ASSERT_EQUAL(c1.boot_agree, c2.boot_agree);
+    fr_sweep_selection_free(&sel);
+    /* A clear answer: every fold alone and every resample agree. */
+    hand t3[] = {
+        {6, 1, {6}, {0.90, 1.00, 0.80}, 0, 0, 0},
+        {6, 2, {3, 3}, {1.00, 1.10, 0.90}, 0.1, 0.6, 0.05},
+        {6, 3, {2, 2, 2}, {1.50, 1.60, 1.40}, 0.1, 0.6, 0.10},
+    };
+    build(t3, 3, runs, recs);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);
+    rule.bootstrap = 50;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_confidence_of(runs, recs, 9, &rule, &sel, 7, &c1), FR_OK);
+    CU_ASSERT_EQUAL(c1.units_agree, 3);
+    CU_ASSERT_EQUAL(c1.boot_n, 50);
+    CU_ASSERT_EQUAL(c1.boot_agree, 50);
+    CU_ASSERT_EQUAL(c1.alt_count, 0);
+    CU_ASSERT_STRING_EQUAL(c1.text, "K=6 2+2+2 chosen by 3 of 3 fold x seed fits alone and in 50 of 50 resamples of the 3 folds");
+    /* bootstrap 0: the fits alone only */
+    rule.bootstrap = 0;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_confidence_of(runs, recs, 9, &rule, &sel, 7, &c1), FR_OK);
+    CU_ASSERT_EQUAL(c1.boot_n, 0);
+    CU_ASSERT_STRING_EQUAL(c1.text, "K=6 2+2+2 chosen by 3 of 3 fold x seed fits alone");
+    fr_sweep_selection_free(&sel);
+}
+
 static void test_selection(void)
 {
     fr_sweep_rule rule;
@@ -568,6 +626,7 @@ static void reg(void)
     CU_add_test(s, "manifest round trip", test_manifest_roundtrip);
     CU_add_test(s, "independence null", test_pc_null);
     CU_add_test(s, "selection rule", test_selection);
+    CU_add_test(s, "selection confidence", test_confidence);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }

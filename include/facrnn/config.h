@@ -85,6 +85,7 @@ typedef struct {
     double sweep_max_coupling;             /* sweep.max_coupling: dynamical coupling threshold (0.2) */
     int sweep_null_samples;                /* sweep.null_samples: random rotations per run (8) */
     int sweep_null_max_points;             /* sweep.null_max_points: held-out points in the null's KDE (256) */
+    int sweep_bootstrap;                   /* sweep.bootstrap: fold resamples of the selection's confidence (200) */
     int sweep_null_nmc;                    /* sweep.null_nmc: Monte-Carlo samples per point (4) */
 
     /* output */

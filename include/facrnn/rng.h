@@ -19,7 +19,8 @@ enum {
     FR_STREAM_SYNTH = 5,    /* synthetic data sets */
     FR_STREAM_EVAL = 6,     /* evaluation PC estimator, subsampling */
     FR_STREAM_SIM = 7,      /* rollouts in sampled mode */
-    FR_STREAM_RESTART = 8   /* restart seeds */
+    FR_STREAM_RESTART = 8,  /* restart seeds */
+    FR_STREAM_BOOT = 9      /* selection confidence: a = resample, b = draw */
 };
 
 /* Four 32-bit outputs of Philox4x32-10 for key `seed`, counter (stream, a, b). */

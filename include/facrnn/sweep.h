@@ -110,6 +110,7 @@ typedef struct {
     int null_max_points;     /* held-out points for the null's KDE (256) */
     int null_nmc;            /* Monte-Carlo samples per point (4) */
     double max_coupling;     /* a partition is supported when mean + SE of its coupling <= this (0.2) */
+    int bootstrap;           /* resamples of the folds behind the selection's confidence (200; 0 = none) */
 } fr_sweep_rule;
 /* The documented defaults (the config's defaults). Not collective. */
 void fr_sweep_rule_defaults(fr_sweep_rule *rule);
@@ -158,6 +159,25 @@ typedef struct {
 fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
                        fr_sweep_selection *sel);
 void fr_sweep_selection_free(fr_sweep_selection *sel);
+
+/* How stable the selected answer (K and partition) is:
+ *  - each (fold, seed) fit alone: the rule applied to the runs of one fold
+ *    and seed (one run per configuration, so no standard errors);
+ *  - a bootstrap over the folds: rule->bootstrap resamples of the F folds
+ *    with replacement (a fold drawn twice counts twice), the rule applied to
+ *    each. The folds are disjoint blocks of trials, so this resamples
+ *    held-out trials in blocks with the fitted models held fixed.
+ * Deterministic in seed. Not collective. */
+#define FR_ANSWER_MAX 112 /* "K=%d <groups>" */
+typedef struct {
+    int units, units_agree;   /* (fold, seed) pairs with done runs; how many select the same answer alone */
+    int boot_n, boot_agree;   /* bootstrap resamples; how many select the same answer */
+    char alt[FR_ANSWER_MAX];  /* the most frequent other answer among the resamples ("" when none) */
+    int alt_count;
+    char text[480];           /* one line for the log and the results file */
+} fr_sweep_confidence;
+fr_err fr_sweep_confidence_of(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
+                              const fr_sweep_selection *sel, uint64_t seed, fr_sweep_confidence *out);
 
 /* Assemble the sweep's results file and CSV from the per-run files in
  * runs_dir and the records (selection included). Rank 0 only; not

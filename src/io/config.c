@@ -141,6 +141,9 @@ static const opt g_opts[] = {
      .max = 1000000, .help = "selection: held-out points (subsampled) in the null's KDE, O(points^2 K) cost"},
     {.key = "sweep.null_nmc", .type = OT_INT, .off = OFF(sweep_null_nmc), .def = "4", .min = 1, .max = 10000,
      .help = "selection: Monte-Carlo samples per point in the null's PC estimates"},
+    {.key = "sweep.bootstrap", .type = OT_INT, .off = OFF(sweep_bootstrap), .def = "200", .min = 0, .max = 100000,
+     .help = "selection's confidence: resamples of the folds (with replacement) to which the rule is applied "
+             "again (0 = none); each fold x seed fit alone is also tried"},
 
     {.key = "output.path", .type = OT_PATH, .off = OFF(output_path), .cap = SZ(output_path),
      .def = "facrnn_results.h5", .help = "results file"},

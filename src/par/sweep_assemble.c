@@ -118,7 +118,8 @@ static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_rec
     return rc;
 }
 
-static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_sweep_rule *rule)
+static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_sweep_rule *rule,
+                              const fr_sweep_confidence *conf)
 {
     hid_t g = H5Gcreate2(sw, "selection", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return FR_FAIL(FR_EIO, "cannot create /sweep/selection");
@@ -144,6 +145,12 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling", c->coup_mean);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling_se", c->coup_se);
         if (rc == FR_OK) rc = fr_h5_attr_str(g, "score_name", "held-out NLL per bin, mean +- SE over folds x seeds");
+        if (rc == FR_OK) rc = fr_h5_attr_str(g, "confidence", conf->text);
+        if (rc == FR_OK) rc = fr_h5_attr_int(g, "confidence_fits", conf->units);
+        if (rc == FR_OK) rc = fr_h5_attr_int(g, "confidence_fits_agree", conf->units_agree);
+        if (rc == FR_OK) rc = fr_h5_attr_int(g, "confidence_resamples", conf->boot_n);
+        if (rc == FR_OK) rc = fr_h5_attr_int(g, "confidence_resamples_agree", conf->boot_agree);
+        if (rc == FR_OK) rc = fr_h5_attr_str(g, "confidence_alternative", conf->alt);
     }
     /* ranked table, one row per configuration (K, groups, beta) */
     const char **gt = calloc((size_t)n + 1, sizeof *gt);
@@ -227,6 +234,12 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
     }
     fr_sweep_selection sel;
     TRY(fr_sweep_select(runs, recs, n, rule, &sel));
+    fr_sweep_confidence conf;
+    fr_err crc = fr_sweep_confidence_of(runs, recs, n, rule, &sel, (uint64_t)base->seed, &conf);
+    if (crc != FR_OK) {
+        fr_sweep_selection_free(&sel);
+        return crc;
+    }
     fr_atomic out;
     TRY(fr_atomic_begin(&out, base->output_path));
     const char *tmp = out.tmp;
@@ -264,7 +277,7 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
     hid_t sw = rc == FR_OK ? H5Gcreate2(f, "sweep", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     if (rc == FR_OK && sw < 0) rc = FR_FAIL(FR_EIO, "%s: cannot create /sweep", tmp);
     if (rc == FR_OK) rc = write_table(sw, runs, recs, n);
-    if (rc == FR_OK) rc = write_selection(sw, &sel, rule);
+    if (rc == FR_OK) rc = write_selection(sw, &sel, rule, &conf);
     if (sw >= 0) H5Gclose(sw);
     if (f >= 0 && H5Fclose(f) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot close %s", tmp);
     if (rc == FR_OK) rc = fr_atomic_commit(&out);
@@ -281,6 +294,7 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
             LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f, "
                      "coupling %.3f +- %.3f",
                      c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se);
+            LOG_INFO("confidence: %s", conf.text);
         }
         LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
                  "independence (SE)", "coupling (SE)", "");

@@ -419,6 +419,7 @@ void fr_sweep_rule_defaults(fr_sweep_rule *rule)
     rule->null_max_points = 256;
     rule->null_nmc = 4;
     rule->max_coupling = 0.2;
+    rule->bootstrap = 200;
 }
 
 void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
@@ -429,6 +430,7 @@ void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
     rule->null_max_points = cfg->sweep_null_max_points;
     rule->null_nmc = cfg->sweep_null_nmc;
     rule->max_coupling = cfg->sweep_max_coupling;
+    rule->bootstrap = cfg->sweep_bootstrap;
 }
 
 fr_err fr_sweep_pc_null(int K, int G, const int *groups, int n, const double *mu, double s_enc,
@@ -691,4 +693,144 @@ void fr_sweep_selection_free(fr_sweep_selection *sel)
 {
     free(sel->ranked);
     memset(sel, 0, sizeof *sel);
+}
+
+/* ---- the selection's confidence ------------------------------------------------- */
+/* "K=6 3+3": the answer of a selection ("" when nothing was chosen). */
+static void answer_text(const fr_sweep_selection *sel, char *buf, size_t n)
+{
+    buf[0] = 0;
+    if (sel->chosen < 0) return;
+    const fr_sweep_score *c = &sel->ranked[sel->chosen];
+    char gt[256];
+    fr_groups_text(c->G, c->groups, gt, sizeof gt);
+    snprintf(buf, n, "K=%d %.100s", c->K, gt);
+}
+
+/* Tally of the other answers among the resamples. */
+typedef struct {
+    char text[FR_ANSWER_MAX];
+    int count;
+} answer_tally;
+
+static void tally_add(answer_tally *t, int *nt, int cap, const char *a)
+{
+    for (int i = 0; i < *nt; ++i)
+        if (!strcmp(t[i].text, a)) {
+            ++t[i].count;
+            return;
+        }
+    if (*nt < cap) {
+        snprintf(t[*nt].text, sizeof t[*nt].text, "%s", a);
+        t[(*nt)++].count = 1;
+    }
+}
+
+/* The answer of the rule applied to sub (m runs). */
+static fr_err answer_of(const fr_sweep_run *runs, const fr_sweep_record *recs, int m, const fr_sweep_rule *rule,
+                        char *buf, size_t n)
+{
+    fr_sweep_selection s;
+    TRY(fr_sweep_select(runs, recs, m, rule, &s));
+    answer_text(&s, buf, n);
+    fr_sweep_selection_free(&s);
+    return FR_OK;
+}
+
+fr_err fr_sweep_confidence_of(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_rule *rule,
+                              const fr_sweep_selection *sel, uint64_t seed, fr_sweep_confidence *out)
+{
+    memset(out, 0, sizeof *out);
+    char want[FR_ANSWER_MAX], got[FR_ANSWER_MAX];
+    answer_text(sel, want, sizeof want);
+    if (!want[0] || n <= 0) {
+        snprintf(out->text, sizeof out->text, "no answer, no confidence");
+        return FR_OK;
+    }
+    /* Done runs only, and the distinct folds and (fold, seed) pairs. */
+    fr_sweep_run *sr = NULL;
+    fr_sweep_record *sc = NULL;
+    int *done = NULL, *folds = NULL, nd = 0, nf = 0;
+    enum { TALLY_CAP = 64 };
+    answer_tally tally[TALLY_CAP];
+    int nt = 0;
+    fr_err rc = FR_CALLOC(sr, n);
+    if (rc == FR_OK) rc = FR_CALLOC(sc, n);
+    if (rc == FR_OK) rc = FR_CALLOC(done, n);
+    if (rc == FR_OK) rc = FR_CALLOC(folds, n);
+    if (rc != FR_OK) goto out;
+    for (int i = 0; i < n; ++i) {
+        if (recs[i].status != FR_RUN_DONE || !isfinite(recs[i].heldout_nll)) continue;
+        done[nd++] = i;
+        int f = 0;
+        while (f < nf && folds[f] != runs[i].fold) ++f;
+        if (f == nf) folds[nf++] = runs[i].fold;
+    }
+    /* each (fold, seed) fit alone */
+    for (int a = 0; a < nd && rc == FR_OK; ++a) {
+        const fr_sweep_run *ra = &runs[done[a]];
+        int first = 1;
+        for (int b = 0; b < a && first; ++b)
+            if (runs[done[b]].fold == ra->fold && runs[done[b]].seed == ra->seed) first = 0;
+        if (!first) continue;
+        int m = 0;
+        for (int b = 0; b < nd; ++b)
+            if (runs[done[b]].fold == ra->fold && runs[done[b]].seed == ra->seed) {
+                sr[m] = runs[done[b]];
+                sc[m++] = recs[done[b]];
+            }
+        rc = answer_of(sr, sc, m, rule, got, sizeof got);
+        out->units += 1;
+        out->units_agree += rc == FR_OK && !strcmp(got, want);
+    }
+    /* resamples of the folds: draw j of resample b takes every done run of
+     * fold folds[u], relabelled as fold j, so a fold drawn twice counts as
+     * two folds in the standard errors */
+    fr_sweep_run *br = NULL;
+    fr_sweep_record *bc = NULL;
+    if (rc == FR_OK && rule->bootstrap > 0 && nf >= 2) {
+        rc = FR_CALLOC(br, (size_t)nd * nf);
+        if (rc == FR_OK) rc = FR_CALLOC(bc, (size_t)nd * nf);
+        for (int b = 0; b < rule->bootstrap && rc == FR_OK; ++b) {
+            int m = 0;
+            for (int j = 0; j < nf; ++j) {
+                int u = (int)(fr_rng_uniform(seed, FR_STREAM_BOOT, (uint32_t)b, (uint64_t)j) * nf);
+                if (u >= nf) u = nf - 1;
+                for (int a = 0; a < nd; ++a)
+                    if (runs[done[a]].fold == folds[u]) {
+                        br[m] = runs[done[a]];
+                        br[m].fold = j;
+                        bc[m++] = recs[done[a]];
+                    }
+            }
+            rc = answer_of(br, bc, m, rule, got, sizeof got);
+            if (rc != FR_OK) break;
+            out->boot_n += 1;
+            if (!strcmp(got, want)) out->boot_agree += 1;
+            else tally_add(tally, &nt, TALLY_CAP, got[0] ? got : "none");
+        }
+    }
+    free(br);
+    free(bc);
+    for (int i = 0; i < nt; ++i)
+        if (tally[i].count > out->alt_count) {
+            out->alt_count = tally[i].count;
+            memcpy(out->alt, tally[i].text, sizeof out->alt);
+        }
+    if (rc == FR_OK) {
+        int k = snprintf(out->text, sizeof out->text, "%s chosen by %d of %d fold x seed fits alone", want,
+                         out->units_agree, out->units);
+        if (out->boot_n > 0 && k > 0 && (size_t)k < sizeof out->text)
+            k += snprintf(out->text + k, sizeof out->text - (size_t)k, " and in %d of %d resamples of the %d folds",
+                          out->boot_agree, out->boot_n, nf);
+        if (out->alt_count > 0 && k > 0 && (size_t)k < sizeof out->text)
+            snprintf(out->text + k, sizeof out->text - (size_t)k, " (otherwise mostly %s: %d)", out->alt,
+                     out->alt_count);
+    }
+out:
+    free(sr);
+    free(sc);
+    free(done);
+    free(folds);
+    return rc;
 }

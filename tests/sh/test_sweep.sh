@@ -51,6 +51,8 @@ summary a.h5 > a.txt
 summary b.h5 > b.txt
 diff a.txt b.txt
 grep -q 'selected_K' a.txt
+# the selection's confidence is recorded (and is part of the 1 vs 3 ranks comparison above)
+grep -q 'chosen by [0-9]* of 4 fold x seed fits alone and in [0-9]* of 200 resamples of the 2 folds' a.txt
 [ "$(grep -c ',done,' a.h5.csv)" = 20 ]
 
 # SIGKILL mid-way, then restart: same table and selection.
