@@ -30,6 +30,10 @@ static void test_error_propagation(void)
     CU_ASSERT_EQUAL(fr_exit_code(FR_ESIGNAL), FR_EXIT_REQUEUE);
     FR_FAIL(FR_EINVAL, "two\nlines");
     CU_ASSERT_STRING_EQUAL(fr_error_msg(), "two lines");
+    /* a caller may prefix the previous message with its own context */
+    FR_FAIL(FR_EINVAL, "cannot create directory d: Not a directory");
+    FR_FAIL(FR_EINVAL, "output.path: %s", fr_error_msg());
+    CU_ASSERT_STRING_EQUAL(fr_error_msg(), "output.path: cannot create directory d: Not a directory");
 }
 
 /* Known-answer test from the Random123 distribution (Philox4x32-10, all-ones

@@ -34,7 +34,15 @@ typedef struct {
     FILE *f;                          /* the temp file's stream after fr_atomic_fopen, else NULL */
 } fr_atomic;
 
-/* Name the temp file of `path` in a->tmp; creates nothing. */
+/* mkdir -p: dir and its missing parents (mode 0775); an existing one is
+ * fine. The message names the folder that could not be made. */
+fr_err fr_mkdir_p(const char *dir);
+/* fr_mkdir_p of the folder holding the file `path` (nothing for a bare name). */
+fr_err fr_mkdir_parent(const char *path);
+
+/* Name the temp file of `path` in a->tmp and create the folder it goes in
+ * when missing (every output's folder is created the same way); creates no
+ * file. */
 fr_err fr_atomic_begin(fr_atomic *a, const char *path);
 
 /* fr_atomic_begin, then open a->tmp for writing as a->f. */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "facrnn/atomic.h" /* fr_mkdir_p */
 #include "facrnn/common.h"
 
 #define FR_CKPT_FORMAT_VERSION 1
@@ -54,8 +55,6 @@ int fr_ckpt_exists(MPI_Comm comm, const char *path);
 fr_err fr_ckpt_load(MPI_Comm comm, const char *path, const fr_ckpt_tag *expect, int nscalar, fr_ckpt_scalar *sc,
                     int narray, fr_ckpt_array *arr);
 
-/* Create a directory and its parents if missing (like mkdir -p). Not collective. */
-fr_err fr_mkdir_p(const char *dir);
 
 /* fr_mkdir_p(dir), then prove a file can be created in it (a read-only or
  * foreign directory is refused before training, not at the first

@@ -29,7 +29,21 @@ typedef struct {
     hid_t file;
     int atomic;
     fr_atomic out; /* out.path: the results file; out.tmp: what HDF5 writes when atomic */
+    int keep_other_runs; /* atomic only: on close, copy the runs of an existing out.path that this file
+                            does not hold into it before it replaces out.path (a fit adds its run) */
 } fr_results;
+
+/* A fit may add its run to an existing results file at `path` only when
+ * that file is a fit results file of the same data (input_checksum, 16 hex
+ * digits): refuses (one line, before any training) a file that is not a
+ * facrnn results file, a sweep's results file, or runs of other data.
+ * When the file holds a run named run_id of another configuration (its
+ * config_hash differs from config_hash: the id names K, groups, beta, seed
+ * and fold, not every key), run_id (cap bytes) gets the suffix
+ * "_<8 hex digits of config_hash>" so neither is lost. Nothing to check
+ * when path does not exist. Collective (rank 0 reads; the id is shared). */
+fr_err fr_results_check_merge(MPI_Comm comm, const char *path, const char *input_checksum, uint64_t config_hash,
+                              char *run_id, size_t cap);
 
 /* Fail early (before any training) if `path` cannot be written. Collective. */
 fr_err fr_results_check_writable(MPI_Comm comm, const char *path);

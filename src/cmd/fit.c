@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "facrnn/checkpoint.h"
 #include "facrnn/cli.h"
@@ -18,9 +19,11 @@
 
 static void fit_usage(void)
 {
-    printf("usage: [mpirun -n P] facrnn fit CONFIG.yaml [--set key=value ...]\n\n"
+    printf("usage: [mpirun -n P] facrnn fit CONFIG.yaml [--set key=value ...] [--restart]\n\n"
            "Fits one configuration; trials are sharded over the ranks. Reruns resume from\n"
-           "the checkpoint in output.checkpoint_dir. Configuration keys:\n\n");
+           "the checkpoint in output.checkpoint_dir (--restart: remove it and start afresh).\n"
+           "The run is added to output.path when that file holds runs of the same data;\n"
+           "other configurations' runs in it are kept. Configuration keys:\n\n");
     fr_config_print_help();
 }
 
@@ -75,7 +78,16 @@ fr_err fr_cmd_fit(int argc, char **argv)
     int nset = 0, help = 0, rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     TRY(FR_CALLOC(sets, argc));
-    fr_err rc = fr_cli_config_args(argc, argv, &path, &nset, sets, argc, fit_usage, &help);
+    /* --restart is fit's own flag; the rest is the common CONFIG [--set] form */
+    int restart = 0, nargs = 0;
+    char **args = NULL;
+    fr_err rc = FR_CALLOC(args, argc + 1);
+    for (int i = 0; i < argc && rc == FR_OK; ++i) {
+        if (!strcmp(argv[i], "--restart")) restart = 1;
+        else args[nargs++] = argv[i];
+    }
+    if (rc == FR_OK) rc = fr_cli_config_args(nargs, args, &path, &nset, sets, argc, fit_usage, &help);
+    free(args);
     if (rc == FR_OK && help) {
         if (rank == 0) fit_usage();
         free(sets);
@@ -106,10 +118,17 @@ fr_err fr_cmd_fit(int argc, char **argv)
     if (rc == FR_OK) rc = fr_outlock_take(comm, cfg->output_path, NULL, &lock);
     if (rc == FR_OK) rc = fr_fit_prepare(comm, cfg, &ds, &split);
     if (rc == FR_OK) {
+        char sum[32];
+        snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds.checksum);
+        rc = fr_results_check_merge(comm, cfg->output_path, sum, fr_config_fit_hash(cfg), run_id, sizeof run_id);
+    }
+    if (rc == FR_OK) {
         fr_err mk = rank == 0 ? fr_ckpt_dir_ready(cfg->checkpoint_dir) : FR_OK;
         rc = fr_error_agree(&comm, mk);
         snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt.h5", cfg->checkpoint_dir, run_id);
     }
+    if (rc == FR_OK && restart && rank == 0 && unlink(ckpt) == 0)
+        LOG_INFO("--restart: removed the checkpoint %s; the fit starts afresh", ckpt);
     if (rc == FR_OK) {
         LOG_INFO("fit %s: data %s (%lld trials, %lld bins, N=%d), fold %d of %d", run_id, cfg->data_path,
                  ds.n_trials, ds.total_bins, ds.N, cfg->fold, cfg->folds);
@@ -122,6 +141,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
         log_metrics("held-out", &res.heldout);
         fr_results out;
         rc = fr_results_create(comm, cfg->output_path, 1, &out);
+        out.keep_other_runs = 1;
         if (rc == FR_OK) {
             fr_err w = fr_results_write_root(&out, cfg, &ds);
             if (w == FR_OK) w = fr_results_write_run(&out, run_id, cfg, &ds, split, &res, "done");

@@ -28,10 +28,14 @@ int fr_exit_code(fr_err e)
 
 fr_err fr_error_set(fr_err code, const char *file, int line, const char *fmt, ...)
 {
+    /* Format into a copy first: callers prefix the previous message with
+     * FR_FAIL(rc, "key: %s", fr_error_msg()), whose argument is g_msg. */
+    char buf[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, buf, sizeof g_msg);
     /* Keep the message on one line whatever the callee formatted. */
     for (char *p = g_msg; *p; ++p)
         if (*p == '\n' || *p == '\r') *p = ' ';

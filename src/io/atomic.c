@@ -5,8 +5,38 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+fr_err fr_mkdir_p(const char *dir)
+{
+    char buf[1024];
+    if (!dir || !*dir) return FR_OK;
+    if (strlen(dir) >= sizeof buf) return FR_FAIL(FR_EINVAL, "directory path too long: %s", dir);
+    strcpy(buf, dir);
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+            return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+        return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return FR_OK;
+}
+
+fr_err fr_mkdir_parent(const char *path)
+{
+    char dir[FR_ATOMIC_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path ? path : "");
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return FR_OK; /* the current directory, or "/" */
+    *slash = '\0';
+    return fr_mkdir_p(dir);
+}
 
 fr_err fr_atomic_begin(fr_atomic *a, const char *path)
 {
@@ -17,7 +47,8 @@ fr_err fr_atomic_begin(fr_atomic *a, const char *path)
                                             FR_ATOMIC_PATH_MAX - 1, path);
     memcpy(a->path, path, n + 1);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    return FR_OK;
+    /* every command treats a missing output folder the same way: create it */
+    return fr_mkdir_parent(path);
 }
 
 fr_err fr_atomic_fopen(fr_atomic *a, const char *path)

@@ -14,24 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-fr_err fr_mkdir_p(const char *dir)
-{
-    char buf[1024];
-    if (!dir || !*dir) return FR_OK;
-    if (strlen(dir) >= sizeof buf) return FR_FAIL(FR_EINVAL, "directory path too long: %s", dir);
-    strcpy(buf, dir);
-    for (char *p = buf + 1; *p; ++p) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-            return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-        return FR_FAIL(FR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-    return FR_OK;
-}
-
 fr_err fr_ckpt_dir_ready(const char *dir)
 {
     fr_err rc = fr_mkdir_p(dir);
@@ -164,7 +146,7 @@ static fr_err load_root(const char *path, const fr_ckpt_tag *expect, int nscalar
     } else if (ch != expect->config_hash) {
         rc = FR_FAIL(FR_EINVAL,
                      "checkpoint %s was written for a different config (hash %016llx, this config %016llx); "
-                     "remove it or use another output.checkpoint_dir",
+                     "rerun with --restart to start afresh, or use another output.checkpoint_dir",
                      path, (unsigned long long)ch, (unsigned long long)expect->config_hash);
     } else if (dc != expect->data_checksum) {
         rc = FR_FAIL(FR_EINVAL,

@@ -119,7 +119,14 @@ static fr_err load_serial(const char *path, const char *want, fr_fitted_run *r)
         else if (strlen(nl.names) >= FR_RUN_ID_MAX) rc = FR_FAIL(FR_EINVAL, "%s: run id too long", path);
         else memcpy(r->run_id, nl.names, strlen(nl.names) + 1);
     }
-    if (rc == FR_OK) rc = fr_h5_attr_read_str(f, "config", path, &yaml);
+    /* the run's own config (files since runs carry one), else the root's */
+    if (rc == FR_OK) {
+        hid_t rg;
+        H5E_BEGIN_TRY { rg = H5Gopen2(runs, r->run_id, H5P_DEFAULT); } H5E_END_TRY;
+        if (rg >= 0 && H5Aexists(rg, "config") > 0) rc = fr_h5_attr_read_str(rg, "config", path, &yaml);
+        if (rg >= 0) H5Gclose(rg);
+    }
+    if (rc == FR_OK && !yaml) rc = fr_h5_attr_read_str(f, "config", path, &yaml);
     if (rc == FR_OK && !yaml) rc = FR_FAIL(FR_EINVAL, "%s: root attribute config is missing", path);
     if (rc == FR_OK) {
         rc = fr_config_from_yaml_text(yaml, &r->cfg);

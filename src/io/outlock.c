@@ -5,6 +5,8 @@
  * removed lock file never lets two runs in. */
 #include "facrnn/outlock.h"
 
+#include "facrnn/atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -104,7 +106,8 @@ fr_err fr_outlock_take(MPI_Comm comm, const char *output, const char *slice, fr_
     if (rank == 0) {
         snprintf(l->path[0], sizeof l->path[0], "%s.lock", output);
         l->exclusive[0] = slice == NULL;
-        rc = lock_one(l->path[0], l->exclusive[0] ? LOCK_EX : LOCK_SH, output, &l->fd[0]);
+        rc = fr_mkdir_parent(output); /* the output's folder, as every writer creates it */
+        if (rc == FR_OK) rc = lock_one(l->path[0], l->exclusive[0] ? LOCK_EX : LOCK_SH, output, &l->fd[0]);
         if (rc == FR_OK && slice) {
             char what[FR_OUTLOCK_PATH_MAX];
             snprintf(what, sizeof what, "%s (%s)", output, slice);

@@ -22,7 +22,9 @@ fr_err fr_results_check_writable(MPI_Comm comm, const char *path)
     int rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     fr_err rc = FR_OK;
-    if (rank == 0) {
+    if (rank == 0) rc = fr_mkdir_parent(path);
+    if (rc != FR_OK) rc = FR_FAIL(FR_EINVAL, "output.path: %s", fr_error_msg()); /* the folder could not be made */
+    else if (rank == 0) {
         char tmp[FR_CFG_PATH_MAX + 16];
         snprintf(tmp, sizeof tmp, "%s.probe", path);
         FILE *f = fopen(tmp, "w");
@@ -268,7 +270,13 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         H5Gclose(runs);
         return FR_FAIL(FR_EIO, "cannot create group /runs/%s", run_id);
     }
-    fr_err rc = FR_OK;
+    /* the run's own resolved config: a results file may hold runs of several configs */
+    static char yaml[1 << 16];
+    fr_err rc = fr_config_to_yaml(cfg, yaml, sizeof yaml);
+    if (rc == FR_OK) rc = fr_h5_attr_str(run, "config", yaml);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)fr_config_fit_hash(cfg));
+    if (rc == FR_OK) rc = fr_h5_attr_str(run, "config_hash", hash);
     /* params */
     hid_t pg = H5Gcreate2(run, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     fr_view v = fr_model_view(m, res->params);
@@ -370,6 +378,99 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
     return rc;
 }
 
+fr_err fr_results_check_merge(MPI_Comm comm, const char *path, const char *input_checksum, uint64_t config_hash,
+                              char *run_id, size_t cap)
+{
+    int rank;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    fr_err rc = FR_OK;
+    if (rank == 0 && access(path, F_OK) == 0) {
+        hid_t f;
+        char *sum = NULL;
+        H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); } H5E_END_TRY;
+        if (f < 0 || H5Lexists(f, "runs", H5P_DEFAULT) <= 0)
+            rc = FR_FAIL(FR_EINVAL,
+                         "output.path: %s exists and is not a facrnn results file; remove it or choose another "
+                         "output.path",
+                         path);
+        else if (H5Lexists(f, "sweep", H5P_DEFAULT) > 0)
+            rc = FR_FAIL(FR_EINVAL,
+                         "output.path: %s is a sweep's results file; a fit does not add runs to it (choose another "
+                         "output.path)",
+                         path);
+        else if (fr_h5_attr_read_str(f, "input_checksum", path, &sum) != FR_OK || !sum ||
+                 strcmp(sum, input_checksum))
+            rc = FR_FAIL(FR_EINVAL,
+                         "output.path: %s holds runs of another data file (input_checksum %s, this data %s); a "
+                         "results file holds runs of one data set: choose another output.path",
+                         path, sum ? sum : "missing", input_checksum);
+        char want[32], *have = NULL, where[600];
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)config_hash);
+        snprintf(where, sizeof where, "runs/%s", run_id);
+        if (rc == FR_OK && H5Lexists(f, where, H5P_DEFAULT) > 0) {
+            hid_t g = H5Gopen2(f, where, H5P_DEFAULT);
+            if (g >= 0 && H5Aexists(g, "config_hash") > 0) fr_h5_attr_read_str(g, "config_hash", path, &have);
+            if (g >= 0) H5Gclose(g);
+            if (!have || strcmp(have, want)) {
+                size_t n = strlen(run_id);
+                if (n + 10 >= cap) rc = FR_FAIL(FR_EINVAL, "run id %s: no room for a configuration suffix", run_id);
+                else {
+                    snprintf(run_id + n, cap - n, "_%.8s", want);
+                    LOG_INFO("%s already holds run %.*s of another configuration; this run is %s", path, (int)n,
+                             run_id, run_id);
+                }
+            }
+            free(have);
+        }
+        free(sum);
+        if (f >= 0) H5Fclose(f);
+    }
+    TRY(fr_error_agree(&comm, rc));
+    CHECK_MPI(MPI_Bcast(run_id, (int)cap, MPI_CHAR, 0, comm));
+    return FR_OK;
+}
+
+/* Rank 0, the temp file closed: copy every run of the existing results file
+ * that the new file does not hold (another configuration's run; a run of the
+ * same id is the same configuration fitted again and the new one wins). */
+static fr_err keep_other_runs(const char *old_path, const char *tmp_path, int *kept)
+{
+    *kept = 0;
+    if (access(old_path, F_OK) != 0) return FR_OK;
+    hid_t src, dst, sruns = -1, druns = -1;
+    H5E_BEGIN_TRY { src = H5Fopen(old_path, H5F_ACC_RDONLY, H5P_DEFAULT); } H5E_END_TRY;
+    if (src < 0) return FR_FAIL(FR_EIO, "cannot reopen %s to keep its runs", old_path);
+    H5E_BEGIN_TRY { dst = H5Fopen(tmp_path, H5F_ACC_RDWR, H5P_DEFAULT); } H5E_END_TRY;
+    fr_err rc = dst < 0 ? FR_FAIL(FR_EIO, "cannot reopen %s%s", tmp_path, fr_h5_cause()) : FR_OK;
+    if (rc == FR_OK) {
+        H5E_BEGIN_TRY {
+            sruns = H5Gopen2(src, "runs", H5P_DEFAULT);
+            druns = H5Gopen2(dst, "runs", H5P_DEFAULT);
+        } H5E_END_TRY;
+        if (sruns < 0 || druns < 0) rc = FR_FAIL(FR_EIO, "%s or %s: no /runs group", old_path, tmp_path);
+    }
+    hsize_t n = 0;
+    if (rc == FR_OK && H5Gget_num_objs(sruns, &n) < 0) rc = FR_FAIL(FR_EIO, "%s: cannot list /runs", old_path);
+    for (hsize_t i = 0; i < n && rc == FR_OK; ++i) {
+        char name[512];
+        ssize_t len = H5Lget_name_by_idx(sruns, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+        if (len < 0 || (size_t)len >= sizeof name) {
+            rc = FR_FAIL(FR_EIO, "%s: cannot read run name %llu of /runs", old_path, (unsigned long long)i);
+            break;
+        }
+        if (H5Lexists(druns, name, H5P_DEFAULT) > 0) continue;
+        if (H5Ocopy(sruns, name, druns, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = FR_FAIL(FR_EIO, "cannot copy /runs/%s of %s into the new results file%s", name, old_path,
+                         fr_h5_cause());
+        else ++*kept;
+    }
+    if (sruns >= 0) H5Gclose(sruns);
+    if (druns >= 0) H5Gclose(druns);
+    if (dst >= 0 && H5Fclose(dst) < 0 && rc == FR_OK) rc = FR_FAIL(FR_EIO, "cannot write %s%s", tmp_path, fr_h5_cause());
+    H5Fclose(src);
+    return rc;
+}
+
 fr_err fr_results_close(fr_results *r)
 {
     fr_err rc = FR_OK;
@@ -382,7 +483,10 @@ fr_err fr_results_close(fr_results *r)
         /* every rank has closed (the agreement above), so rank 0 publishes */
         fr_err pub = FR_OK;
         if (r->rank == 0) {
-            if (rc == FR_OK) pub = fr_atomic_commit(&r->out);
+            int kept = 0;
+            if (rc == FR_OK && r->keep_other_runs) pub = keep_other_runs(r->out.path, r->out.tmp, &kept);
+            if (kept) LOG_INFO("results: kept %d other run(s) of %s", kept, r->out.path);
+            if (rc == FR_OK && pub == FR_OK) pub = fr_atomic_commit(&r->out);
             else fr_atomic_abort(&r->out);
         }
         if (rc == FR_OK) rc = fr_error_agree(&r->comm, pub);

@@ -105,11 +105,12 @@ bad "train.lrr" --set train.lrr=0.1
 bad "train.lr" --set train.lr=abc
 bad "model.groups" --set model.groups=[3,2]
 bad "nope.h5" --set data.path=nope.h5
-expect_fail 2 "output.path" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set output.path=/nonexistent/dir/x.h5
+: > afile   # a folder that cannot be made: a file is in the way
+expect_fail 2 "cannot create directory" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set output.path=afile/dir/x.h5
 # a checkpoint from another config (different beta, same run id via explicit path) is refused
 mkdir -p mism.ckpt
 cp r1.h5.ckpt/$RUN.ckpt.h5 mism.ckpt/$RUN.ckpt.h5
-expect_fail 2 "different config" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set output.path=keep.h5 \
+expect_fail 2 "different config" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set output.path=mism.h5 \
   --set output.checkpoint_dir=mism.ckpt --set train.lr=0.002
 [ "$(md5sum keep.h5)" = "$sum_before" ] && pass "existing results file unchanged" || fail "results file changed"
 
