@@ -13,6 +13,7 @@ fr_err fr_cmd_fit(int argc, char **argv);
 fr_err fr_cmd_sweep(int argc, char **argv);
 fr_err fr_cmd_eval(int argc, char **argv);
 fr_err fr_cmd_simulate(int argc, char **argv);
+fr_err fr_cmd_transform(int argc, char **argv);
 fr_err fr_cmd_info(int argc, char **argv);
 fr_err fr_cmd_selftest(int argc, char **argv);
 fr_err fr_cmd_config(int argc, char **argv);

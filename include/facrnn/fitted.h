@@ -61,4 +61,26 @@ int fr_fitted_same_data(const fr_fitted_run *r, const fr_dataset *ds);
  * rank, so every rank returns the same code). */
 fr_err fr_fitted_model(const fr_fitted_run *r, const fr_dataset *ds, long long n_train, fr_model *m);
 
+/* A fitted run applied to a data file: what eval, simulate and transform
+ * all start from. */
+typedef struct {
+    fr_fitted_run run;
+    fr_dataset ds;          /* sharded over the ranks like fit */
+    unsigned char *split;   /* (n_trials) the stored split on the training data, else every trial 1 */
+    int same;               /* ds is the data the run was fitted on */
+    int heldout_any;        /* some trial of split is 0 */
+    long long n_train;      /* samples of the split's training trials */
+    long long Tmax;         /* longest trial */
+    fr_model m;             /* the run's model */
+} fr_fitted_data;
+
+/* Load run run_id (NULL: the only one) of `results`, open `data` with the
+ * run's read options (plus /inputs whether or not the model uses them when
+ * all_inputs; without the ground truth when no_truth), the split and the
+ * model. Collective over comm (errors agreed); free with
+ * fr_fitted_data_free whatever it returned. */
+fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int all_inputs,
+                           int no_truth, fr_fitted_data *o);
+void fr_fitted_data_free(fr_fitted_data *o);
+
 #endif

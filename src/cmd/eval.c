@@ -222,52 +222,34 @@ fr_err fr_cmd_eval(int argc, char **argv)
         if (rank == 0) eval_usage();
         return FR_OK;
     }
-    fr_fitted_run *run;
-    TRY(FR_CALLOC(run, 1));
-    fr_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    unsigned char *split = NULL;
+    fr_fitted_data *fd;
+    TRY(FR_CALLOC(fd, 1));
     double *latents = NULL;
-    fr_model m;
     eval_report rep;
     memset(&rep, 0, sizeof rep);
-    fr_err rc = fr_fitted_run_load(comm, a.results, a.run, run);
-    if (rc == FR_OK) {
-        fr_read_opts ro;
-        fr_fitted_read_opts(run, &ro);
-        rc = fr_dataset_open(comm, a.data, &ro, &ds);
-    }
-    long long n_train = 0;
-    int heldout_any = 0;
-    if (rc == FR_OK) {
-        rep.same = fr_fitted_same_data(run, &ds);
-        rc = FR_CALLOC(split, ds.n_trials ? ds.n_trials : 1);
-        for (long long k = 0; rc == FR_OK && k < ds.n_trials; ++k) {
-            split[k] = rep.same ? run->split[k] : 1;
-            heldout_any |= !split[k];
-            if (split[k]) n_train += ds.offsets[k + 1] - ds.offsets[k] - run->cfg.lags;
-        }
-        if (rc == FR_OK) rc = fr_fitted_model(run, &ds, n_train, &m);
-    }
-    rc = fr_error_agree(&comm, rc);
+    fr_err rc = fr_fitted_data_open(comm, a.results, a.run, a.data, 0, 0, fd);
+    const fr_fitted_run *run = &fd->run;
+    const fr_dataset *dsp = &fd->ds;
+    const fr_model *mp = &fd->m;
+    rep.same = fd->same;
     fr_fit_metrics train, held;
     fr_fit_metrics_nan(&train);
     fr_fit_metrics_nan(&held);
-    if (rc == FR_OK) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 1, &train);
-    if (rc == FR_OK && heldout_any) rc = fr_evaluate(comm, &m, run->flat, &ds, split, 0, &held);
+    if (rc == FR_OK) rc = fr_evaluate(comm, mp, run->flat, dsp, fd->split, 1, &train);
+    if (rc == FR_OK && fd->heldout_any) rc = fr_evaluate(comm, mp, run->flat, dsp, fd->split, 0, &held);
     if (rc == FR_OK) {
-        long long rows = ds.row_hi - ds.row_lo;
-        rc = fr_error_agree(&comm, FR_CALLOC(latents, (rows ? rows : 1) * m.spec.K));
+        long long rows = dsp->row_hi - dsp->row_lo;
+        rc = fr_error_agree(&comm, FR_CALLOC(latents, (rows ? rows : 1) * mp->spec.K));
     }
-    if (rc == FR_OK) rc = fr_evaluate_latents(comm, &m, run->flat, &ds, latents);
-    if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, &ds, split, &m, latents, &train, &held);
+    if (rc == FR_OK) rc = fr_evaluate_latents(comm, mp, run->flat, dsp, latents);
+    if (rc == FR_OK) rc = fr_readout_latent_metrics(comm, dsp, fd->split, mp, latents, &train, &held);
     if (rc == FR_OK)
-        rc = fr_readout_connectivity_truth(&ds, &m, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
+        rc = fr_readout_connectivity_truth(dsp, mp, run->flat, &rep.conn_have, &rep.r_W, rep.r_groups);
     if (rc == FR_OK) {
         rep.a = &a;
         rep.run = run;
-        rep.m = &m;
-        rep.nsets = rep.same && heldout_any ? 2 : 1;
+        rep.m = mp;
+        rep.nsets = rep.same && fd->heldout_any ? 2 : 1;
         rep.set_name[0] = rep.same ? "train" : "all";
         rep.set_name[1] = "heldout";
         metric_values(&train, rep.val[0]);
@@ -277,9 +259,7 @@ fr_err fr_cmd_eval(int argc, char **argv)
         rc = emit(comm, &rep);
     }
     free(latents);
-    free(split);
-    fr_dataset_free(&ds);
-    fr_fitted_run_free(run);
-    free(run);
+    fr_fitted_data_free(fd);
+    free(fd);
     return rc;
 }

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"sweep", fr_cmd_sweep, "cross-validated sweep over ranks, partitions, beta, seeds"},
     {"eval", fr_cmd_eval, "recompute every metric of a fitted run on a data file"},
     {"simulate", fr_cmd_simulate, "generative rollouts and perturbations of a fitted run"},
+    {"transform", fr_cmd_transform, "latents of a fitted run for any data file"},
     {"info", fr_cmd_info, "summarise an input or results file"},
     {"selftest", fr_cmd_selftest, "check that MPI, BLAS, ScaLAPACK and parallel HDF5 work together"},
     {"config", fr_cmd_config, "print every configuration key (type, default, range, help)"},

@@ -229,55 +229,39 @@ fr_err fr_cmd_simulate(int argc, char **argv)
         if (rank == 0) sim_usage();
         return FR_OK;
     }
-    fr_fitted_run *run;
-    TRY(FR_CALLOC(run, 1));
-    fr_dataset ds;
-    memset(&ds, 0, sizeof ds);
+    fr_fitted_data *fd;
+    TRY(FR_CALLOC(fd, 1));
     double *params = NULL, *sim = NULL, *trial_r2 = NULL;
     unsigned char *sil = NULL;
     fr_sim_ws *ws = NULL;
-    fr_model m;
-    fr_err rc = fr_fitted_run_load(comm, a.results, a.run, run);
-    if (rc == FR_OK) rc = fr_results_check_writable(comm, a.out);
+    fr_err rc = fr_results_check_writable(comm, a.out);
+    /* inputs are copied to the output whether or not the model uses them */
+    if (rc == FR_OK) rc = fr_fitted_data_open(comm, a.results, a.run, a.data, 1, 1, fd);
+    const fr_fitted_run *run = &fd->run;
+    const fr_dataset *ds = &fd->ds;
+    const fr_model *m = &fd->m;
+    long long Tmax = fd->Tmax, rows = ds->row_hi - ds->row_lo;
+    if (rc == FR_OK) rc = FR_CALLOC(params, m->n_params);
     if (rc == FR_OK) {
-        fr_read_opts ro;
-        fr_fitted_read_opts(run, &ro);
-        ro.read_inputs = 1; /* copied to the output whether or not the model uses them */
-        ro.read_truth = 0;
-        rc = fr_dataset_open(comm, a.data, &ro, &ds);
+        memcpy(params, run->flat, m->n_params * sizeof(double));
+        if (a.remove_group >= 0) rc = fr_sim_remove_group(m, params, a.remove_group);
     }
-    long long n_train = 0, Tmax = 0, rows = ds.row_hi - ds.row_lo;
-    if (rc == FR_OK) {
-        int same = fr_fitted_same_data(run, &ds);
-        for (long long k = 0; k < ds.n_trials; ++k) {
-            long long T = ds.offsets[k + 1] - ds.offsets[k];
-            if (T > Tmax) Tmax = T;
-            if (!same || run->split[k]) n_train += T - run->cfg.lags;
-        }
-        /* identical inputs on every rank: the same code everywhere */
-        rc = fr_fitted_model(run, &ds, n_train, &m);
-    }
-    if (rc == FR_OK) rc = FR_CALLOC(params, m.n_params);
-    if (rc == FR_OK) {
-        memcpy(params, run->flat, m.n_params * sizeof(double));
-        if (a.remove_group >= 0) rc = fr_sim_remove_group(&m, params, a.remove_group);
-    }
-    if (rc == FR_OK) rc = FR_CALLOC(sil, ds.N);
-    if (rc == FR_OK && a.silence) rc = parse_silence(a.silence, ds.N, sil);
-    if (rc == FR_OK) rc = FR_CALLOC(trial_r2, ds.n_trials ? ds.n_trials : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(sil, ds->N);
+    if (rc == FR_OK && a.silence) rc = parse_silence(a.silence, ds->N, sil);
+    if (rc == FR_OK) rc = FR_CALLOC(trial_r2, ds->n_trials ? ds->n_trials : 1);
     rc = fr_error_agree(&comm, rc);
     /* the rollouts: this rank's trials */
     double sums[2] = {0, 0}; /* sum of finite trial R^2, count */
     if (rc == FR_OK) {
-        fr_err lrc = FR_CALLOC(sim, (rows ? rows : 1) * ds.N);
-        if (lrc == FR_OK) lrc = fr_sim_ws_create(&m, Tmax, &ws);
+        fr_err lrc = FR_CALLOC(sim, (rows ? rows : 1) * ds->N);
+        if (lrc == FR_OK) lrc = fr_sim_ws_create(m, Tmax, &ws);
         fr_sim_opts o = {a.mode, a.seed, sil};
-        int D = m.spec.D;
-        for (long long k = ds.trial_lo; k < ds.trial_hi && lrc == FR_OK; ++k) {
-            long long r0 = ds.offsets[k] - ds.row_lo, T = ds.offsets[k + 1] - ds.offsets[k];
-            lrc = fr_sim_trial(&m, params, &o, k, T, ds.x + r0 * ds.N, D ? ds.u + r0 * ds.D : NULL, sim + r0 * ds.N, ws);
+        int D = m->spec.D;
+        for (long long k = ds->trial_lo; k < ds->trial_hi && lrc == FR_OK; ++k) {
+            long long r0 = ds->offsets[k] - ds->row_lo, T = ds->offsets[k + 1] - ds->offsets[k];
+            lrc = fr_sim_trial(m, params, &o, k, T, ds->x + r0 * ds->N, D ? ds->u + r0 * ds->D : NULL, sim + r0 * ds->N, ws);
             if (lrc == FR_OK) {
-                trial_r2[k] = fr_sim_r2(ds.N, r0 + m.spec.L, r0 + T, ds.x, sim, sil);
+                trial_r2[k] = fr_sim_r2(ds->N, r0 + m->spec.L, r0 + T, ds->x, sim, sil);
                 if (isfinite(trial_r2[k])) {
                     sums[0] += trial_r2[k];
                     sums[1] += 1;
@@ -290,15 +274,15 @@ fr_err fr_cmd_simulate(int argc, char **argv)
     int n_cond = 0;
     if (rc == FR_OK) {
         /* every rank's entries are its own trials' (others 0): a sum gathers them */
-        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, trial_r2, (int)ds.n_trials, MPI_DOUBLE, MPI_SUM, comm));
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, trial_r2, (int)ds->n_trials, MPI_DOUBLE, MPI_SUM, comm));
         CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm));
         rollout = sums[1] > 0 ? sums[0] / sums[1] : NAN;
-        rc = psth_r2(comm, &ds, m.spec.L, sim, sil, &n_cond, &psth);
+        rc = psth_r2(comm, ds, m->spec.L, sim, sil, &n_cond, &psth);
     }
-    if (rc == FR_OK) rc = write_output(comm, &a, run, &m, &ds, sim, trial_r2, rollout, psth, n_cond);
+    if (rc == FR_OK) rc = write_output(comm, &a, run, m, ds, sim, trial_r2, rollout, psth, n_cond);
     if (rc == FR_OK) {
         LOG_INFO("simulate: run %s, %s mode, %lld trials -> %s", run->run_id,
-                 a.mode == FR_SIM_SAMPLED ? "sampled" : "mean", ds.n_trials, a.out);
+                 a.mode == FR_SIM_SAMPLED ? "sampled" : "mean", ds->n_trials, a.out);
         LOG_INFO("rollout R2 (mean over trials): %.6f", rollout);
         if (n_cond > 0) LOG_INFO("PSTH R2 (%d conditions): %.6f", n_cond, psth);
         else LOG_INFO("PSTH R2: n/a (no /trial_condition)");
@@ -308,8 +292,7 @@ fr_err fr_cmd_simulate(int argc, char **argv)
     free(sim);
     free(trial_r2);
     free(sil);
-    fr_dataset_free(&ds);
-    fr_fitted_run_free(run);
-    free(run);
+    fr_fitted_data_free(fd);
+    free(fd);
     return rc;
 }

@@ -284,3 +284,39 @@ fr_err fr_fitted_model(const fr_fitted_run *r, const fr_dataset *ds, long long n
                        r->n_flat, m->n_params);
     return FR_OK;
 }
+
+fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int all_inputs,
+                           int no_truth, fr_fitted_data *o)
+{
+    memset(o, 0, sizeof *o);
+    fr_err rc = fr_fitted_run_load(comm, results, run_id, &o->run);
+    if (rc == FR_OK) {
+        fr_read_opts ro;
+        fr_fitted_read_opts(&o->run, &ro);
+        if (all_inputs) ro.read_inputs = 1;
+        if (no_truth) ro.read_truth = 0;
+        rc = fr_dataset_open(comm, data, &ro, &o->ds);
+    }
+    if (rc == FR_OK) {
+        o->same = fr_fitted_same_data(&o->run, &o->ds);
+        rc = FR_CALLOC(o->split, o->ds.n_trials ? o->ds.n_trials : 1);
+        for (long long k = 0; rc == FR_OK && k < o->ds.n_trials; ++k) {
+            long long T = o->ds.offsets[k + 1] - o->ds.offsets[k];
+            o->split[k] = o->same ? o->run.split[k] : 1;
+            o->heldout_any |= !o->split[k];
+            if (o->split[k]) o->n_train += T - o->run.cfg.lags;
+            if (T > o->Tmax) o->Tmax = T;
+        }
+        /* identical inputs on every rank: the same code everywhere */
+        if (rc == FR_OK) rc = fr_fitted_model(&o->run, &o->ds, o->n_train, &o->m);
+    }
+    return fr_error_agree(&comm, rc);
+}
+
+void fr_fitted_data_free(fr_fitted_data *o)
+{
+    free(o->split);
+    fr_dataset_free(&o->ds);
+    fr_fitted_run_free(&o->run);
+    memset(o, 0, sizeof *o);
+}
