@@ -24,6 +24,11 @@
  * `ds`; split is identical everywhere). Resumes from ckpt_path when it exists
  * and matches; writes checkpoints there (NULL: no checkpoints). Returns
  * FR_ESIGNAL after checkpointing when SIGTERM/SIGUSR1 arrived. */
+/* Epochs of training a fit of cfg runs over all its restarts: R x E under
+ * train.restart_schedule all, the successive-halving total (2.5 E for
+ * R = 8) under halving. Not collective. */
+double fr_train_plan_epochs(const fr_config *cfg);
+
 fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
                 const char *ckpt_path, fr_fit_result *out);
 

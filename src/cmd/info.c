@@ -7,6 +7,7 @@
  */
 #include <hdf5.h>
 #include "facrnn/comm.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,14 +116,98 @@ static herr_t visit_obj(hid_t root, const char *name, const H5O_info_t *info, vo
     return 0;
 }
 
+/* A string attribute of obj into buf ("" when absent). */
+static void str_attr(hid_t obj, const char *name, char *buf, size_t n)
+{
+    char *s = NULL;
+    buf[0] = 0;
+    if (H5Aexists(obj, name) > 0 && fr_h5_attr_read_str(obj, name, "info", &s) == FR_OK && s) snprintf(buf, n, "%s", s);
+    free(s);
+}
+
+static double num_attr(hid_t obj, const char *name)
+{
+    double v = NAN;
+    if (H5Aexists(obj, name) <= 0) return v;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a >= 0) {
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+        H5Aclose(a);
+    }
+    return v;
+}
+
+/* One line per run of a results file: id, K, groups, beta, held-out NLL
+ * and R^2 (from /runs/<id>/metrics). */
+static herr_t run_line(hid_t g, const char *name, const H5L_info_t *li, void *op)
+{
+    (void)li, (void)op;
+    char where[600], groups[256];
+    snprintf(where, sizeof where, "%s/metrics", name);
+    hid_t m = H5Gopen2(g, where, H5P_DEFAULT);
+    if (m < 0) {
+        printf("  %s\n", name);
+        return 0;
+    }
+    str_attr(m, "groups", groups, sizeof groups);
+    printf("  %-28s K %-3.0f groups %-10s beta %-6g held-out nll/bin %-10.6g r2 %.4f\n", name, num_attr(m, "K"), groups,
+           num_attr(m, "beta"), num_attr(m, "heldout_nll_per_bin"), num_attr(m, "heldout_r2"));
+    H5Gclose(m);
+    return 0;
+}
+
+/* The answer first: for a sweep, the selection, its confidence and why;
+ * for a fit file, one line per run. Rank 0, serial HDF5. */
+static fr_err answer_first(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return FR_FAIL(FR_EINVAL, "info: '%s' cannot be opened as HDF5 (truncated or corrupt?)", path);
+    char input[1024], buf[2048];
+    str_attr(f, "input_path", input, sizeof input);
+    if (H5Lexists(f, "/sweep", H5P_DEFAULT) > 0 && H5Lexists(f, "/sweep/selection", H5P_DEFAULT) > 0) {
+        hid_t s = H5Gopen2(f, "/sweep/selection", H5P_DEFAULT);
+        printf("sweep results: %s (data %s; %.0f of %.0f runs done)\n", path, input, num_attr(f, "n_runs_done"),
+               num_attr(f, "n_runs"));
+        str_attr(s, "selected_groups", buf, sizeof buf);
+        if (buf[0])
+            printf("answer: K = %.0f, partition %s, beta %g\n", num_attr(s, "selected_K"), buf,
+                   num_attr(s, "selected_beta"));
+        else printf("answer: none (no run finished)\n");
+        str_attr(s, "confidence", buf, sizeof buf);
+        if (buf[0]) printf("confidence: %s\n", buf);
+        str_attr(s, "why", buf, sizeof buf);
+        printf("why: %s\n", buf);
+        if (isfinite(num_attr(s, "independence")))
+            printf("evidence: independence %.3f +- %.3f (needs >= %g), coupling %.3f +- %.3f (needs <= %g)\n",
+               num_attr(s, "independence"), num_attr(s, "independence_se"), num_attr(s, "min_independence"),
+               num_attr(s, "coupling"), num_attr(s, "coupling_se"), num_attr(s, "max_coupling"));
+        H5Gclose(s);
+    } else if (H5Lexists(f, "/runs", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, "/runs", H5P_DEFAULT);
+        H5G_info_t gi;
+        H5Gget_info(g, &gi);
+        printf("fit results: %s (data %s; %llu run(s))\n", path, input, (unsigned long long)gi.nlinks);
+        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, run_line, NULL);
+        H5Gclose(g);
+    }
+    printf("(facrnn info %s --full lists every run, dataset and attribute)\n", path);
+    fflush(stdout);
+    H5Fclose(f);
+    return FR_OK;
+}
+
 /* Rank-0 summary with serial HDF5. */
-static fr_err summarise(const char *path)
+static fr_err summarise(const char *path, int full)
 {
     if (access(path, R_OK) != 0) return FR_FAIL(FR_EINVAL, "info: cannot read '%s'", path);
     if (H5Fis_hdf5(path) <= 0) return FR_FAIL(FR_EINVAL, "info: '%s' is not an HDF5 file (or is truncated)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return FR_FAIL(FR_EINVAL, "info: '%s' cannot be opened as HDF5 (truncated or corrupt?)", path);
     int results = H5Lexists(f, "/runs", H5P_DEFAULT) > 0 || H5Lexists(f, "/sweep", H5P_DEFAULT) > 0;
+    if (results && !full) {
+        H5Fclose(f);
+        return answer_first(path);
+    }
     printf("file: %s\nkind: %s\n", path, results ? "results" : "input");
     printf("attributes:\n");
     H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, "  ");
@@ -173,7 +258,9 @@ static fr_err summarise(const char *path)
 
 static void info_usage(void)
 {
-    printf("usage: facrnn info FILE [--validate [--lags L] [--poisson|--gaussian]]\n"
+    printf("usage: facrnn info FILE [--full] [--validate [--lags L] [--poisson|--gaussian]]\n"
+           "  (a results file: the answer first, or one line per run; an input file: its summary)\n"
+           "  --full       every run, dataset and attribute of a results file\n"
            "  --validate   run the full input validation on every rank (exit 2 if invalid)\n"
            "  --lags L     history length to check trial lengths against (default 1)\n"
            "  --poisson    check /data as Poisson counts (default: the file's observation)\n"
@@ -187,7 +274,7 @@ fr_err fr_cmd_info(int argc, char **argv)
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const char *path = NULL;
-    int validate = 0;
+    int validate = 0, full = 0;
     fr_read_opts opts = {.lags = 1, .poisson = -1, .read_inputs = 1, .read_behavior = 1, .read_truth = 1};
     fr_err rc = FR_OK;
     for (int i = 1; i < argc && rc == FR_OK; ++i) {
@@ -196,6 +283,7 @@ fr_err fr_cmd_info(int argc, char **argv)
             if (rank == 0) info_usage();
             return FR_OK;
         } else if (!strcmp(a, "--validate")) validate = 1;
+        else if (!strcmp(a, "--full")) full = 1;
         else if (!strcmp(a, "--poisson")) opts.poisson = 1;
         else if (!strcmp(a, "--gaussian")) opts.poisson = 0;
         else if (!strcmp(a, "--lags")) {
@@ -226,6 +314,6 @@ fr_err fr_cmd_info(int argc, char **argv)
         fr_dataset_free(&ds);
         return fr_error_agree(&comm, rc);
     }
-    if (rank == 0) rc = summarise(path);
+    if (rank == 0) rc = summarise(path, full);
     return fr_error_agree(&comm, rc);
 }

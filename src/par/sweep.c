@@ -46,11 +46,15 @@ typedef struct {
 
 static void sweep_usage(void)
 {
-    printf("usage: [mpirun -n P] facrnn sweep CONFIG.yaml [--set key=value ...] [--slice I/N] [--collect]\n\n"
+    printf("usage: [mpirun -n P] facrnn sweep CONFIG.yaml [--set key=value ...] [--slice I/N] [--collect [--partial]]\n"
+           "                                     [--dry-run]\n\n"
            "Fits every run of the sweep (sweep.ranks x partitions x betas x seeds x cv folds) in teams of\n"
            "sweep.ranks_per_fit ranks, then selects a model (README \"Sweeps\"). Rerunning resumes.\n"
            "  --slice I/N   run only runs with index %% N == I (0 <= I < N), e.g. one Slurm array task\n"
-           "  --collect     only assemble the results file, table and selection from finished runs\n");
+           "  --collect     only assemble the results file, table and selection from finished runs;\n"
+           "                refuses (listing them) while runs are missing, unless --partial\n"
+           "  --dry-run     print the runs, a cost estimate per run (from a 2-epoch calibration fit of the\n"
+           "                costliest run on this machine) and the total core-hours; fits nothing\n");
 }
 
 /* ---- coordinator (world rank 0) ------------------------------------------------------ */
@@ -394,11 +398,102 @@ static void log_plan(const fr_config *b)
                  "(the same model from another start, never a candidate; sweep.fit_unpenalised_partitions)");
 }
 
+/* --collect: every run must be done (its per-run file present) unless
+ * --partial; a selection from some folds only is not the sweep's answer.
+ * Lists the missing runs. Rank 0. */
+static fr_err collect_check(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const char *runs_dir,
+                            int partial)
+{
+    int missing = 0, done = 0;
+    char list[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < n; ++i) {
+        char p[FR_CFG_PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s.h5", runs_dir, runs[i].id);
+        if (recs[i].status == FR_RUN_DONE && access(p, R_OK) == 0) {
+            ++done;
+            continue;
+        }
+        if (missing++ < 5 && k + strlen(runs[i].id) + 3 < sizeof list)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", runs[i].id);
+    }
+    if (done == 0) return FR_FAIL(FR_EINVAL, "sweep --collect: none of the %d runs has finished (nothing to collect)", n);
+    if (missing && !partial)
+        return FR_FAIL(FR_EINVAL,
+                       "sweep --collect: %d of %d runs are missing (%s%s); run the missing slices, or add --partial "
+                       "to select from the finished runs only",
+                       missing, n, list, missing > 5 ? ", ..." : "");
+    if (missing) LOG_WARN("sweep --collect --partial: selecting from %d of %d runs (%d missing: %s%s)", done, n,
+                          missing, list, missing > 5 ? ", ..." : "");
+    return FR_OK;
+}
+
+/* --dry-run: the runs, a cost estimate per run and the total, from a short
+ * calibration fit of the costliest run on one rank of this machine. The
+ * estimate of a run: its planned training steps (restart schedule
+ * included) x the calibrated step time, scaled by (K / K_cal)^2, plus the
+ * calibration's evaluation time. Rank 0 alone (MPI_COMM_SELF). */
+static fr_err dry_run(const fr_config *base, const fr_sweep_run *runs, int n, int size)
+{
+    int big = 0;
+    for (int i = 1; i < n; ++i)
+        if (runs[i].cost > runs[big].cost) big = i;
+    fr_config *cal = NULL;
+    TRY(FR_CALLOC(cal, 1));
+    fr_sweep_run_config(base, &runs[big], cal);
+    int E = cal->epochs;
+    cal->epochs = E < 2 ? E : 2;
+    cal->restarts = 1;
+    fr_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    unsigned char *split = NULL;
+    fr_fit_result res;
+    memset(&res, 0, sizeof res);
+    LOG_INFO("sweep --dry-run: calibrating on run %s (%d epoch(s), 1 restart, one rank)", runs[big].id, cal->epochs);
+    fr_log_level lvl = fr_log_get_level();
+    fr_log_init(0, FR_LOG_WARN); /* the calibration fit's own lines would bury the estimate */
+    fr_err rc = fr_fit_prepare(MPI_COMM_SELF, cal, &ds, &split);
+    if (rc == FR_OK) rc = fr_train(MPI_COMM_SELF, cal, &ds, split, NULL, &res);
+    fr_log_init(0, lvl);
+    if (rc == FR_OK) {
+        double steps_per_epoch = (double)res.steps / cal->epochs;
+        double t_step = res.phases.s[FR_PH_TRAIN] / fmax(1.0, (double)res.steps);
+        double t_fixed = res.phases.s[FR_PH_EVAL] + res.phases.s[FR_PH_INIT];
+        double total = 0, lo = INFINITY, hi = 0;
+        double plan = fr_train_plan_epochs(base); /* every run shares the epochs, restarts and schedule */
+        int kmin = runs[0].K, kmax = runs[0].K;
+        for (int i = 0; i < n; ++i) {
+            double scale = (double)runs[i].K * runs[i].K / ((double)runs[big].K * runs[big].K);
+            double s = (plan * steps_per_epoch * t_step + t_fixed) * scale;
+            total += s;
+            lo = fmin(lo, s);
+            hi = fmax(hi, s);
+            kmin = runs[i].K < kmin ? runs[i].K : kmin;
+            kmax = runs[i].K > kmax ? runs[i].K : kmax;
+        }
+        printf("sweep --dry-run: %d runs (K %d..%d; %s, %d restart(s) of %d epochs, schedule %s)\n", n, kmin, kmax,
+               "folds x seeds x partitions x betas", base->restarts, E, base->restart_schedule);
+        printf("calibration: run %s, %.0f steps/epoch, %.3g ms per step, %.2g s evaluation and set-up, on one rank "
+               "of this machine\n",
+               runs[big].id, steps_per_epoch, 1e3 * t_step, t_fixed);
+        printf("estimate per run (one rank): %.3g s .. %.3g s; total %.3g core-hours (%.3g h wall on %d rank(s) "
+               "with one rank per fit)\n",
+               lo, hi, total / 3600.0, total / 3600.0 / (size > 0 ? size : 1), size);
+        printf("(an estimate: the selection's null and coupling read-outs and start-up are not included)\n");
+        fflush(stdout);
+    }
+    fr_fit_result_free(&res);
+    free(split);
+    fr_dataset_free(&ds);
+    free(cal);
+    return rc;
+}
+
 /* ---- the command ------------------------------------------------------------------------- */
 typedef struct {
     const char *config;
     char **sets; /* (argc) the --set values, pointing into argv; free() */
-    int nset, slice_i, slice_n, collect, help;
+    int nset, slice_i, slice_n, collect, partial, dry_run, help;
 } sweep_args;
 
 /* Both lists are sized from argc: no argument is ever dropped. Not collective. */
@@ -413,6 +508,8 @@ static fr_err parse_args(int argc, char **argv, sweep_args *a)
     if (rc == FR_OK) rest[nr++] = argv[0];
     for (int i = 1; i < argc && rc == FR_OK; ++i) {
         if (!strcmp(argv[i], "--collect")) a->collect = 1;
+        else if (!strcmp(argv[i], "--partial")) a->partial = 1;
+        else if (!strcmp(argv[i], "--dry-run")) a->dry_run = 1;
         else if (!strcmp(argv[i], "--slice") || !strncmp(argv[i], "--slice=", 8)) {
             const char *v = argv[i][7] == '=' ? argv[i] + 8 : (i + 1 < argc ? argv[++i] : NULL);
             char tail = 0;
@@ -457,6 +554,10 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         if (rc == FR_OK) rc = FR_CALLOC(recs, n);
         rc = fr_error_agree(&world, rc);
     }
+    if (rc == FR_OK && a.dry_run) {
+        rc = fr_error_agree(&world, rank == 0 ? dry_run(base, runs, n, size) : FR_OK);
+        goto out;
+    }
     fr_sweep_rule rule;
     fr_sweep_rule_from_config(base, &rule);
     char runs_dir[FR_CFG_PATH_MAX + 16], manifest[FR_CFG_PATH_MAX + 64];
@@ -474,6 +575,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         fr_err lr = FR_OK;
         if (rank == 0) {
             lr = read_all_manifests(base->output_path, runs, n, recs);
+            if (lr == FR_OK) lr = collect_check(runs, recs, n, runs_dir, a.partial);
             if (lr == FR_OK) lr = fr_sweep_assemble(base, runs, recs, n, &rule, runs_dir, size);
         }
         rc = fr_error_agree(&world, lr);

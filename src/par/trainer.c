@@ -360,6 +360,15 @@ static int race_target(int E, int nr, int j)
 }
 
 /* Steps of the whole halving schedule (the ETA's denominator). */
+static double race_plan_steps(int R, int E, int n_batches);
+
+double fr_train_plan_epochs(const fr_config *cfg)
+{
+    int R = cfg->restarts < 1 ? 1 : cfg->restarts;
+    if (strcmp(cfg->restart_schedule, "halving")) return (double)R * cfg->epochs;
+    return race_plan_steps(R, cfg->epochs, 1);
+}
+
 static double race_plan_steps(int R, int E, int n_batches)
 {
     int nr = race_rounds(R), alive = R, prev = 0;

@@ -51,6 +51,12 @@ summary a.h5 > a.txt
 summary b.h5 > b.txt
 diff a.txt b.txt
 grep -q 'selected_K' a.txt
+# `facrnn info` puts the answer in its first lines: K, partition, beta, confidence, why
+"$FACRNN_BIN" info a.h5 | head -n 10 > info_head.txt
+grep -q '^answer: K = [0-9]*, partition [0-9+]*, beta 1$' info_head.txt
+grep -q '^confidence: K=[0-9]* [0-9+]* chosen by' info_head.txt
+grep -q '^why: K = ' info_head.txt
+"$FACRNN_BIN" info a.h5 --full | grep -q '/sweep/table/run_id'
 # the selection's confidence is recorded (and is part of the 1 vs 3 ranks comparison above)
 grep -q 'chosen by [0-9]* of 4 fold x seed fits alone and in [0-9]* of 200 resamples of the 2 folds' a.txt
 [ "$(grep -c ',done,' a.h5.csv)" = 20 ]
@@ -78,6 +84,23 @@ diff a.txt c.txt
 # Two slices then --collect.
 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --slice 0/2
 [ ! -e d_.h5 ]
+# one slice of two: --collect refuses and names the missing runs (no file, no temp file);
+# --partial selects from the finished ones and says so
+set +e
+"$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --collect 2> p.err
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q 'sweep --collect: 10 of 20 runs are missing (K' p.err && grep -q -- '--partial' p.err
+[ "$(wc -l < p.err)" = 1 ] && [ ! -e d_.h5 ] && [ ! -e d_.h5.tmp ]
+"$FACRNN_BIN" sweep s.yaml --set output.path=p_.h5 --collect 2> p0.err && exit 1
+grep -q 'none of the 20 runs has finished' p0.err && [ ! -e p_.h5.tmp ] && [ "$(grep -c HDF5 p0.err)" = 0 ]
+cp -r d_.h5.runs pp.h5.runs && cp d_.h5.manifest.slice0of2 pp.h5.manifest.slice0of2
+"$FACRNN_BIN" sweep s.yaml --set output.path=pp.h5 --collect --partial > pp.log 2>&1
+grep -q 'selecting from 10 of 20 runs' pp.log && [ -f pp.h5 ]
+# --dry-run: the runs, the estimate and the core-hours, and nothing fitted
+"$FACRNN_BIN" sweep s.yaml --set output.path=dr.h5 --dry-run > dr.out
+grep -q '^sweep --dry-run: 20 runs' dr.out && grep -q 'total [0-9.e-]* core-hours' dr.out
+[ ! -e dr.h5 ] && [ ! -e dr.h5.runs ] && [ ! -e dr.h5.manifest ]
 mpirun -n 2 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --slice 1/2
 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=d_.h5 --collect
 summary d_.h5 > d.txt

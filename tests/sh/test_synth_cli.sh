@@ -61,7 +61,7 @@ for p in "kind: input" "trials: 6, total bins 240, lengths 40..40" "/data  [240,
     echo "$out" | grep -qF -- "$p" || fail "info input lacks '$p'"
 done
 "$TOOL" results "$dir/results.h5" || fail "tool_mkbad results"
-out=$("$BIN" --quiet info "$dir/results.h5") || fail "info results"
+out=$("$BIN" --quiet info "$dir/results.h5" --full) || fail "info results"
 for p in "kind: results" "runs: 1" "sweep table: [3] rows" "/runs/r0/params/A  [4, 3] float64" "@status = \"done\""; do
     echo "$out" | grep -qF -- "$p" || fail "info results lacks '$p'"
 done
