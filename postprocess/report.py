@@ -634,7 +634,7 @@ def fig_answer(ctx, summary, sel):
     for K, v, _, g, b in pts:
         ax.plot(K, v, "o", color="0.75", ms=3.5, zorder=1)
     ax.fill_between(Ks, m - se0, m + se0, color="C0", alpha=0.25, lw=0, label="± 1 SE over folds × seeds")
-    ax.plot(Ks, m, "o-", color="C0", label="best configuration at each K")
+    ax.errorbar(Ks, m, yerr=se0, fmt="o-", color="C0", capsize=4, label="best configuration at each K")
     Ksel = sel["K"] if sel else None
     se_rule = float(S.get("se_rule", 1.0))
     kb = Ks[int(np.argmin(m))]
