@@ -470,9 +470,9 @@ def fig_participation(ctx):
             axs[-1, j].set_xticks(x)
             axs[-1, j].set_xticklabels(order, fontsize=6, rotation=90)
     if area is not None:
-        for a in names:
-            axs[0, 1].bar([], [], color=col[a], label="area %s" % a)
-        axs[0, 1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+        from matplotlib.patches import Patch
+        axs[0, 1].legend(handles=[Patch(color=col[a], label="area %s" % a) for a in names], loc="upper left",
+                         bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     fig.suptitle("Participation of each neuron in each group%s" % (", coloured by area" if area is not None else ""))
     ctx.save(fig, "participation.png",
              "Each neuron's participation in each group: the norm of its row of A over the group's latents (how much "
