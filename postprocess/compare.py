@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import facrnn_results as fr  # noqa: E402
+import facrnn_py as fr  # noqa: E402
 import report  # noqa: E402  (shares plotting style and helpers)
 
 plt = report.plt
@@ -41,17 +41,18 @@ def split_arg(a):
 def load_fit(arg, data_override):
     path, rid = split_arg(arg)
     try:
-        res = fr.load_results(path)
+        res = fr.load(path, data=data_override)
     except ValueError as exc:
         msg = str(exc)
         if "input data file" in msg:
             msg = "%s: not a results file (it is a facrnn input data file)" % path
         raise ValueError(msg) from None
-    rid = rid or fr.default_run(res)
-    if rid not in res["runs"]:
-        raise ValueError("%s: no run %s (available: %s)" % (path, rid, ", ".join(sorted(res["runs"]))))
-    run = res["runs"][rid]
-    dpath = report.resolve_data_path(res, data_override)
+    with res:  # only the compared run's arrays are read
+        rid = rid or res.default_run()
+        if rid not in res.runs:
+            raise ValueError("%s: no run %s (available: %s)" % (path, rid, ", ".join(sorted(res.runs))))
+        run = res.run_dict(rid)
+        dpath = res.data_path()
     data = fr.load_data(dpath) if dpath else None
     sizes = fr.run_groups(run)
     info = {"label": "%s:%s" % (os.path.basename(path), rid), "run": run, "sizes": sizes, "data": data}
@@ -84,7 +85,7 @@ def main(argv=None):
     try:
         fits = [load_fit(a, args.data) for a in args.fits]
         write(fits, args.out)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError, IndexError) as exc:
         print("compare: error: %s" % (str(exc).splitlines()[0] if str(exc) else type(exc).__name__), file=sys.stderr)
         return 2
     print("compare: wrote %s" % os.path.join(args.out, "index.html"))

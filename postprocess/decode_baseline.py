@@ -48,7 +48,9 @@ except ImportError:  # pragma: no cover - Debian python3-h5py
     sys.exit(2)
 
 LAMBDA_GRID = 10.0 ** np.arange(-6, 2.5, 0.5)   # relative ridge strengths tried by CV
-C_BEHAVIOR_RIDGE = 1e-6                         # the C code's relative ridge for latents -> behaviour
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import facrnn_py as fr  # noqa: E402
 
 
 class DecodeError(Exception):
@@ -154,18 +156,11 @@ def ridge_decoder(x, off, y, split, lags, include_current, cv_folds, seed=0):
 
 
 def latent_behavior(latents, off, y, split):
-    """Latents -> behaviour, the C code's definition (module docstring)."""
-    n_tr = len(off) - 1
-    trial_of_bin = np.repeat(np.arange(n_tr), np.diff(off))
-    ok = np.all(np.isfinite(latents), axis=1) & np.all(np.isfinite(y), axis=1)
-    tr = ok & (split[trial_of_bin] == 1)
-    te = ok & (split[trial_of_bin] == 0)
-    W, b = affine_fit(latents[tr], y[tr], C_BEHAVIOR_RIDGE)
-    r2_tr = r2_dims(y[tr], latents[tr] @ W + b)
-    out = {"train_r2": float(r2_tr.mean()), "heldout_r2": float("nan"), "heldout_r2_dims": []}
-    if te.any():
-        r2 = r2_dims(y[te], latents[te] @ W + b)
-        out.update(heldout_r2=float(r2.mean()), heldout_r2_dims=r2.tolist())
+    """Latents -> behaviour: facrnn_py.behavior_r2, the one definition (the C metric's)."""
+    r = fr.behavior_r2(latents, y, off, split)
+    out = {"train_r2": r["train"][1], "heldout_r2": float("nan"), "heldout_r2_dims": []}
+    if np.isfinite(r["heldout"][1]):
+        out.update(heldout_r2=r["heldout"][1], heldout_r2_dims=[float(v) for v in r["heldout"][0]])
     return out
 
 
@@ -237,8 +232,10 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(report, fh, indent=1)
-    except DecodeError as e:
-        print(f"decode_baseline.py: error: {e}", file=sys.stderr)
+    except (DecodeError, ValueError, OSError, KeyError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"decode_baseline.py: error: {args.results if isinstance(e, OSError) else ''}"
+              f"{': ' if isinstance(e, OSError) else ''}{msg}", file=sys.stderr)
         return 2
     return 0
 

@@ -79,7 +79,8 @@ def write_run(g, rid, K, sizes, truth, seed, fold, rng, heldout_nll, n_folds=2):
     p["d"] = rng.standard_normal(K)
     p["s"] = -np.ones(N)
     p["psi"] = np.ones(1)
-    p["flat"] = np.concatenate([p["A"][()].ravel(), p["B"][()].ravel()])
+    # [A | B | c | d | s | psi logits], docs/formats.md
+    p["flat"] = np.concatenate([p["A"][()].ravel(), p["B"][()].ravel(), p["c"][()], p["d"][()], p["s"][()], [0.0]])
     r["latents"] = Z
     split = np.ones(n_trials, np.uint8)
     split[fold::n_folds] = 0
@@ -162,12 +163,40 @@ def write_results(path, data_path, truth, table="compound", sweep=True, seed=1):
                 t["heldout_pc"] = np.array([r["heldout_pc"] for r in rows])
                 t["status"] = np.array(["done"] * len(rows), dtype=h5py.string_dtype())
             s = f.create_group("sweep/selection")
-            s.attrs["rule"] = "lowest mean held-out NLL per bin"
-            s.attrs["K"] = 4
-            s.attrs["groups"] = "2+2"
             sel = [r["heldout_nll"] for r in rows if r["K"] == 4 and r["groups"] == "2+2"]
             s.attrs["score"] = float(np.mean(sel))
             s.attrs["score_se"] = float(np.std(sel, ddof=1) / np.sqrt(len(sel)))
+            if table == "compound":  # as facrnn sweep writes it
+                s.attrs["rule"] = "smallest K within 1 SE, then the supported partition with the most groups"
+                s.attrs["selected_K"] = 4
+                s.attrs["selected_groups"] = "2+2"
+                s.attrs["selected_beta"] = 20.0
+                s.attrs["se_rule"] = 1.0
+                s.attrs["min_independence"] = 0.5
+                s.attrs["max_coupling"] = 0.2
+                s.attrs["why"] = "K = 4 (best K 4); partition 2+2 (beta 20) is the supported partition with the most groups"
+                s.attrs["confidence"] = "K=4 2+2 chosen by 2 of 2 fold x seed fits alone and in 200 of 200 resamples of the 2 folds"
+                rk = s.create_group("ranked")
+                cfg = [(K, "+".join(map(str, g))) for K, g in CONFIGS]
+                nll = [np.array([r["heldout_nll"] for r in rows if (r["K"], r["groups"]) == c]) for c in cfg]
+                rk["K"] = np.array([c[0] for c in cfg], dtype=np.int32)
+                rk["groups"] = np.array([c[1] for c in cfg], dtype=h5py.string_dtype())
+                rk["beta"] = np.full(len(cfg), 20.0)
+                rk["n_runs"] = np.array([v.size for v in nll], dtype=np.int32)
+                rk["n_folds"] = np.array([v.size for v in nll], dtype=np.int32)
+                rk["nll_mean"] = np.array([v.mean() for v in nll])
+                rk["nll_se"] = np.array([v.std(ddof=1) / np.sqrt(v.size) for v in nll])
+                multi = np.array([c[1].count("+") > 0 for c in cfg])
+                rk["independence_mean"] = np.where(multi, [0.6, 0.9, 0.0, 0.8][:len(cfg)], np.nan)
+                rk["independence_se"] = np.where(multi, 0.05, np.nan)
+                rk["coupling_mean"] = np.where(multi, [0.5, 0.4, 0.0, 0.05][:len(cfg)], np.nan)
+                rk["coupling_se"] = np.where(multi, 0.02, np.nan)
+                rk["supported"] = np.array([c == (4, "2+2") for c in cfg], dtype=np.int32)
+                rk["selected"] = np.array([c == (4, "2+2") for c in cfg], dtype=np.int32)
+            else:  # an older, terser selection: K and groups only
+                s.attrs["rule"] = "lowest mean held-out NLL per bin"
+                s.attrs["K"] = 4
+                s.attrs["groups"] = "2+2"
     return rows
 
 
@@ -229,9 +258,10 @@ def assert_value(cells, key, want):
     assert float(text) == pytest.approx(float(want), rel=1e-5), "%s: printed %s vs file %r" % (key, text, want)
 
 
-EXPECTED = ["training.png", "latents_trials.png", "latents_condavg.png", "latents_phase.png", "connectivity_g1.png",
-            "connectivity_g2.png", "J.png", "pca_variance.png", "sweep_configs.png", "sweep_heatmap.png",
-            "alignment_r2.png", "behavior_decoding.png"]
+EXPECTED = ["answer_evidence.png", "training.png", "latents_trials.png", "latents_condavg.png", "latents_phase.png",
+            "connectivity_groups.png", "connectivity_g1.png", "connectivity_g2.png", "participation.png",
+            "observed_predicted.png", "J.png", "pca_variance.png", "sweep_configs.png", "alignment_r2.png",
+            "behavior_decoding.png"]
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +294,7 @@ def test_loader_reads_everything(built):
     assert run["metrics"]["status"] == "done"
     table = res["sweep"]["table"]
     assert list(table["run_id"]) == [r["run_id"] for r in built["rows"]]
-    assert fr.selected_config(res) == {"K": 4, "groups": "2+2"}
+    assert fr.selected_config(res) == {"K": 4, "groups": "2+2", "beta": 20.0}
     data = fr.load_data(built["data"])
     assert data["truth"]["groups"] == [2, 2] and data["attrs"]["bin_size_s"] == 0.02
 
@@ -324,9 +354,9 @@ def test_html_numbers_equal_file(built):
     for K, sizes in CONFIGS:
         g = "+".join(map(str, sizes))
         v = np.array([r["heldout_nll"] for r in built["rows"] if r["K"] == K and r["groups"] == g])
-        key = "sweep:K%d:%s" % (K, g)
-        assert_value(cells, key + ":heldout_nll", v.mean())
-        assert_value(cells, key + ":heldout_nll_se", v.std(ddof=1) / np.sqrt(v.size))
+        key = "sweep:K%d:%s:b20" % (K, g)
+        assert_value(cells, key + ":heldout_nll_per_bin", v.mean())
+        assert_value(cells, key + ":heldout_nll_per_bin_se", v.std(ddof=1) / np.sqrt(v.size))
         assert_value(cells, key + ":n", v.size)
     # alignment: recompute from the files independently of the report
     with h5py.File(built["res"], "r") as f:
@@ -350,8 +380,8 @@ def test_report_table_as_group_of_columns(tmp_path, built):
     assert r.returncode == 0, r.stderr
     cells = parse_index(out).cells
     v = np.array([x["heldout_nll"] for x in rows if x["K"] == 4 and x["groups"] == "2+2"])
-    assert_value(cells, "sweep:K4:2+2:heldout_nll", v.mean())
-    assert_png(os.path.join(out, "sweep_heatmap.png"))
+    assert_value(cells, "sweep:K4:2+2:b20:heldout_nll_per_bin", v.mean())
+    assert_png(os.path.join(out, "sweep_configs.png"))
     # no --run: the selected configuration's best fold is shown
     best = min((x for x in rows if x["K"] == 4 and x["groups"] == "2+2"), key=lambda x: x["heldout_nll"])
     assert "run <code>%s</code>" % best["run_id"] in open(os.path.join(out, "index.html"), encoding="utf-8").read()
@@ -510,7 +540,7 @@ def test_real_fit_if_available(tmp_path):
     out = str(tmp_path / "sweep_out")
     r = run_tool("report.py", sres, "--out", out)
     assert r.returncode == 0, r.stderr
-    for name in ("sweep_configs.png", "sweep_heatmap.png", "training.png"):
+    for name in ("answer_evidence.png", "sweep_configs.png", "training.png"):
         assert_png(os.path.join(out, name))
     cells = parse_index(out).cells
     with h5py.File(res, "r") as g:
@@ -521,7 +551,7 @@ def test_real_fit_if_available(tmp_path):
     for g in ("2", "1+1"):
         v = nll[[x == g for x in groups]]
         assert v.size == 2
-        assert_value(cells, "sweep:K2:%s:heldout_nll" % g, v.mean())
+        assert_value(cells, "sweep:K2:%s:b20:heldout_nll_per_bin" % g, v.mean())
     # the selection's evidence table: every number as stored
     with h5py.File(sres, "r") as f:
         rk = f["sweep/selection/ranked"]
