@@ -101,9 +101,9 @@ static void write_json(FILE *f, const eval_report *r)
     }
     fprintf(f, "\n  },\n  \"connectivity\": ");
     if (r->conn_have) {
-        fprintf(f, "{\"r_W\": ");
+        fprintf(f, "{\"connectivity_r_W\": ");
         json_num(f, r->r_W);
-        fprintf(f, ", \"r_groups\": [");
+        fprintf(f, ", \"connectivity_r_groups\": [");
         for (int g = 0; g < r->m->spec.G; ++g) {
             fprintf(f, "%s", g ? ", " : "");
             json_num(f, r->r_groups[g]);
@@ -140,13 +140,13 @@ static void write_csv(FILE *f, const eval_report *r)
             fprintf(f, "\n");
         }
     if (r->conn_have) {
-        fprintf(f, "%s,connectivity,r_W,", r->run->run_id);
+        fprintf(f, "%s,connectivity,connectivity_r_W,", r->run->run_id);
         csv_num(f, r->r_W);
         fprintf(f, ",");
         if (r->same) csv_num(f, r->run->stored_conn_r_W);
         fprintf(f, "\n");
         for (int g = 0; g < r->m->spec.G; ++g) {
-            fprintf(f, "%s,connectivity,r_group_%d,", r->run->run_id, g);
+            fprintf(f, "%s,connectivity,connectivity_r_groups[%d],", r->run->run_id, g);
             csv_num(f, r->r_groups[g]);
             fprintf(f, ",");
             if (r->same) csv_num(f, r->run->stored_conn_r_groups[g]);
@@ -179,7 +179,7 @@ static void print_table(const eval_report *r)
         printf("\n");
         for (int g = 0; g < r->m->spec.G; ++g) {
             char name[40];
-            snprintf(name, sizeof name, "connectivity_r_g%d", g);
+            snprintf(name, sizeof name, "connectivity_r_groups[%d]", g);
             printf("%-22s %16.8g", name, r->r_groups[g]);
             if (r->same) printf(" %16.8g", r->run->stored_conn_r_groups[g]);
             printf("\n");

@@ -133,8 +133,8 @@ for s, vals in j["sets"].items():
         if v is None:
             assert np.isnan(ref), (s, k, ref); continue
         assert abs(v - ref) <= 1e-12 * max(abs(ref), 1.0), (s, k, v, ref); n += 1
-assert abs(j["connectivity"]["r_W"] - m["connectivity_r_W"]) <= 1e-12
-assert np.allclose(j["connectivity"]["r_groups"], m["connectivity_r_groups"], rtol=1e-12, atol=0)
+assert abs(j["connectivity"]["connectivity_r_W"] - m["connectivity_r_W"]) <= 1e-12
+assert np.allclose(j["connectivity"]["connectivity_r_groups"], m["connectivity_r_groups"], rtol=1e-12, atol=0)
 assert abs(j["encoder_std"] - m["encoder_std"]) == 0
 print(n, "metrics agree")
 assert n >= 14
