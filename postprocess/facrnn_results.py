@@ -146,6 +146,11 @@ def _read_run(g):
         run["metrics"] = _attrs(m)
         if isinstance(m, h5py.Group):
             run["metrics"].update(_read_group_arrays(m))
+    if "standardize" in g:
+        st = g["standardize"]
+        run["standardize"] = {"mode": _plain(st.attrs.get("mode", "off")), **_read_group_arrays(st)}
+    else:  # written before data.standardize existed: the data as stored
+        run["standardize"] = {"mode": "off"}
     if "connectivity" in g:
         run["connectivity"] = _read_group_arrays(g["connectivity"])
         run["connectivity"].update({"attrs": _attrs(g["connectivity"])})
@@ -160,7 +165,9 @@ def load_results(path):
                        "latents" (total_bins, K), "split" (n_trials,),
                        "history": {epoch, loss, nll, kl, pc, heldout_nll},
                        "metrics": {name: value}, "connectivity": {J, sv_<g>, W_<g>},
-                       "pca_eigenvalues" (N,) if stored}},
+                       "pca_eigenvalues" (N,) if stored,
+                       "standardize": {"mode": "zscore" or "off", "mean" (N,), "std" (N,)}:
+                           the model saw (x - mean) / std}},
      "sweep": {"table": {column: array}, "selection": {attr: value},
                "ranked": {column: array} (per-configuration evidence, when present)} or None}
 

@@ -19,6 +19,7 @@
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
 #include "facrnn/fit_result.h"
+#include "facrnn/standardize.h"
 
 #define FR_RUN_ID_MAX 256
 
@@ -32,6 +33,8 @@ typedef struct {
     double *flat;               /* (n_flat) params/flat */
     long long n_split;          /* 0 if /runs/<id>/split is absent */
     unsigned char *split;       /* (n_split) 1 = training trial */
+    int std_zscore;             /* /runs/<id>/standardize attribute mode is "zscore" (absent: off) */
+    double *std_mean, *std_std; /* (N each) its mean and std, or NULL under off */
     /* metrics stored by fit (NaN where absent) */
     fr_fit_metrics stored_train, stored_heldout;
     double stored_conn_r_W;
@@ -44,6 +47,10 @@ typedef struct {
  * comm (rank 0 reads, everyone receives). */
 fr_err fr_fitted_run_load(MPI_Comm comm, const char *path, const char *run_id, fr_fitted_run *r);
 void fr_fitted_run_free(fr_fitted_run *r);
+
+/* The run's scale transform (its stored /runs/<id>/standardize; identity
+ * for a results file without one). Allocates st. Not collective. */
+fr_err fr_fitted_standardize(const fr_fitted_run *r, fr_standardize *st);
 
 /* Data-set read options matching the run's config (as fit reads its data).
  * Not collective. */

@@ -248,6 +248,13 @@ fr_err fr_cmd_eval(int argc, char **argv)
             if (split[k]) n_train += ds.offsets[k + 1] - ds.offsets[k] - run->cfg.lags;
         }
         if (rc == FR_OK) rc = fr_fitted_model(run, &ds, n_train, &m);
+        /* the metrics are those of the model's units: the run's stored
+         * transform, not one recomputed from this file */
+        fr_standardize st;
+        memset(&st, 0, sizeof st);
+        if (rc == FR_OK) rc = fr_fitted_standardize(run, &st);
+        if (rc == FR_OK) fr_std_apply(&st, ds.row_hi - ds.row_lo, ds.x);
+        fr_std_free(&st);
     }
     rc = fr_error_agree(&comm, rc);
     fr_fit_metrics train, held;
