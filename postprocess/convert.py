@@ -34,6 +34,21 @@ Formats (first argument):
         Bins are [start + i*bin, start + (i+1)*bin); a final partial bin is
         dropped.
 
+Layout: --layout names the axes of a 3-D array in order, default
+trials,time,channels (e.g. --layout channels,time,trials for a neurons x time
+x trials array); for 2-D data and MATLAB cells it names the two axes of each
+matrix, default time,channels. Without --layout, shapes that suggest a wrong
+layout are refused with a one-line error naming the fix: more channels than
+bins in every trial (pass --layout to confirm when that is right), and a CSV
+column that increases within every trial like a time stamp (--ignore-cols).
+
+NaN padding: --trim-nan drops the trailing bins of each trial in which every
+channel is NaN (trials padded to a common length, as nlb_tools writes them);
+any other NaN is an error.
+
+MATLAB v7.3 files (HDF5 inside) are read with h5py: numeric arrays in MATLAB's
+shape, cell arrays of per-trial matrices as above.
+
 Rows with the same trial id are grouped in order of first appearance, keeping
 their row order. Per-row condition labels must be constant within a trial.
 Text condition labels are mapped to 0..C-1 in sorted order and the labels are
@@ -45,7 +60,8 @@ float64 (--dtype overrides). The written file is re-opened and validated
 (no NaN/Inf, offsets strictly increasing from 0 to total_bins, shapes agree,
 counts non-negative integers under poisson) and a summary is printed.
 
-Errors are one line on stderr with exit status 2.
+Errors are one line on stderr with exit status 2, never a traceback. A missing
+output folder is created.
 
 Example:
   postprocess/convert.py nwb session.nwb --out session.h5 --bin-size 0.02 \\
@@ -143,7 +159,61 @@ def offsets_checked(offsets, total, name):
     return off
 
 
-def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, condition=None, label="data"):
+AXES3 = ("trials", "time", "channels")
+AXES2 = ("time", "channels")
+
+
+def parse_layout(text, axes):
+    """'channels,time,trials' -> the permutation that brings an array in that
+    layout to `axes` order."""
+    names = [x.strip() for x in text.split(",")]
+    if sorted(names) != sorted(axes):
+        raise ConvertError(f"--layout {text}: expected the axes {', '.join(axes)} in some order")
+    return [names.index(a) for a in axes]
+
+
+def apply_layout(a, layout, name):
+    """Transpose a 3-D array (or a 2-D matrix) from --layout to the default order."""
+    a = np.asarray(a)
+    if layout is None or a.ndim not in (2, 3):
+        return a
+    names = [x.strip() for x in layout.split(",")]
+    if a.ndim == 3:
+        if len(names) != 3:
+            raise ConvertError(f"--layout {layout}: {name} has 3 dimensions, so name 3 axes (e.g. trials,time,channels)")
+        return np.transpose(a, parse_layout(layout, AXES3))
+    if len(names) == 3:  # 2-D matrices: the trials axis is implicit
+        names = [n for n in names if n != "trials"]
+    return np.transpose(a, parse_layout(",".join(names), AXES2))
+
+
+def trim_nan(data, extra):
+    """3-D (trials, time, channels) padded with all-NaN bins at the end of each
+    trial -> rows, offsets, and the extra arrays (same (trials, time) layout) cut alike."""
+    n, t, c = data.shape
+    lengths = []
+    for k in range(n):
+        allnan = np.all(np.isnan(data[k]), axis=1)
+        keep = t - int(np.argmin(allnan[::-1])) if not allnan.all() else 0
+        if keep == 0:
+            raise ConvertError(f"--trim-nan: trial {k} is all NaN")
+        lengths.append(keep)
+    rows = np.concatenate([data[k, :lengths[k]] for k in range(n)])
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cut = {key: np.concatenate([arr[k, :lengths[k]] for k in range(n)]) for key, arr in extra.items()}
+    return rows, off, cut
+
+
+def check_wide(max_len, n_channels, shape, args):
+    """More channels than bins in every trial usually means a transposed array."""
+    if args is not None and args.layout is None and n_channels > max_len:
+        raise ConvertError(f"data: {n_channels} channels but at most {max_len} bins per trial (shape {tuple(shape)}): "
+                           f"the axes are probably in another order; pass --layout (e.g. --layout "
+                           f"channels,time,trials), or --layout trials,time,channels if this is right")
+
+
+def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, condition=None, label="data",
+             args=None):
     """Common path for array inputs (npy, npz, mat, csv).
 
     data: 3-D (trials, time, channels) or 2-D (bins, channels) with trial_ids
@@ -151,11 +221,29 @@ def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, 
     is one per trial, or one per row for 2-D data with trial ids.
     Returns a dict with data, offsets, and the optional arrays.
     """
-    data = np.asarray(data)
+    layout = getattr(args, "layout", None)
+    data = apply_layout(data, layout, label)
+    if data.ndim == 3:
+        behavior = None if behavior is None else apply_layout(behavior, layout, "behavior")
+        inputs = None if inputs is None else apply_layout(inputs, layout, "inputs")
     out = {}
+    if data.ndim == 3 and getattr(args, "trim_nan", False):
+        extra = {}
+        for key, arr in (("behavior", behavior), ("inputs", inputs)):
+            if arr is not None:
+                arr = np.asarray(arr, dtype=np.float64)
+                if arr.ndim == 2 and arr.shape[:1] == data.shape[:1]:
+                    arr = arr[:, :, None]
+                if arr.ndim != 3 or arr.shape[:2] != data.shape[:2]:
+                    raise ConvertError(f"{key}: shape {arr.shape} does not match data's (trials, time) {data.shape[:2]}")
+                extra[key] = arr
+        rows, off, cut = trim_nan(np.asarray(data, dtype=np.float64), extra)
+        check_wide(int(np.diff(off).max()), data.shape[2], data.shape, args)
+        return assemble(rows, offsets=off, condition=condition, label=label, **cut)
     if data.ndim == 3:
         if trial_ids is not None or offsets is not None:
             raise ConvertError(f"{label}: 3-D data already defines trials; drop the trial ids / offsets")
+        check_wide(data.shape[1], data.shape[2], data.shape, args)
         out["data"], out["offsets"] = from_3d(data, label)
         for key, arr in (("behavior", behavior), ("inputs", inputs)):
             if arr is not None:
@@ -179,6 +267,7 @@ def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, 
             off = offsets_checked(offsets, data.shape[0], "offsets")
             order, trial_index = np.arange(data.shape[0]), np.repeat(np.arange(off.size - 1), np.diff(off))
         out["data"], out["offsets"] = data[order], off
+        check_wide(int(np.diff(off).max()), data.shape[1], data.shape, args)
         for key, arr in (("behavior", behavior), ("inputs", inputs)):
             if arr is not None:
                 arr = as_2d(arr, key)
@@ -199,16 +288,20 @@ def assemble(data, *, trial_ids=None, offsets=None, behavior=None, inputs=None, 
     return out
 
 
-def from_cells(cells, label):
-    """A list of per-trial (time x channels) matrices -> rows, offsets."""
-    mats = [as_2d(np.asarray(c, dtype=np.float64) if np.asarray(c).dtype == object else np.asarray(c),
-                  f"{label}[{k}]") for k, c in enumerate(cells)]
+def from_cells(cells, label, layout=None):
+    """A list of per-trial (time x channels) matrices (or --layout's order) -> rows, offsets."""
+    mats = [apply_layout(as_2d(np.asarray(c, dtype=np.float64) if np.asarray(c).dtype == object else np.asarray(c),
+                               f"{label}[{k}]"), layout, label) for k, c in enumerate(cells)]
     if not mats:
         raise ConvertError(f"{label}: empty cell array")
     widths = {m.shape[1] for m in mats}
     if len(widths) != 1:
         k = next(k for k, m in enumerate(mats) if m.shape[1] != mats[0].shape[1])
-        raise ConvertError(f"{label}[{k}]: {mats[k].shape[1]} columns, but {label}[0] has {mats[0].shape[1]}")
+        hint = ""
+        if len({m.shape[0] for m in mats}) == 1:
+            hint = (f"; every cell has {mats[0].shape[0]} rows, so the cells look like channels x time: "
+                    f"pass --layout channels,time")
+        raise ConvertError(f"{label}[{k}]: {mats[k].shape[1]} columns, but {label}[0] has {mats[0].shape[1]}{hint}")
     empty = [k for k, m in enumerate(mats) if m.shape[0] == 0]
     if empty:
         raise ConvertError(f"{label}[{empty[0]}]: trial has no bins")
@@ -236,7 +329,7 @@ def read_npy(args):
     inputs = load_array_file(args.inputs, "--inputs") if args.inputs else None
     condition = load_array_file(args.condition, "--condition") if args.condition else None
     return assemble(data, trial_ids=trial_ids, offsets=offsets, behavior=behavior, inputs=inputs,
-                    condition=condition)
+                    condition=condition, args=args)
 
 
 def pick(store, key, what, required=False):
@@ -261,38 +354,59 @@ def read_npz(args):
                     offsets=pick(store, args.offsets_key, "--offsets-key"),
                     behavior=pick(store, args.behavior_key, "--behavior-key"),
                     inputs=pick(store, args.inputs_key, "--inputs-key"),
-                    condition=pick(store, args.condition_key, "--condition-key"))
+                    condition=pick(store, args.condition_key, "--condition-key"), args=args)
+
+
+def load_mat73(path):
+    """MATLAB v7.3 (HDF5) variables -> {name: array in MATLAB's shape}; a cell
+    array becomes an object array of its (MATLAB-shaped) matrices."""
+    def value(f, d):
+        if d.dtype == h5py.ref_dtype:  # cell array: references to the cells
+            refs = d[()]
+            cells = np.empty(refs.T.shape, dtype=object)
+            for idx in np.ndindex(refs.shape):
+                cells[idx[::-1]] = value(f, f[refs[idx]])
+            return cells
+        return np.asarray(d[()]).T  # column-major on disk: transpose back to MATLAB's shape
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: value(f, f[k]) for k in f.keys()
+                    if not k.startswith("#") and isinstance(f[k], h5py.Dataset)}
+    except OSError as e:
+        raise ConvertError(f"input: cannot read MATLAB v7.3 file '{path}': {e}")
 
 
 def read_mat(args):
     import scipy.io
 
-    try:
-        store = scipy.io.loadmat(args.input, squeeze_me=False)
-    except (OSError, ValueError, NotImplementedError) as e:
-        raise ConvertError(f"input: cannot read MATLAB file '{args.input}': {e} "
-                           f"(v7.3 files are HDF5: export with -v7 or use h5py)")
+    if h5py.is_hdf5(args.input):
+        store = load_mat73(args.input)
+    else:
+        try:
+            store = scipy.io.loadmat(args.input, squeeze_me=False)
+        except (OSError, ValueError, NotImplementedError) as e:
+            raise ConvertError(f"input: cannot read MATLAB file '{args.input}': {e}")
     data = pick(store, args.data_key, "--data-key", True)
     behavior = pick(store, args.behavior_key, "--behavior-key")
     inputs = pick(store, args.inputs_key, "--inputs-key")
     condition = pick(store, args.condition_key, "--condition-key")
     if data.dtype == object:  # cell array of per-trial matrices
-        rows, offsets = from_cells(data.ravel(order="F"), args.data_key)
+        rows, offsets = from_cells(data.ravel(order="F"), args.data_key, args.layout)
+        check_wide(int(np.diff(offsets).max()), rows.shape[1], (len(offsets) - 1, "cells", rows.shape[1]), args)
         extra = {}
         for key, arr in (("behavior", behavior), ("inputs", inputs)):
             if arr is None:
                 continue
             if arr.dtype != object:
                 raise ConvertError(f"{key}: must be a cell array like the data")
-            r, o = from_cells(arr.ravel(order="F"), key)
+            r, o = from_cells(arr.ravel(order="F"), key, args.layout)
             if not np.array_equal(o, offsets):
                 raise ConvertError(f"{key}: per-trial lengths differ from the data's")
             extra[key] = r
-        out = assemble(rows, offsets=offsets, condition=condition, label=args.data_key, **extra)
-        return out
+        return assemble(rows, offsets=offsets, condition=condition, label=args.data_key, **extra)
     return assemble(data, trial_ids=pick(store, args.trial_key, "--trial-key"),
                     offsets=pick(store, args.offsets_key, "--offsets-key"), behavior=behavior, inputs=inputs,
-                    condition=condition, label=args.data_key)
+                    condition=condition, label=args.data_key, args=args)
 
 
 def column_index(spec, header, ncols, flag):
@@ -307,6 +421,19 @@ def column_index(spec, header, ncols, flag):
     if not 0 <= i < ncols:
         raise ConvertError(f"{flag}: column {i} out of range (the file has {ncols} columns)")
     return i
+
+
+def check_time_column(values, trial_ids, names):
+    """A column that increases at every bin of every trial is a time stamp, not a channel."""
+    ids = np.asarray(trial_ids)
+    same = ids[1:] == ids[:-1]
+    if values.shape[0] < 3 or not same.any():
+        return
+    d = np.diff(values.astype(np.float64), axis=0)[same]
+    for j, name in enumerate(names):
+        if np.all(d[:, j] > 0):
+            raise ConvertError(f"input: column '{name}' increases at every bin of every trial, like a time stamp: "
+                               f"drop it with --ignore-cols {name}")
 
 
 def read_csv(args):
@@ -357,6 +484,7 @@ def read_csv(args):
     if ccol is not None:
         raw = [r[ccol].strip() for r in rows]
         condition = np.array([int(x) for x in raw]) if all(x.lstrip("-").isdigit() for x in raw) else np.array(raw)
+    check_time_column(values, trial_ids, [header[j] if header else str(j) for j in chans])
     return assemble(values, trial_ids=np.array(trial_ids), condition=condition, label="input")
 
 
@@ -490,6 +618,11 @@ def parse_args(argv):
     p.add_argument("--observation", choices=["gaussian", "poisson"], help="default: poisson for counts")
     p.add_argument("--description", help="free text for the description attribute")
     p.add_argument("--dtype", choices=["float32", "float64", "int32"], help="dtype of /data")
+    p.add_argument("--layout", help="npy, npz, mat: order of the axes of a 3-D array, default trials,time,channels "
+                                    "(e.g. channels,time,trials); of each 2-D matrix or MATLAB cell, default "
+                                    "time,channels. Giving it also confirms a shape with more channels than bins")
+    p.add_argument("--trim-nan", action="store_true",
+                   help="3-D data: drop each trial's trailing all-NaN bins (NaN-padded trials)")
     g = p.add_argument_group("npy")
     g.add_argument("--trial-ids", help="npy: .npy with one trial id per row of 2-D data")
     g.add_argument("--offsets", help="npy: .npy with trial offsets for 2-D data")
@@ -521,9 +654,21 @@ def main(argv=None):
         if not os.path.exists(args.input):
             raise ConvertError(f"input: no such file '{args.input}'")
         out = READERS[args.format](args)
-        s = write(out, args)
+        folder = os.path.dirname(os.path.abspath(args.out))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise ConvertError(f"--out: cannot create folder '{folder}': {e.strerror}")
+        try:
+            s = write(out, args)
+        except OSError as e:
+            raise ConvertError(f"--out: cannot write '{args.out}': {e.strerror or e}")
     except ConvertError as e:
         print(f"convert.py: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a promise: one line and exit 2, never a traceback
+        print(f"convert.py: error: {args.input}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {s['trials']} trials, {s['bins']} bins, {s['channels']} channels "
           f"({s['dtype']}), trial length {s['min_len']}..{s['max_len']} bins, observation {s['observation']}, "

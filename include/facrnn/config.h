@@ -29,6 +29,7 @@ typedef struct {
     /* data */
     char data_path[FR_CFG_PATH_MAX];      /* data.path (required for fit/sweep) */
     char observation[16];                 /* data.observation: "", "gaussian", "poisson" ("" = file attribute) */
+    char standardize[16];                 /* data.standardize: "auto" (default), "zscore", "off" */
     int sigma_cache_mb;                   /* data.sigma_cache_mb: precompute sigma(x) up to this size per rank (64) */
 
     /* model */

@@ -11,6 +11,7 @@
 #include "facrnn/config.h"
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
+#include "facrnn/standardize.h"
 
 /* Read options of the data set of a fit with config cfg (lags, observation,
  * inputs; behaviour and ground truth are always read). Not collective. */
@@ -24,5 +25,17 @@ fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsig
 /* The model spec of a fit: config + data + training-set size n_train (the
  * minibatch is at most n_train). Not collective. */
 fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n_train, fr_model_spec *spec);
+
+/* The scale transform of a fit (data.standardize, standardize.h) from the
+ * training trials of ds (split[k] = 1) only, so held-out trials do not leak
+ * into it: auto is zscore for Gaussian data and off for Poisson counts (and
+ * for model.init: truth, whose parameters are in the file's units). Each
+ * rank sums its own training rows; one MPI_SUM of the packed sums gives
+ * every rank the same transform at any rank count (to rounding). Under off
+ * with Gaussian data and tanh, data whose median |x| exceeds
+ * FR_STD_SATURATE are refused with a message naming the fix. Allocates st
+ * (fr_std_free). Collective over comm. */
+fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
+                          fr_standardize *st);
 
 #endif

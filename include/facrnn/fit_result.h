@@ -8,6 +8,7 @@
 #define FACRNN_FIT_RESULT_H
 
 #include "facrnn/model.h"
+#include "facrnn/standardize.h"
 
 /* Wall-time phases of a fit, for the `phases:` line at its end:
  *   startup     process start (or the previous sweep fit's end), config, data
@@ -55,6 +56,7 @@ typedef struct {
 
 typedef struct {
     fr_model model;
+    fr_standardize standardize; /* the data's scale transform the model was fitted in (stored with the run) */
     double *params;          /* (n_params) final parameters of the chosen restart */
     double *best_heldout_params; /* (n_params) its parameters at the best held-out NLL (eval cadence) */
     double best_heldout_nll; /* held-out NLL per bin at best_epoch (inf without held-out trials) */

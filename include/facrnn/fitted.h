@@ -19,6 +19,7 @@
 #include "facrnn/dataset.h"
 #include "facrnn/model.h"
 #include "facrnn/fit_result.h"
+#include "facrnn/standardize.h"
 
 #define FR_RUN_ID_MAX 256
 
@@ -32,6 +33,8 @@ typedef struct {
     double *flat;               /* (n_flat) params/flat */
     long long n_split;          /* 0 if /runs/<id>/split is absent */
     unsigned char *split;       /* (n_split) 1 = training trial */
+    int std_zscore;             /* /runs/<id>/standardize attribute mode is "zscore" (absent: off) */
+    double *std_mean, *std_std; /* (N each) its mean and std, or NULL under off */
     /* metrics stored by fit (NaN where absent) */
     fr_fit_metrics stored_train, stored_heldout;
     double stored_conn_r_W;
@@ -44,6 +47,10 @@ typedef struct {
  * comm (rank 0 reads, everyone receives). */
 fr_err fr_fitted_run_load(MPI_Comm comm, const char *path, const char *run_id, fr_fitted_run *r);
 void fr_fitted_run_free(fr_fitted_run *r);
+
+/* The run's scale transform (its stored /runs/<id>/standardize; identity
+ * for a results file without one). Allocates st. Not collective. */
+fr_err fr_fitted_standardize(const fr_fitted_run *r, fr_standardize *st);
 
 /* Data-set read options matching the run's config (as fit reads its data).
  * Not collective. */
@@ -72,15 +79,22 @@ typedef struct {
     long long n_train;      /* samples of the split's training trials */
     long long Tmax;         /* longest trial */
     fr_model m;             /* the run's model */
+    fr_standardize st;      /* the run's stored transform of the data (off for older files) */
 } fr_fitted_data;
 
+enum {
+    FR_FD_ALL_INPUTS = 1,   /* read /inputs whether or not the model uses them */
+    FR_FD_NO_TRUTH = 2,     /* do not read the ground truth */
+    FR_FD_MODEL_UNITS = 4   /* apply st to ds.x in place: the data as the model saw it */
+};
+
 /* Load run run_id (NULL: the only one) of `results`, open `data` with the
- * run's read options (plus /inputs whether or not the model uses them when
- * all_inputs; without the ground truth when no_truth), the split and the
- * model. Collective over comm (errors agreed); free with
- * fr_fitted_data_free whatever it returned. */
-fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int all_inputs,
-                           int no_truth, fr_fitted_data *o);
+ * run's read options (flags: FR_FD_*), the split, the model and the stored
+ * standardisation (applied to ds.x with FR_FD_MODEL_UNITS). Collective over
+ * comm (errors agreed); free with fr_fitted_data_free whatever it
+ * returned. */
+fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int flags,
+                           fr_fitted_data *o);
 void fr_fitted_data_free(fr_fitted_data *o);
 
 #endif

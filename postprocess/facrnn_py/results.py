@@ -347,6 +347,16 @@ class Results:
         g = self._group(run)
         return read_group_arrays(g["connectivity"]) if "connectivity" in g else {}
 
+    def standardize(self, run=None):
+        """The transform the model saw: {"mode": "zscore" or "off", "mean"
+        (N,), "std" (N,)}; the data entered as (x - mean) / std. Runs written
+        before data.standardize existed: {"mode": "off"}."""
+        g = self._group(run)
+        if "standardize" not in g:
+            return {"mode": "off"}
+        st = g["standardize"]
+        return {"mode": plain(st.attrs.get("mode", "off")), **read_group_arrays(st)}
+
     def split(self, run=None):
         g = self._group(run)
         return np.asarray(g["split"][()]) if "split" in g else None
@@ -423,7 +433,8 @@ class Results:
         r = self.run(run)
         g = self._group(r)
         d = {"params": self.params(r) if "params" in g else {}, "metrics": dict(r.metrics),
-             "history": self.history(r), "connectivity": self.connectivity(r)}
+             "history": self.history(r), "connectivity": self.connectivity(r),
+             "standardize": self.standardize(r)}
         for name, fn in (("latents", self.all_latents), ("split", self.split), ("pca_eigenvalues", self.pca_eigenvalues)):
             v = fn(r)
             if v is not None:

@@ -227,7 +227,7 @@ fr_err fr_cmd_eval(int argc, char **argv)
     double *latents = NULL;
     eval_report rep;
     memset(&rep, 0, sizeof rep);
-    fr_err rc = fr_fitted_data_open(comm, a.results, a.run, a.data, 0, 0, fd);
+    fr_err rc = fr_fitted_data_open(comm, a.results, a.run, a.data, FR_FD_MODEL_UNITS, fd);
     const fr_fitted_run *run = &fd->run;
     const fr_dataset *dsp = &fd->ds;
     const fr_model *mp = &fd->m;

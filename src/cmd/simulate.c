@@ -231,12 +231,12 @@ fr_err fr_cmd_simulate(int argc, char **argv)
     }
     fr_fitted_data *fd;
     TRY(FR_CALLOC(fd, 1));
-    double *params = NULL, *sim = NULL, *trial_r2 = NULL;
+    double *params = NULL, *sim = NULL, *trial_r2 = NULL, *xs = NULL;
     unsigned char *sil = NULL;
     fr_sim_ws *ws = NULL;
     fr_err rc = fr_results_check_writable(comm, a.out);
     /* inputs are copied to the output whether or not the model uses them */
-    if (rc == FR_OK) rc = fr_fitted_data_open(comm, a.results, a.run, a.data, 1, 1, fd);
+    if (rc == FR_OK) rc = fr_fitted_data_open(comm, a.results, a.run, a.data, FR_FD_ALL_INPUTS | FR_FD_NO_TRUTH, fd);
     const fr_fitted_run *run = &fd->run;
     const fr_dataset *ds = &fd->ds;
     const fr_model *m = &fd->m;
@@ -254,13 +254,25 @@ fr_err fr_cmd_simulate(int argc, char **argv)
     double sums[2] = {0, 0}; /* sum of finite trial R^2, count */
     if (rc == FR_OK) {
         fr_err lrc = FR_CALLOC(sim, (rows ? rows : 1) * ds->N);
+        /* the rollouts start from the data in the model's units (the run's
+         * stored transform) and are reported in the data's units */
+        const double *xm = ds->x;
+        if (lrc == FR_OK && fd->st.mode != FR_STD_OFF) {
+            lrc = FR_CALLOC(xs, (rows ? rows : 1) * ds->N);
+            if (lrc == FR_OK) {
+                memcpy(xs, ds->x, (size_t)rows * ds->N * sizeof(double));
+                fr_std_apply(&fd->st, rows, xs);
+                xm = xs;
+            }
+        }
         if (lrc == FR_OK) lrc = fr_sim_ws_create(m, Tmax, &ws);
         fr_sim_opts o = {a.mode, a.seed, sil};
         int D = m->spec.D;
         for (long long k = ds->trial_lo; k < ds->trial_hi && lrc == FR_OK; ++k) {
             long long r0 = ds->offsets[k] - ds->row_lo, T = ds->offsets[k + 1] - ds->offsets[k];
-            lrc = fr_sim_trial(m, params, &o, k, T, ds->x + r0 * ds->N, D ? ds->u + r0 * ds->D : NULL, sim + r0 * ds->N, ws);
+            lrc = fr_sim_trial(m, params, &o, k, T, xm + r0 * ds->N, D ? ds->u + r0 * ds->D : NULL, sim + r0 * ds->N, ws);
             if (lrc == FR_OK) {
+                fr_std_invert(&fd->st, T, sim + r0 * ds->N);
                 trial_r2[k] = fr_sim_r2(ds->N, r0 + m->spec.L, r0 + T, ds->x, sim, sil);
                 if (isfinite(trial_r2[k])) {
                     sums[0] += trial_r2[k];
@@ -290,6 +302,7 @@ fr_err fr_cmd_simulate(int argc, char **argv)
     fr_sim_ws_free(ws);
     free(params);
     free(sim);
+    free(xs);
     free(trial_r2);
     free(sil);
     fr_fitted_data_free(fd);

@@ -109,7 +109,7 @@ fr_err fr_cmd_transform(int argc, char **argv)
     TRY(FR_CALLOC(fd, 1));
     double *lat = NULL;
     fr_err rc = fr_results_check_writable(comm, a.out);
-    if (rc == FR_OK) rc = fr_fitted_data_open(comm, a.results, a.run, a.data, 0, 1, fd);
+    if (rc == FR_OK) rc = fr_fitted_data_open(comm, a.results, a.run, a.data, FR_FD_NO_TRUTH | FR_FD_MODEL_UNITS, fd);
     if (rc == FR_OK) {
         long long rows = fd->ds.row_hi - fd->ds.row_lo;
         rc = fr_error_agree(&comm, FR_CALLOC(lat, (rows ? rows : 1) * fd->m.spec.K));

@@ -142,11 +142,28 @@ fr_err fr_modes_basis(int K, const double *F, double *T, int *mode_size, int *n_
                 nrm += v[i] * v[i];
                 if (fabs(v[i]) > fabs(big)) big = v[i];
             }
+            if (md[q].size == 2) {
+                /* dgeev makes a complex eigenvector's largest component real
+                 * but leaves its sign to rounding (it differs between two
+                 * runs whose matrices differ in the last bit): both columns
+                 * flip with it, so the pair's sign is fixed by Re v at its
+                 * largest-modulus component. */
+                const double *re = vr + (size_t)md[q].col * K, *im = re + K;
+                double bm = -1;
+                big = 0;
+                for (int i = 0; i < K; ++i) {
+                    double mod = re[i] * re[i] + im[i] * im[i];
+                    if (mod > bm) {
+                        bm = mod;
+                        big = re[i];
+                    }
+                }
+            }
             nrm = sqrt(nrm);
             /* Unit columns make the condition number below mean something;
              * the sign fix makes a real mode's coordinate unique. */
             double sc = nrm > 0 ? 1.0 / nrm : 0;
-            if (md[q].size == 1 && big < 0) sc = -sc;
+            if (big < 0) sc = -sc;
             for (int i = 0; i < K; ++i) V[(size_t)i * K + col] = v[i] * sc;
         }
         mode_size[q] = md[q].size;

@@ -33,6 +33,12 @@ static const opt g_opts[] = {
      .help = "input HDF5 file (format spec); required by fit and sweep"},
     {.key = "data.observation", .type = OT_ENUM, .off = OFF(observation), .cap = SZ(observation), .def = "\"\"",
      .choices = "|gaussian|poisson", .help = "observation model; \"\" = the file's `observation` attribute"},
+    {.key = "data.standardize", .type = OT_ENUM, .off = OFF(standardize), .cap = SZ(standardize), .def = "auto",
+     .choices = "auto|zscore|off",
+     .help = "scale of the data the model sees: zscore = each channel minus its mean, over its std, both from "
+             "the training trials only (stored with the run; eval and simulate apply it and report in the "
+             "original units); auto = zscore for Gaussian data, counts unchanged for Poisson; off = the "
+             "numbers as they are (refused for Gaussian data that would saturate tanh)"},
     {.key = "data.sigma_cache_mb", .type = OT_INT, .off = OFF(sigma_cache_mb), .def = "64", .min = 0, .max = BIG,
      .flags = OF_NOHASH,
      .help = "keep sigma(x) of the local rows in memory when it takes at most this many MiB per rank; "
@@ -585,6 +591,9 @@ static fr_err validate(const fr_config *cfg, int require_data)
         for (int l = 0; l < cfg->n_psi; ++l) s += cfg->psi[l];
         if (fabs(s - 1.0) > 1e-9) return FR_FAIL(FR_EINVAL, "config: model.psi sums to %.12g, not 1", s);
     }
+    if (!strcmp(cfg->init, "truth") && !strcmp(cfg->standardize, "zscore"))
+        return FR_FAIL(FR_EINVAL, "config: model.init: truth starts from parameters in the file's units; set "
+                                  "data.standardize: auto or off, not zscore");
     if (cfg->fold >= cfg->folds)
         return FR_FAIL(FR_EINVAL, "config: cv.fold = %d must be below cv.folds = %d", cfg->fold, cfg->folds);
     if (require_data && !cfg->data_path[0])

@@ -2,6 +2,7 @@
  * fit_input.h). */
 #include "facrnn/fit_input.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void fr_fit_read_opts(const fr_config *cfg, fr_read_opts *ro)
@@ -57,4 +58,51 @@ fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n
                  "(M = %d)",
                  cfg->batch_size, n_train, spec->batch_size);
     return FR_OK;
+}
+
+fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
+                          fr_standardize *st)
+{
+    memset(st, 0, sizeof *st);
+    const char *obs = cfg->observation[0] ? cfg->observation : ds->observation;
+    int poisson = !strcmp(obs, "poisson");
+    fr_std_mode mode = FR_STD_OFF;
+    if (!strcmp(cfg->standardize, "zscore")) {
+        if (poisson)
+            return FR_FAIL(FR_EINVAL, "data.standardize: zscore is for Gaussian data; Poisson counts must stay counts "
+                                      "(use auto or off)");
+        mode = FR_STD_ZSCORE;
+    } else if (!strcmp(cfg->standardize, "auto")) {
+        mode = poisson || !strcmp(cfg->init, "truth") ? FR_STD_OFF : FR_STD_ZSCORE;
+    }
+    /* the refusal under off only concerns what tanh would see */
+    int check = mode == FR_STD_OFF && !poisson && strcmp(cfg->nonlinearity, "identity");
+    if (mode == FR_STD_OFF && !check) return fr_std_init(st, FR_STD_OFF, ds->N, NULL);
+    int N = ds->N;
+    double *acc = NULL;
+    if (FR_CALLOC(acc, FR_STD_ACC_LEN(N)) != FR_OK) fr_fatal(FR_ENOMEM); /* the others are in the Allreduce */
+    for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
+        if (!split[k]) continue;
+        long long a = ds->offsets[k] - ds->row_lo, e = ds->offsets[k + 1] - ds->row_lo;
+        fr_std_accumulate(N, e - a, ds->x + a * N, acc);
+    }
+    fr_err rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, acc, (int)FR_STD_ACC_LEN(N), MPI_DOUBLE, MPI_SUM, comm),
+                             "MPI_Allreduce(standardize)", __FILE__, __LINE__);
+    if (rc == FR_OK && check) {
+        double entries = acc[0] * N, frac = entries > 0 ? acc[1] / entries : 0;
+        if (frac > 0.5)
+            rc = FR_FAIL(FR_EINVAL,
+                         "%s: data.standardize is off but %.0f%% of the training entries of /data have |x| > %g, "
+                         "which saturates tanh: set data.standardize: auto (or rescale the data)",
+                         ds->path, 100 * frac, FR_STD_SATURATE);
+        if (rc == FR_OK) rc = fr_std_init(st, FR_STD_OFF, N, NULL);
+    } else if (rc == FR_OK) {
+        rc = fr_std_init(st, mode, N, acc);
+        if (rc == FR_OK && st->n_flat)
+            LOG_WARN("data.standardize: %d channel(s) of %s have no spread over the training trials; they are only "
+                     "centred",
+                     st->n_flat, ds->path);
+    }
+    free(acc);
+    return rc;
 }

@@ -204,6 +204,29 @@ static fr_err load_serial(const char *path, const char *want, fr_fitted_run *r)
             free(tmp);
         }
     }
+    if (rc == FR_OK) {
+        char *mode = NULL;
+        snprintf(p, sizeof p, "/runs/%s/standardize", r->run_id);
+        if (H5Lexists(f, p, H5P_DEFAULT) > 0) {
+            hid_t g = H5Gopen2(f, p, H5P_DEFAULT);
+            rc = g < 0 ? FR_FAIL(FR_EINVAL, "%s: cannot open", p) : fr_h5_attr_read_str(g, "mode", p, &mode);
+            if (g >= 0) H5Gclose(g);
+            if (rc == FR_OK && mode && !strcmp(mode, "zscore")) r->std_zscore = 1;
+            else if (rc == FR_OK && (!mode || strcmp(mode, "off")))
+                rc = FR_FAIL(FR_EINVAL, "%s: attribute mode is '%s', expected zscore or off", p, mode ? mode : "");
+            free(mode);
+        }
+        char q[FR_RUN_ID_MAX + 128];
+        const char *names[2] = {"mean", "std"};
+        double **dst[2] = {&r->std_mean, &r->std_std};
+        for (int i = 0; i < 2 && rc == FR_OK && r->std_zscore; ++i) {
+            snprintf(q, sizeof q, "%s/%s", p, names[i]);
+            rc = read_doubles(f, q, dst[i], dims);
+            if (rc == FR_OK && (int)(dims[0] * dims[1]) != r->N)
+                rc = FR_FAIL(FR_EINVAL, "%s: %llu values but the run has %d channels", q,
+                             (unsigned long long)(dims[0] * dims[1]), r->N);
+        }
+    }
     if (rc == FR_OK && r->K != r->cfg.rank)
         rc = FR_FAIL(FR_EINVAL, "/runs/%s/params/A has %d columns but the run's K is %d", r->run_id, r->K, r->cfg.rank);
     free(yaml);
@@ -227,21 +250,29 @@ fr_err fr_fitted_run_load(MPI_Comm comm, const char *path, const char *run_id, f
         return rc;
     }
     /* The struct as bytes (every rank runs the same binary), then the arrays. */
-    double *flat = r->flat;
+    double *flat = r->flat, *sm = r->std_mean, *ss = r->std_std;
     unsigned char *split = r->split;
     CHECK_MPI(MPI_Bcast(r, (int)sizeof *r, MPI_BYTE, 0, comm));
     if (rank != 0) {
-        r->flat = NULL;
+        r->flat = r->std_mean = r->std_std = NULL;
         r->split = NULL;
         rc = FR_CALLOC(r->flat, r->n_flat ? r->n_flat : 1);
         if (rc == FR_OK) rc = FR_CALLOC(r->split, r->n_split ? r->n_split : 1);
+        if (rc == FR_OK && r->std_zscore) rc = FR_CALLOC(r->std_mean, r->N);
+        if (rc == FR_OK && r->std_zscore) rc = FR_CALLOC(r->std_std, r->N);
         if (rc != FR_OK) fr_fatal(rc); /* the others are already in the next broadcast */
     } else {
         r->flat = flat;
         r->split = split;
+        r->std_mean = sm;
+        r->std_std = ss;
     }
     CHECK_MPI(MPI_Bcast(r->flat, (int)r->n_flat, MPI_DOUBLE, 0, comm));
     if (r->n_split) CHECK_MPI(MPI_Bcast(r->split, (int)r->n_split, MPI_UNSIGNED_CHAR, 0, comm));
+    if (r->std_zscore) {
+        CHECK_MPI(MPI_Bcast(r->std_mean, r->N, MPI_DOUBLE, 0, comm));
+        CHECK_MPI(MPI_Bcast(r->std_std, r->N, MPI_DOUBLE, 0, comm));
+    }
     return FR_OK;
 }
 
@@ -249,8 +280,15 @@ void fr_fitted_run_free(fr_fitted_run *r)
 {
     free(r->flat);
     free(r->split);
-    r->flat = NULL;
+    free(r->std_mean);
+    free(r->std_std);
+    r->flat = r->std_mean = r->std_std = NULL;
     r->split = NULL;
+}
+
+fr_err fr_fitted_standardize(const fr_fitted_run *r, fr_standardize *st)
+{
+    return fr_std_from_arrays(st, r->std_zscore ? FR_STD_ZSCORE : FR_STD_OFF, r->N, r->std_mean, r->std_std);
 }
 
 void fr_fitted_read_opts(const fr_fitted_run *r, fr_read_opts *ro)
@@ -285,16 +323,16 @@ fr_err fr_fitted_model(const fr_fitted_run *r, const fr_dataset *ds, long long n
     return FR_OK;
 }
 
-fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int all_inputs,
-                           int no_truth, fr_fitted_data *o)
+fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_id, const char *data, int flags,
+                           fr_fitted_data *o)
 {
     memset(o, 0, sizeof *o);
     fr_err rc = fr_fitted_run_load(comm, results, run_id, &o->run);
     if (rc == FR_OK) {
         fr_read_opts ro;
         fr_fitted_read_opts(&o->run, &ro);
-        if (all_inputs) ro.read_inputs = 1;
-        if (no_truth) ro.read_truth = 0;
+        if (flags & FR_FD_ALL_INPUTS) ro.read_inputs = 1;
+        if (flags & FR_FD_NO_TRUTH) ro.read_truth = 0;
         rc = fr_dataset_open(comm, data, &ro, &o->ds);
     }
     if (rc == FR_OK) {
@@ -309,6 +347,9 @@ fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_i
         }
         /* identical inputs on every rank: the same code everywhere */
         if (rc == FR_OK) rc = fr_fitted_model(&o->run, &o->ds, o->n_train, &o->m);
+        /* the run's stored transform, not one recomputed from this file */
+        if (rc == FR_OK) rc = fr_fitted_standardize(&o->run, &o->st);
+        if (rc == FR_OK && (flags & FR_FD_MODEL_UNITS)) fr_std_apply(&o->st, o->ds.row_hi - o->ds.row_lo, o->ds.x);
     }
     return fr_error_agree(&comm, rc);
 }
@@ -316,6 +357,7 @@ fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_i
 void fr_fitted_data_free(fr_fitted_data *o)
 {
     free(o->split);
+    fr_std_free(&o->st);
     fr_dataset_free(&o->ds);
     fr_fitted_run_free(&o->run);
     memset(o, 0, sizeof *o);

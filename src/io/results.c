@@ -257,6 +257,25 @@ static fr_err write_connectivity(fr_results *r, hid_t run, const fr_config *cfg,
     return rc;
 }
 
+/* /runs/<id>/standardize: attribute mode ("zscore" or "off"), mean and std
+ * (N) of the data's scale transform (identity under off: 0 and 1). */
+static fr_err write_standardize(fr_results *r, hid_t run, const fr_standardize *st, int N)
+{
+    hid_t g = H5Gcreate2(run, "standardize", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return FR_FAIL(FR_EIO, "cannot create standardize group");
+    fr_standardize id;
+    memset(&id, 0, sizeof id);
+    fr_err rc = st->mean ? FR_OK : fr_std_init(&id, FR_STD_OFF, N, NULL);
+    const fr_standardize *w = st->mean ? st : &id;
+    hsize_t dN[1] = {(hsize_t)N};
+    if (rc == FR_OK) rc = fr_h5_attr_str(g, "mode", fr_std_mode_name(w->mode));
+    if (rc == FR_OK) rc = fr_h5_write_small(g, "mean", H5T_NATIVE_DOUBLE, r->rank, 1, dN, w->mean);
+    if (rc == FR_OK) rc = fr_h5_write_small(g, "std", H5T_NATIVE_DOUBLE, r->rank, 1, dN, w->std);
+    fr_std_free(&id);
+    H5Gclose(g);
+    return rc;
+}
+
 fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *cfg, const fr_dataset *ds,
                             const unsigned char *split, const fr_fit_result *res, const char *status)
 {
@@ -327,6 +346,7 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         hsize_t dN2[1] = {(hsize_t)N};
         rc = fr_h5_write_small(run, "pca_eigenvalues", H5T_NATIVE_DOUBLE, r->rank, 1, dN2, res->pca_evals);
     }
+    if (rc == FR_OK) rc = write_standardize(r, run, &res->standardize, N);
     if (rc == FR_OK) rc = write_connectivity(r, run, cfg, res);
     /* metrics as attributes */
     if (rc == FR_OK) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "facrnn/checkpoint.h"
+#include "facrnn/fit_input.h"
 #include "facrnn/rng.h"
 #include "trainer_internal.h"
 
@@ -490,6 +491,23 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
                 const char *ckpt_path, fr_fit_result *out)
 {
     memset(out, 0, sizeof *out);
+    /* The model sees the data in the units of data.standardize: a z-scored
+     * copy of this rank's rows when the transform is not the identity (the
+     * caller's data set stays as read: a sweep fits several folds on it). */
+    TRY(fr_fit_standardize(comm, cfg, ds, split, &out->standardize));
+    fr_dataset view = *ds;
+    double *xs = NULL;
+    if (out->standardize.mode != FR_STD_OFF) {
+        long long rows = ds->row_hi - ds->row_lo;
+        /* the others are already in the set-up's collectives */
+        if (FR_CALLOC(xs, (rows ? rows : 1) * ds->N) != FR_OK) fr_fatal(FR_ENOMEM);
+        memcpy(xs, ds->x, (size_t)rows * ds->N * sizeof(double));
+        fr_std_apply(&out->standardize, rows, xs);
+        view.x = xs;
+        LOG_INFO("data.standardize: %s, z-scored with each channel's mean and std over the training trials",
+                 cfg->standardize);
+    }
+    ds = &view;
     fit_loop f;
     fr_err rc = loop_open(&f, comm, cfg, ds, split, ckpt_path);
     int halving = !strcmp(cfg->restart_schedule, "halving");
@@ -504,5 +522,6 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     fr_phases_enter(&f.clk, f.clk.cur);
     out->phases = f.clk;
     loop_close(&f);
+    free(xs);
     return rc;
 }

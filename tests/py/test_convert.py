@@ -228,3 +228,130 @@ def test_facrnn_info_reads_output(tmp_path):
     if p.returncode != 0 and "not implemented" in (p.stdout + p.stderr):
         pytest.skip("facrnn info is not implemented yet")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# ---- layouts, suspicious shapes, MATLAB v7.3, NaN padding, output folder ----------
+
+
+def err_line(p):
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    return p.stderr.rstrip("\n")
+
+
+def test_round_trip_and_layout(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 20, 4))  # trials x time x channels
+    np.save(tmp_path / "x.npy", x)
+    run("npy", tmp_path / "x.npy", "--out", tmp_path / "o.h5", "--bin-size", 0.1)
+    o = load(tmp_path / "o.h5")
+    back = o["data"].reshape(len(o["trial_offsets"]) - 1, -1, o["data"].shape[1])
+    np.testing.assert_array_equal(back, x)  # the same numbers, bit for bit
+    np.save(tmp_path / "y.npy", np.transpose(x, (2, 1, 0)))  # channels x time x trials
+    run("npy", tmp_path / "y.npy", "--layout", "channels,time,trials", "--out", tmp_path / "y.h5", "--bin-size", 0.1)
+    np.testing.assert_array_equal(load(tmp_path / "y.h5")["data"], o["data"])
+    assert "default trials,time,channels" in " ".join(run("npy", "--help").stdout.split())
+
+
+def test_wide_shape_needs_layout(tmp_path):
+    np.save(tmp_path / "w.npy", np.ones((12, 6, 8)))  # neurons x time x trials, read as trials x time x channels
+    p = run("npy", tmp_path / "w.npy", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == (
+        "convert.py: error: data: 8 channels but at most 6 bins per trial (shape (12, 6, 8)): the axes are probably "
+        "in another order; pass --layout (e.g. --layout channels,time,trials), or --layout trials,time,channels if "
+        "this is right")
+    p = run("npy", tmp_path / "w.npy", "--layout", "channels,time,trials", "--out", tmp_path / "o.h5", "--bin-size", 0.1)
+    assert "8 trials, 48 bins, 12 channels" in p.stdout
+    p = run("npy", tmp_path / "w.npy", "--layout", "trials,channels", "--out", tmp_path / "o.h5", "--bin-size", 1,
+            ok=False)
+    assert err_line(p) == ("convert.py: error: --layout trials,channels: data has 3 dimensions, so name 3 axes "
+                           "(e.g. trials,time,channels)")
+
+
+def test_csv_time_column_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("trial,time,n1,n2\n" + "".join(
+        f"{k},{0.1 * t:.1f},{(t * 7 + k) % 3},{t % 2}\n" for k in range(2) for t in range(4)))
+    p = run("csv", tmp_path / "t.csv", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == ("convert.py: error: input: column 'time' increases at every bin of every trial, like a "
+                           "time stamp: drop it with --ignore-cols time")
+    run("csv", tmp_path / "t.csv", "--ignore-cols", "time", "--out", tmp_path / "o.h5", "--bin-size", 0.1)
+    assert load(tmp_path / "o.h5")["data"].shape == (8, 2)
+
+
+def test_mat_v73_via_h5py(tmp_path):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 5, 3))
+    with h5py.File(tmp_path / "a.mat", "w", userblock_size=512) as f:
+        f["X"] = x.T  # MATLAB writes column-major: the HDF5 shape is reversed
+    run("mat", tmp_path / "a.mat", "--data-key", "X", "--out", tmp_path / "a.h5", "--bin-size", 0.01)
+    np.testing.assert_array_equal(load(tmp_path / "a.h5")["data"], x.reshape(10, 3))
+    trials = [rng.normal(size=(t, 3)) for t in (4, 6)]
+    with h5py.File(tmp_path / "c.mat", "w") as f:
+        refs = f.create_group("#refs#")
+        r = np.empty((2, 1), dtype=h5py.ref_dtype)  # a 1 x 2 cell, reversed on disk
+        for k, t in enumerate(trials):
+            r[k, 0] = refs.create_dataset(f"c{k}", data=t.T).ref
+        f.create_dataset("data", data=r, dtype=h5py.ref_dtype)
+    run("mat", tmp_path / "c.mat", "--out", tmp_path / "c.h5", "--bin-size", 0.01)
+    o = load(tmp_path / "c.h5")
+    np.testing.assert_array_equal(o["data"], np.concatenate(trials))
+    np.testing.assert_array_equal(o["trial_offsets"], [0, 4, 10])
+    # channels x time cells: a hint, then --layout
+    with h5py.File(tmp_path / "d.mat", "w") as f:
+        refs = f.create_group("#refs#")
+        r = np.empty((2, 1), dtype=h5py.ref_dtype)
+        cells = [rng.normal(size=(8, t)) for t in (5, 7)]  # 8 channels x time, MATLAB's shape
+        for k in range(2):
+            r[k, 0] = refs.create_dataset(f"c{k}", data=cells[k].T).ref
+        f.create_dataset("data", data=r, dtype=h5py.ref_dtype)
+    p = run("mat", tmp_path / "d.mat", "--out", tmp_path / "d.h5", "--bin-size", 0.01, ok=False)
+    assert err_line(p) == ("convert.py: error: data[1]: 7 columns, but data[0] has 5; every cell has 8 rows, so the "
+                           "cells look like channels x time: pass --layout channels,time")
+    p = run("mat", tmp_path / "d.mat", "--layout", "channels,time", "--out", tmp_path / "d.h5", "--bin-size", 0.01)
+    assert "2 trials, 12 bins, 8 channels" in p.stdout
+    np.testing.assert_array_equal(load(tmp_path / "d.h5")["data"], np.concatenate([c.T for c in cells]))
+    # time x channels cells that are wider than long: refused until --layout confirms
+    with h5py.File(tmp_path / "e.mat", "w") as f:
+        refs = f.create_group("#refs#")
+        r = np.empty((2, 1), dtype=h5py.ref_dtype)
+        for k in range(2):
+            r[k, 0] = refs.create_dataset(f"c{k}", data=np.ones((3, 9)).T).ref  # 3 bins x 9 channels
+        f.create_dataset("data", data=r, dtype=h5py.ref_dtype)
+    p = run("mat", tmp_path / "e.mat", "--out", tmp_path / "e.h5", "--bin-size", 0.01, ok=False)
+    assert err_line(p) == (
+        "convert.py: error: data: 9 channels but at most 3 bins per trial (shape (2, 'cells', 9)): the axes are "
+        "probably in another order; pass --layout (e.g. --layout channels,time,trials), or --layout "
+        "trials,time,channels if this is right")
+
+
+def test_trim_nan(tmp_path):
+    x = np.arange(36, dtype=float).reshape(3, 6, 2)
+    x[1, 4:] = np.nan
+    x[2, 5:] = np.nan
+    beh = np.arange(18, dtype=float).reshape(3, 6)
+    np.savez(tmp_path / "p.npz", data=x, behavior=beh)
+    p = run("npz", tmp_path / "p.npz", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == "convert.py: error: data: NaN or Inf at row 10, column 0"
+    run("npz", tmp_path / "p.npz", "--trim-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.1)
+    o = load(tmp_path / "o.h5")
+    np.testing.assert_array_equal(o["trial_offsets"], [0, 6, 10, 15])
+    np.testing.assert_array_equal(o["data"], np.concatenate([x[0], x[1, :4], x[2, :5]]))
+    np.testing.assert_array_equal(o["behavior"][:, 0], np.concatenate([beh[0], beh[1, :4], beh[2, :5]]))
+    x[0, 2, 1] = np.nan  # inside a trial: still an error
+    x[2, :] = np.nan
+    np.save(tmp_path / "q.npy", x)
+    p = run("npy", tmp_path / "q.npy", "--trim-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == "convert.py: error: --trim-nan: trial 2 is all NaN"
+    x[2, :] = 1
+    np.save(tmp_path / "q.npy", x)
+    p = run("npy", tmp_path / "q.npy", "--trim-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == "convert.py: error: data: NaN or Inf at row 2, column 1"
+
+
+def test_output_folder(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 2)))
+    run("npy", tmp_path / "x.npy", "--out", tmp_path / "new" / "deeper" / "o.h5", "--bin-size", 0.1)
+    assert (tmp_path / "new" / "deeper" / "o.h5").exists()
+    (tmp_path / "afile").write_text("")
+    p = run("npy", tmp_path / "x.npy", "--out", tmp_path / "afile" / "o.h5", "--bin-size", 0.1, ok=False)
+    assert err_line(p) == f"convert.py: error: --out: cannot create folder '{tmp_path / 'afile'}': File exists"

@@ -12,7 +12,7 @@ GOLDEN="$FACRNN_SRC/tests/data/golden_fit_params.txt"
 cd "$WORK"
 "$FACRNN_BIN" --quiet synth lorenz-thomas --set trials=24 --out d.h5
 cat > c.yaml <<YAML
-data: {path: d.h5, observation: gaussian}
+data: {path: d.h5, observation: gaussian, standardize: off}
 model: {rank: 6, groups: [3, 3], lags: 2, psi: learned, init: pca}
 train: {epochs: 6, restarts: 1, beta: 20, seed: 3, log_every: 1000, eval_every: 2}
 cv: {folds: 4, fold: 1}

@@ -6,6 +6,11 @@
 #    latent R^2 >= 0.85 against /truth/latents, and the G = 1 lrRNN on the
 #    same data is at least 0.1 lower. Every seed is printed.
 # (The facrnn-synthetic 2+2 acceptance lives in test_connectivity_recovery.sh.)
+# data.standardize: off: the generator's truth is defined on the stored values
+# (tanh of them), so recovery of it is measured in the file's units; the
+# default z-scoring (tanh of centred, rescaled values) is a different model
+# class from the generator's, measured below the threshold here; it is tested
+# in test_standardize.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$WORK"
 metric() { $PY -c "import h5py,sys; f=h5py.File(sys.argv[1],'r'); r=list(f['runs'])[0]; print(f['runs'][r]['metrics'].attrs[sys.argv[2]])" "$@"; }
@@ -18,6 +23,7 @@ for s in 0 1 2; do
     cat > $tag$s.yaml <<YAML
 data:
   path: lt$s.h5
+  standardize: off
 model:
   rank: 6
   groups: $g
