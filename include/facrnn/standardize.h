@@ -16,6 +16,12 @@ typedef enum { FR_STD_OFF = 0, FR_STD_ZSCORE = 1 } fr_std_mode;
 /* Entries with |x| above this saturate tanh (tanh(5) = 0.99991): data whose
  * median |x| exceeds it are refused under data.standardize: off. */
 #define FR_STD_SATURATE 5.0
+/* data.standardize auto z-scores only when some channel is off tanh's
+ * scale over the training trials: |mean| > FR_STD_AUTO_MEAN or std outside
+ * [FR_STD_AUTO_SD_LO, FR_STD_AUTO_SD_HI]. */
+#define FR_STD_AUTO_MEAN 3.0
+#define FR_STD_AUTO_SD_LO 0.2
+#define FR_STD_AUTO_SD_HI 5.0
 
 typedef struct {
     fr_std_mode mode;
