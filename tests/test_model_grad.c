@@ -250,6 +250,59 @@ static void test_grad_betas_and_links(void)
            worst_rel);
 }
 
+/* Co-smoothing (data.heldout_channels): the encoder never reads the listed
+ * channels; finite differences, the reference and the two-rank stage path
+ * agree for learned and fixed psi, Gaussian and Poisson, and those
+ * channels' columns of B get no gradient. */
+static void test_grad_heldout_channels(void)
+{
+    static const int skip[3] = {4, 0, 2};
+    for (int obs = 0; obs < 2; ++obs)
+        for (int learned = 0; learned < 2; ++learned) {
+            fr_model_spec s = base_spec();
+            s.obs = obs ? FR_OBS_POISSON : FR_OBS_GAUSSIAN;
+            set_psi(&s, learned ? 3 : 2);
+            s.psi_learned = learned;
+            set_groups(&s, 3);
+            s.beta = 2;
+            s.n_skip = 3;
+            s.skip = skip;
+            char label[96];
+            snprintf(label, sizeof label, "heldout channels obs%d psi_learned%d", obs, learned);
+            check_combo(&s, 700 + (uint64_t)obs * 2 + (uint64_t)learned, label);
+            /* dB[:, skipped] = 0 exactly */
+            fr_model m;
+            CU_ASSERT_EQUAL_FATAL(fr_model_init(&m, &s), FR_OK);
+            toy t;
+            toy_make(&t, &m, 71);
+            fr_ws *ws = NULL;
+            CU_ASSERT_EQUAL_FATAL(fr_ws_create(&m, TM, TM, &ws), FR_OK);
+            double *p = calloc(m.n_params, sizeof(double)), *g = calloc(m.n_params, sizeof(double));
+            make_params(&m, p, 71);
+            fr_terms tm;
+            double loss;
+            CU_ASSERT_EQUAL(fr_model_loss_grad(&m, p, &t.b, ws, g, &tm, &loss), FR_OK);
+            fr_view gv = fr_model_view(&m, g);
+            for (int k = 0; k < s.K; ++k)
+                for (int q = 0; q < 3; ++q) CU_ASSERT_EQUAL(gv.B[(size_t)k * s.N + skip[q]], 0.0);
+            free(p);
+            free(g);
+            fr_ws_free(ws);
+        }
+    /* bad lists are refused with the channel named */
+    fr_model_spec s = base_spec();
+    fr_model m;
+    static const int out_of_range[1] = {99}, twice[2] = {1, 1};
+    s.n_skip = 1;
+    s.skip = out_of_range;
+    CU_ASSERT_EQUAL(fr_model_init(&m, &s), FR_EINVAL);
+    CU_ASSERT(strstr(fr_error_msg(), "channel 99 is out of range") != NULL);
+    s.n_skip = 2;
+    s.skip = twice;
+    CU_ASSERT_EQUAL(fr_model_init(&m, &s), FR_EINVAL);
+    CU_ASSERT(strstr(fr_error_msg(), "listed twice") != NULL);
+}
+
 /* Prediction uses z = mu and reports per-row NLLs consistent with the loss. */
 static void test_predict(void)
 {
@@ -300,6 +353,7 @@ static void reg(void)
     CU_pSuite s = CU_add_suite("model_grad", NULL, NULL);
     CU_add_test(s, "finite differences, obs x psi x inputs x groups", test_grad_cross_product);
     CU_add_test(s, "finite differences, betas 0/2/20 and links", test_grad_betas_and_links);
+    CU_add_test(s, "finite differences, held-out channels (co-smoothing)", test_grad_heldout_channels);
     CU_add_test(s, "predict", test_predict);
 }
 

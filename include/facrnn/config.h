@@ -20,6 +20,7 @@
  * the model's constant. */
 #define FR_CFG_PATH_MAX 1024
 #define FR_CFG_MAX_LIST 64       /* longest list (ranks, betas, seeds) */
+#define FR_CFG_MAX_HELDOUT 1024  /* longest data.heldout_channels */
 #define FR_CFG_MAX_PARTS 256     /* explicit sweep partitions */
 #define FR_CFG_MAX_GROUPS FR_MAX_GROUPS /* groups of a model or a partition: the model's limit */
 #define FR_CFG_MAX_RANK 4096     /* largest K (model.rank, sweep.ranks) and so largest group */
@@ -32,6 +33,8 @@ typedef struct {
     char standardize[16];                 /* data.standardize: "auto" (default), "zscore", "off" */
     int sigma_cache_mb;                   /* data.sigma_cache_mb: precompute sigma(x) up to this size per rank (64) */
 
+    int n_heldout_channels;                /* length of data.heldout_channels */
+    int heldout_channels[FR_CFG_MAX_HELDOUT]; /* data.heldout_channels: channels the encoder never reads */
     /* model */
     int rank;                              /* model.rank K (default 6) */
     int n_groups;                          /* length of model.groups (0 = [K]) */

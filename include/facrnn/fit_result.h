@@ -51,6 +51,8 @@ typedef struct {
     double group_latent_r2; /* vs /truth/latents (NaN if absent) */
     double component_latent_r2;
     double behavior_r2;     /* NaN if no /behavior */
+    double co_bps;          /* co-smoothing, Poisson: bits/spike of the held-out channels against their mean rate */
+    double co_r2;           /* co-smoothing: one-step R^2 of the held-out channels (NaN without them) */
     long long n_samples;
 } fr_fit_metrics;
 
@@ -89,7 +91,7 @@ typedef struct {
     size_t off;        /* offsetof(fr_fit_metrics, field) */
     int is_count;      /* 1: the field is a long long (n_samples), else a double */
 } fr_metric_def;
-enum { FR_N_METRICS = 9 };
+enum { FR_N_METRICS = 11 };
 extern const fr_metric_def fr_metric_defs[FR_N_METRICS];
 /* Metric i of m as a double (counts converted). Not collective. */
 double fr_metric_get(const fr_fit_metrics *m, int i);

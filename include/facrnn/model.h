@@ -57,6 +57,8 @@ typedef struct {
     double beta;                      /* PC weight, finite, >= 0 */
     long long n_train;                /* global number of training samples */
     int batch_size;                   /* M; M >= 2 required when G > 1 */
+    int n_skip;                       /* co-smoothing: channels the encoder never reads */
+    const int *skip;                  /* (n_skip) their indices, distinct, in [0, N); owned by the caller */
 } fr_model_spec;
 
 typedef struct {

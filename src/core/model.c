@@ -38,6 +38,18 @@ fr_err fr_model_init(fr_model *m, const fr_model_spec *spec)
     const fr_model_spec *s = spec;
     if (s->N < 1) return FR_FAIL(FR_EINVAL, "model: number of channels N must be >= 1, got %d", s->N);
     if (s->K < 1) return FR_FAIL(FR_EINVAL, "model.rank: K must be >= 1, got %d", s->K);
+    if (s->n_skip < 0 || (s->n_skip > 0 && !s->skip) || s->n_skip >= s->N)
+        return FR_FAIL(FR_EINVAL, "data.heldout_channels: %d channel(s) of %d: at least one must stay for the encoder",
+                       s->n_skip, s->N);
+    for (int q = 0; q < s->n_skip; ++q) {
+        if (s->skip[q] < 0 || s->skip[q] >= s->N)
+            return FR_FAIL(FR_EINVAL, "data.heldout_channels[%d]: channel %d is out of range (the data have %d channels, "
+                                      "0-based)",
+                           q, s->skip[q], s->N);
+        for (int r = 0; r < q; ++r)
+            if (s->skip[r] == s->skip[q])
+                return FR_FAIL(FR_EINVAL, "data.heldout_channels[%d]: channel %d is listed twice", q, s->skip[q]);
+    }
     if (s->D < 0) return FR_FAIL(FR_EINVAL, "model.inputs: input dimension D must be >= 0, got %d", s->D);
     if (s->L < 1 || s->L > FR_MAX_LAGS)
         return FR_FAIL(FR_EINVAL, "model.lags: L must be in [1, %d], got %d", FR_MAX_LAGS, s->L);
@@ -266,6 +278,7 @@ static fr_err encode(const fr_model *m, const double *params, const fr_batch *b,
             const double *xl = b->sx[(size_t)i * L + l];
             for (int n = 0; n < N; ++n) h[n] += ws->psi[l] * xl[n];
         }
+        for (int q = 0; q < s->n_skip; ++q) h[s->skip[q]] = 0.0; /* co-smoothing: never read */
         double *mu = ws->mu + (size_t)i * K;
         memcpy(mu, v.d, sizeof(double) * (size_t)K);
     }
@@ -403,8 +416,11 @@ fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch
     if (gv.psi) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, N, K, 1.0, ws->dmu, K, v.B, N, 0.0, ws->dH, N);
         double dpsi[FR_MAX_LAGS] = {0}, dot = 0.0;
-        for (int i = 0; i < mr; ++i)
-            for (int l = 0; l < L; ++l) dpsi[l] += cblas_ddot(N, ws->dH + (size_t)i * N, 1, b->sx[(size_t)i * L + l], 1);
+        for (int i = 0; i < mr; ++i) {
+            double *dh = ws->dH + (size_t)i * N;
+            for (int q = 0; q < m->spec.n_skip; ++q) dh[m->spec.skip[q]] = 0.0; /* h never held them */
+            for (int l = 0; l < L; ++l) dpsi[l] += cblas_ddot(N, dh, 1, b->sx[(size_t)i * L + l], 1);
+        }
         for (int l = 0; l < L; ++l) dot += ws->psi[l] * dpsi[l];
         for (int l = 0; l < L; ++l) gv.psi[l] += ws->psi[l] * (dpsi[l] - dot);
     }

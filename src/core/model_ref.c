@@ -9,6 +9,15 @@
 #include "facrnn/model.h"
 
 /* NLL of x_n under eta_n and its derivatives, from the formulas. */
+/* Is channel n one the encoder never reads (co-smoothing)? A plain scan of
+ * the list, independent of the fast path's in-place zeroing. */
+static int ref_skipped(const fr_model *m, int n)
+{
+    for (int q = 0; q < m->spec.n_skip; ++q)
+        if (m->spec.skip[q] == n) return 1;
+    return 0;
+}
+
 static double ref_nll(const fr_model *m, const double *s, int n, double x, double eta, double *deta, double *ds)
 {
     if (m->spec.obs == FR_OBS_GAUSSIAN) {
@@ -51,7 +60,8 @@ fr_err fr_model_loss_grad_ref(const fr_model *m, const double *params, const fr_
 
     for (int i = 0; i < M; ++i) {
         for (int n = 0; n < N; ++n)
-            for (int l = 0; l < L; ++l) h[i * N + n] += psi[l] * b->sx[i * L + l][n];
+            if (!ref_skipped(m, n))
+                for (int l = 0; l < L; ++l) h[i * N + n] += psi[l] * b->sx[i * L + l][n];
         for (int k = 0; k < K; ++k) {
             double acc = v.d[k];
             for (int n = 0; n < N; ++n) acc += v.B[k * N + n] * h[i * N + n];
@@ -99,6 +109,7 @@ fr_err fr_model_loss_grad_ref(const fr_model *m, const double *params, const fr_
         for (int i = 0; i < M; ++i)
             for (int l = 0; l < L; ++l)
                 for (int n = 0; n < N; ++n) {
+                    if (ref_skipped(m, n)) continue;
                     double dh = 0.0;
                     for (int k = 0; k < K; ++k) dh += v.B[k * N + n] * dmu[i * K + k];
                     dpsi[l] += dh * b->sx[i * L + l][n];

@@ -95,6 +95,7 @@ fr_err fr_sim_trial(const fr_model *m, const double *params, const fr_sim_opts *
     for (long long t = L; t < T; ++t) {
         memset(ws->h, 0, (size_t)N * sizeof(double));
         for (int l = 1; l <= L; ++l) cblas_daxpy(N, ws->psi[l - 1], ws->sx + (t - l) * N, 1, ws->h, 1);
+        for (int q = 0; q < m->spec.n_skip; ++q) ws->h[m->spec.skip[q]] = 0.0; /* co-smoothing: never read */
         /* z = B h + d (+ s_enc eps) */
         memcpy(ws->z, v.d, (size_t)K * sizeof(double));
         cblas_dgemv(CblasRowMajor, CblasNoTrans, K, N, 1.0, v.B, N, ws->h, 1, 1.0, ws->z, 1);
@@ -140,6 +141,7 @@ fr_err fr_sim_trial_ref(const fr_model *m, const double *params, const fr_sim_op
             if (sil && sil[n]) continue; /* contributes nothing */
             for (int l = 1; l <= L; ++l) h[n] += psi[l - 1] * sigma(m, xhat[(t - l) * N + n]);
         }
+        for (int q = 0; q < m->spec.n_skip; ++q) h[m->spec.skip[q]] = 0; /* co-smoothing: never read */
         for (int j = 0; j < K; ++j) {
             double acc = v.d[j];
             for (int n = 0; n < N; ++n) acc += v.B[(size_t)j * N + n] * h[n];

@@ -33,11 +33,16 @@ static const opt g_opts[] = {
      .help = "input HDF5 file (format spec); required by fit and sweep"},
     {.key = "data.observation", .type = OT_ENUM, .off = OFF(observation), .cap = SZ(observation), .def = "\"\"",
      .choices = "|gaussian|poisson", .help = "observation model; \"\" = the file's `observation` attribute"},
+    {.key = "data.heldout_channels", .type = OT_INTLIST, .off = OFF(heldout_channels),
+     .off_n = OFF(n_heldout_channels), .cap = NEL(heldout_channels), .def = "[]", .min = 0, .max = 1e9,
+     .help = "co-smoothing: channels (0-based) the encoder never reads; the decoder predicts them, scored as "
+             "co_bps (Poisson) and co_r2"},
     {.key = "data.standardize", .type = OT_ENUM, .off = OFF(standardize), .cap = SZ(standardize), .def = "auto",
      .choices = "auto|zscore|off",
      .help = "scale of the data the model sees: zscore = each channel minus its mean, over its std, both from "
              "the training trials only (stored with the run; eval and simulate apply it and report in the "
-             "original units); auto = zscore for Gaussian data, counts unchanged for Poisson; off = the "
+             "original units); auto = zscore for Gaussian data off tanh's scale (some channel |mean| > 3 or "
+             "std outside 0.2..5), else as they are; counts unchanged for Poisson; off = the "
              "numbers as they are (refused for Gaussian data that would saturate tanh)"},
     {.key = "data.sigma_cache_mb", .type = OT_INT, .off = OFF(sigma_cache_mb), .def = "64", .min = 0, .max = BIG,
      .flags = OF_NOHASH,

@@ -54,6 +54,8 @@ fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n
     spec->beta = cfg->beta;
     spec->n_train = n_train;
     spec->batch_size = (int)(n_train < cfg->batch_size ? n_train : cfg->batch_size);
+    spec->n_skip = cfg->n_heldout_channels;
+    spec->skip = cfg->n_heldout_channels ? cfg->heldout_channels : NULL;
     /* a data-dependent limit the option table cannot state: said, not silent */
     if (spec->batch_size < cfg->batch_size)
         LOG_WARN("train.batch_size %d is more than the %lld training samples: each minibatch is the whole training set "

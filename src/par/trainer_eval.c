@@ -175,9 +175,10 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
     int poisson = full && m->spec.obs == FR_OBS_POISSON;
     fr_fit_metrics_nan(out);
     /* Every sum of the evaluated bins in one buffer, reduced once:
-     * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse];
-     * without `full` only the first two. */
-    size_t na = full ? 4 + 3 * (size_t)N : 2;
+     * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse,
+     * Poisson sum of lambda - x ln lambda]; without `full` only the first
+     * two. */
+    size_t na = full ? 4 + 4 * (size_t)N : 2;
     double *acc = NULL, *sel = NULL;
     fr_err rc = FR_CALLOC(acc, na);
     if (rc == FR_OK && full) rc = FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K);
@@ -215,10 +216,12 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
                 const double *x = ds->x + (r + i) * N, *eta = c->eta + (size_t)i * N;
                 for (int j = 0; j < N; ++j) {
                     double mean = fr_model_mean(m, eta[j]);
-                    ch[3 * j] += x[j];
-                    ch[3 * j + 1] += x[j] * x[j];
-                    ch[3 * j + 2] += (x[j] - mean) * (x[j] - mean);
+                    ch[4 * j] += x[j];
+                    ch[4 * j + 1] += x[j] * x[j];
+                    ch[4 * j + 2] += (x[j] - mean) * (x[j] - mean);
                     if (poisson) {
+                        double lam = fmax(mean, FR_POISSON_RATE_FLOOR);
+                        ch[4 * j + 3] += lam - x[j] * log(lam);
                         acc[2] += x[j];
                         acc[3] += c->rate[j] - x[j] * c->log_rate[j] + lgamma(x[j] + 1);
                     }
@@ -237,15 +240,32 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
     if (!full) goto done;
     double r2 = 0;
     int used = 0;
+    double co_r2 = 0, co_model = 0, co_null = 0, co_spikes = 0;
+    int co_used = 0;
     for (int j = 0; j < N; ++j) {
-        double s = ch[3 * j], ss = ch[3 * j + 1], sse = ch[3 * j + 2];
+        double s = ch[4 * j], ss = ch[4 * j + 1], sse = ch[4 * j + 2];
         double sst = ss - s * s / fmax(acc[1], 1);
+        int held = 0;
+        for (int q = 0; q < m->spec.n_skip; ++q) held |= m->spec.skip[q] == j;
         if (sst > 1e-12 * fmax(ss, 1e-300)) {
             r2 += 1.0 - sse / sst;
             ++used;
+            if (held) co_r2 += 1.0 - sse / sst, ++co_used;
+        }
+        if (held && poisson) {
+            /* NLB's co-bps: against each held-out channel's mean rate over
+             * the evaluated bins (ln x! cancels between the two) */
+            double rbar = fmax(s / fmax(acc[1], 1), FR_POISSON_RATE_FLOOR);
+            co_model += ch[4 * j + 3];
+            co_null += acc[1] * rbar - s * log(rbar);
+            co_spikes += s;
         }
     }
     out->r2 = used ? r2 / used : NAN;
+    if (m->spec.n_skip > 0) {
+        out->co_r2 = co_used ? co_r2 / co_used : NAN;
+        out->co_bps = poisson && co_spikes > 0 ? (co_null - co_model) / (co_spikes * log(2.0)) : NAN;
+    }
     out->bits_per_spike = poisson && acc[2] > 0 ? (acc[3] - acc[0]) / (acc[2] * log(2.0)) : NAN;
     rc = gathered_pc(comm, m, nsel, sel, out);
 done:

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# ctest: PROCESSORS 2
+# Co-smoothing (data.heldout_channels): the encoder never reads the listed
+# channels (scrambling them leaves every latent bitwise unchanged), the
+# decoder predicts them, and co_bps / co_r2 equal an independent numpy
+# computation of the NLB definition on the same predictions (1e-10).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$WORK"
+"$FACRNN_BIN" --quiet synth multiregion --out d.h5 --set 'groups=[2,2]' --set N=30 --set trials=30 --set bins=60
+cat > fit.yaml <<YAML
+data:
+  path: d.h5
+  heldout_channels: [3, 7, 11, 19, 25, 28]
+model:
+  rank: 4
+  groups: [2, 2]
+  link: exp
+train:
+  epochs: 30
+  restarts: 1
+output:
+  path: fit.h5
+YAML
+mpirun -n 2 "$FACRNN_BIN" --quiet fit fit.yaml
+mpirun -n 2 "$FACRNN_BIN" --quiet transform fit.h5 --data d.h5 --out lat.h5
+$PY - <<'PY'
+import h5py, numpy as np
+with h5py.File("d.h5", "r") as f, h5py.File("scrambled.h5", "w") as g:
+    for k in f: f.copy(k, g)
+    for a, v in f.attrs.items(): g.attrs[a] = v
+    x = g["data"][()]
+    rng = np.random.default_rng(5)
+    for j in (3, 7, 11, 19, 25, 28):
+        x[:, j] = rng.poisson(7.0, size=len(x))
+    g["data"][...] = x
+PY
+mpirun -n 2 "$FACRNN_BIN" --quiet transform fit.h5 --data scrambled.h5 --out lat_s.h5
+$PY - <<'PY' && pass "held-out channels never reach the encoder; co_bps and co_r2 match numpy (1e-10)" \
+  || fail "co-smoothing"
+import h5py, numpy as np
+a, b = h5py.File("lat.h5", "r")["latents"][()], h5py.File("lat_s.h5", "r")["latents"][()]
+assert np.array_equal(a, b, equal_nan=True), "latents depend on held-out channels"
+f = h5py.File("fit.h5", "r"); run = next(iter(f["runs"])); g = f["runs"][run]
+m = g["metrics"].attrs
+A, c = g["params/A"][()], g["params/c"][()]
+x = h5py.File("d.h5", "r")["data"][()]
+off = h5py.File("d.h5", "r")["trial_offsets"][()]
+split = g["split"][()]
+held = [3, 7, 11, 19, 25, 28]
+for which, name in ((0, "heldout"), (1, "train")):
+    rows = np.concatenate([np.arange(off[k] + 1, off[k + 1]) for k in range(len(off) - 1) if split[k] == which])
+    lam = np.maximum(np.exp(a[rows] @ A.T + c), 1e-8)[:, held]
+    y = x[rows][:, held]
+    rbar = np.maximum(y.mean(0), 1e-8)
+    nll_model = (lam - y * np.log(lam)).sum()
+    nll_null = (rbar - y * np.log(rbar)).sum()
+    co_bps = (nll_null - nll_model) / (y.sum() * np.log(2))
+    r2 = np.mean([1 - ((y[:, j] - lam[:, j]) ** 2).sum() / ((y[:, j] - y[:, j].mean()) ** 2).sum() for j in range(len(held))])
+    print(name, "co_bps", co_bps, m[f"{name}_co_bps"], "co_r2", r2, m[f"{name}_co_r2"])
+    assert abs(co_bps - m[f"{name}_co_bps"]) <= 1e-10 * max(1, abs(co_bps)), (co_bps, m[f"{name}_co_bps"])
+    assert abs(r2 - m[f"{name}_co_r2"]) <= 1e-10, (r2, m[f"{name}_co_r2"])
+assert m["heldout_co_bps"] > 0, "the decoder should beat the mean rate on the held-out channels"
+PY
+expect_fail 2 "channel 30 is out of range" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set 'data.heldout_channels=[30]' \
+  --set output.path=bad.h5
+finish
