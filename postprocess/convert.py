@@ -8,8 +8,11 @@ The output follows docs/formats.md ("Input: one HDF5 file per data set"):
     /inputs           [total_bins, D]   optional known inputs
     /behavior         [total_bins, P]   optional behaviour (e.g. hand velocity)
     /trial_condition  [n_trials]        optional integer condition label per trial
+    /trial_ids, /trial_split, /channel_ids   optional (nwb): source trial ids,
+                                      each trial's split (text), the units' ids
     root attributes   format_version=1, bin_size_s, observation, description
-                      (and condition_labels when text labels were mapped to ints)
+                      (and condition_labels when text labels were mapped to ints,
+                      behavior_columns naming the NWB series of each /behavior column)
 
 Formats (first argument):
 
@@ -27,12 +30,30 @@ Formats (first argument):
         (header name or 0-based index, default 0), --condition-col optionally a
         condition column, --ignore-cols columns to drop (e.g. time); every other
         column is a channel. A header row is detected (non-numeric first row).
-  nwb   an NWB (HDF5) file: spike times of the units table
-        (/units/spike_times with the ragged index /units/spike_times_index) are
-        binned at --bin-size seconds within each trial of /intervals/trials
-        (start_time, stop_time); --condition-col names a trials column.
-        Bins are [start + i*bin, start + (i+1)*bin); a final partial bin is
-        dropped.
+  nwb   an NWB 2.x (HDF5) file, read with h5py (pynwb is not needed):
+        spike times of the units table (/units/spike_times with the ragged
+        index /units/spike_times_index) are binned at --bin-size seconds.
+        Trials: by default the rows of /intervals/trials, [start_time,
+        stop_time); with --align EVENT --window W0 W1 each trial is
+        [EVENT + W0, EVENT + W1) for a trials column of event times (e.g.
+        --align move_onset_time --window -0.25 0.45; --window alone aligns to
+        start_time), so a NaN stop_time does not matter. Bins are
+        [b + i*bin, b + (i+1)*bin) from the trial's start b; a final partial
+        bin is dropped. Without a trials table, --window-length S cuts the
+        span that every source covers (first to last spike, within the
+        behaviour's timestamps) into consecutive windows of S seconds.
+        --condition-col names a trials column of conditions; --split-col a
+        column of splits (NLB: split, with train/val/test), written to
+        /trial_split, and --splits train,val keeps those trials only.
+        Behaviour: the TimeSeries and SpatialSeries under
+        /processing/behavior (e.g. Position/hand; data [T] or [T, D] times its
+        conversion plus offset, at timestamps or starting_time + i/rate) are
+        linearly interpolated to the bin centres into /behavior, all of them
+        by default or those named by --behavior NAME[,NAME]; the column names
+        go to the behavior_columns attribute. /units/id is written to
+        /channel_ids, /intervals/trials/id to /trial_ids. A NaN time, a
+        missing or ragged column, or a bin centre outside a series'
+        timestamps is refused with one line naming it.
 
 Layout: --layout names the axes of a 3-D array in order, default
 trials,time,channels (e.g. --layout channels,time,trials for a neurons x time
@@ -65,7 +86,8 @@ output folder is created.
 
 Example:
   postprocess/convert.py nwb session.nwb --out session.h5 --bin-size 0.02 \\
-      --condition-col condition --description "M1 reaching, 20 ms bins"
+      --align move_onset_time --window -0.25 0.45 --condition-col condition \\
+      --split-col split --splits train,val --description "M1 reaching, 20 ms bins"
 """
 import argparse
 import os
@@ -916,6 +938,11 @@ def main(argv=None):
     try:
         if not os.path.exists(args.input):
             raise ConvertError(f"input: no such file '{args.input}'")
+        if args.format != "nwb":
+            for flag, v in (("--align", args.align), ("--window", args.window), ("--split-col", args.split_col),
+                            ("--splits", args.splits), ("--window-length", args.window_length)):
+                if v is not None:
+                    raise ConvertError(f"{flag}: only for nwb input (the {args.format} reader has no trials table)")
         out = READERS[args.format](args)
         folder = os.path.dirname(os.path.abspath(args.out))
         try:

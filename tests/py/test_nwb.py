@@ -321,3 +321,9 @@ def test_facrnn_validates_nwb_output(tmp_path):
     p = subprocess.run([binary, "info", str(tmp_path / "o.h5"), "--validate", "--lags", "3"], capture_output=True,
                        text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_nwb_options_refused_for_other_formats(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 2)))
+    p = run("npy", tmp_path / "x.npy", "--out", tmp_path / "o.h5", "--bin-size", 0.1, "--window", 0, 1, ok=False)
+    assert err_line(p) == "convert.py: error: --window: only for nwb input (the npy reader has no trials table)"
