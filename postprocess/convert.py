@@ -630,7 +630,123 @@ def bin_spikes(units, begins, nbins, bs):
     return counts
 
 
+def nwb_fixed_windows(spikes, series, length, bs):
+    """No trials: consecutive windows of `length` seconds over the span every
+    source covers, from the first spike (or the latest first behaviour sample)
+    to the last. Returns (begins, nbins, names)."""
+    if spikes.size == 0:
+        raise ConvertError("/units/spike_times: no spikes, so no recording span to cut into windows")
+    t0 = max([spikes.min()] + [ts[0] for _, ts, _ in series])
+    t1 = min([spikes.max()] + [ts[-1] for _, ts, _ in series])
+    nb = int(np.floor(length / bs + 1e-9))
+    n_win = int(np.floor((t1 - t0) / (nb * bs) + 1e-9)) if t1 > t0 else 0
+    if n_win < 1:
+        raise ConvertError(f"--window-length {length:g}: the recording span {t0:g}..{t1:g} s is shorter than one window")
+    return t0 + nb * bs * np.arange(n_win), np.full(n_win, nb), [f"window {k}" for k in range(n_win)]
+
+
+def nwb_trial_windows(f, args, bs, out_extra):
+    """Trials of /intervals/trials: [start_time, stop_time), or
+    [EVENT + W0, EVENT + W1) with --window (EVENT from --align, default
+    start_time), those of --splits only. Adds trial_ids and trial_split to
+    out_extra; returns (begins, nbins, names, condition)."""
+    condition = None
+    start = nwb_column(f, "start_time", "/intervals/trials column").astype(np.float64)
+    n_trials = start.size
+    if n_trials == 0:
+        raise ConvertError("/intervals/trials: no trials")
+    tid = f["intervals/trials/id"][()].astype(np.int64).ravel() if "intervals/trials/id" in f \
+        else np.arange(n_trials)
+    cols, col_names = {}, {"stop_time": "stop_time"}
+    for flag, name in (("--condition-col", args.condition_col), ("--split-col", args.split_col),
+                       ("--align", args.align)):
+        if name is not None:
+            cols[flag], col_names[flag] = nwb_column(f, name, flag), name
+    if args.window is None:
+        if "intervals/trials/stop_time" not in f:
+            raise ConvertError("input: NWB file has no /intervals/trials/stop_time; pass --window W0 W1 "
+                               "(trials from start_time + W0 to start_time + W1)")
+        cols["stop_time"] = nwb_column(f, "stop_time", "/intervals/trials column").astype(np.float64)
+    for key, col in list(cols.items()) + [("id", tid)]:
+        if col.size != n_trials:
+            raise ConvertError(f"/intervals/trials: column {col_names.get(key, key)} has {col.size} rows, "
+                               f"start_time has {n_trials}")
+    keep = np.arange(n_trials)
+    if args.split_col is not None:
+        split = cols["--split-col"].astype(str)
+        if args.splits is not None:
+            want = [s.strip() for s in args.splits.split(",") if s.strip()]
+            for s in want:
+                if s not in set(split):
+                    raise ConvertError(f"--splits: no trial has {args.split_col} '{s}' (values: "
+                                       f"{', '.join(sorted(set(split)))})")
+            keep = np.flatnonzero(np.isin(split, want))
+        out_extra["trial_split"] = split[keep]
+    if args.window is not None:
+        event = start if args.align is None else cols["--align"]
+        what = args.align or "start_time"
+        if event.dtype.kind not in "iuf":
+            raise ConvertError(f"--align {what}: the column is not numbers (times in seconds)")
+        event = event.astype(np.float64)
+        for k in keep:
+            if not np.isfinite(event[k]):
+                raise ConvertError(f"--align {what}: trial {k} (id {tid[k]}) has no event time ({event[k]})")
+        nb = int(np.floor((args.window[1] - args.window[0]) / bs + 1e-9))
+        if nb < 1:
+            raise ConvertError(f"--window {args.window[0]:g} {args.window[1]:g}: shorter than one bin of {bs:g} s")
+        begins = event[keep] + args.window[0]
+        nbins = np.full(keep.size, nb)
+    else:
+        stop = cols["stop_time"]
+        begins, nbins = start[keep], []
+        for k in keep:
+            for which, t in (("start_time", start[k]), ("stop_time", stop[k])):
+                if not np.isfinite(t):
+                    raise ConvertError(f"/intervals/trials: trial {k} (id {tid[k]}) has {which} {t}; pass "
+                                       f"--align EVENT --window W0 W1 for fixed windows around an event")
+            n = int(np.floor((stop[k] - start[k]) / bs + 1e-9))
+            if n < 1:
+                raise ConvertError(f"/intervals/trials: trial {k} (id {tid[k]}, {start[k]:g}..{stop[k]:g} s) is "
+                                   f"shorter than one bin of {bs:g} s")
+            nbins.append(n)
+        nbins = np.array(nbins)
+    names = [f"trial {k} (id {tid[k]})" for k in keep]
+    out_extra["trial_ids"] = tid[keep]
+    if args.condition_col is not None:
+        condition = cols["--condition-col"][keep]
+        if condition.dtype.kind == "f" and not np.all(np.isfinite(condition)):
+            k = keep[int(np.flatnonzero(~np.isfinite(condition))[0])]
+            raise ConvertError(f"--condition-col {args.condition_col}: trial {k} (id {tid[k]}) has no "
+                               f"condition (NaN)")
+    return begins, nbins, names, condition
+
+
+def nwb_resample(series, begins, nbins, offsets, names, bs):
+    """Behaviour series -> ([total_bins, P] values at the bin centres
+    b + (i + 0.5) * bs by linear interpolation, [P] column names)."""
+    centres = np.concatenate([b + bs * (np.arange(n) + 0.5) for b, n in zip(begins, nbins)])
+    cols, labels = [], []
+    for name, ts, values in series:
+        outside = np.flatnonzero((centres < ts[0]) | (centres > ts[-1]))
+        if outside.size:
+            k = int(np.searchsorted(offsets, outside[0], side="right")) - 1
+            raise ConvertError(f"behavior {name}: {names[k]} has a bin centred at {centres[outside[0]]:g} s, "
+                               f"outside its timestamps {ts[0]:g}..{ts[-1]:g} s (choose series with --behavior)")
+        for j in range(values.shape[1]):
+            v = np.interp(centres, ts, values[:, j])
+            bad = np.flatnonzero(~np.isfinite(v))
+            if bad.size:
+                k = int(np.searchsorted(offsets, bad[0], side="right")) - 1
+                raise ConvertError(f"behavior {name}: NaN near {centres[bad[0]]:g} s in {names[k]} "
+                                   f"(choose series with --behavior)")
+            cols.append(v)
+            labels.append(f"{name}[{j}]")
+    return np.stack(cols, axis=1), labels
+
+
 def read_nwb(args):
+    """NWB 2.x -> the common dict of assemble(), plus channel_ids, trial_ids,
+    trial_split and behavior_columns when the file has them."""
     bs = args.bin_size
     if args.window is not None and not args.window[1] > args.window[0]:
         raise ConvertError(f"--window {args.window[0]:g} {args.window[1]:g}: the end must be after the start")
@@ -673,112 +789,14 @@ def read_nwb(args):
                                "recording into windows of S seconds")
         series = [(name, *nwb_series_values(name, g))
                   for name, g in nwb_pick_behavior(nwb_behavior_series(f), args.behavior)]
-        condition, labels = None, None
         if args.window_length is not None:
-            # No trials: consecutive windows over the span every source covers, from the
-            # first spike (or the latest first behaviour sample) to the last.
-            if spikes.size == 0:
-                raise ConvertError("/units/spike_times: no spikes, so no recording span to cut into windows")
-            t0 = max([spikes.min()] + [ts[0] for _, ts, _ in series])
-            t1 = min([spikes.max()] + [ts[-1] for _, ts, _ in series])
-            nb = int(np.floor(args.window_length / bs + 1e-9))
-            n_win = int(np.floor((t1 - t0) / (nb * bs) + 1e-9)) if t1 > t0 else 0
-            if n_win < 1:
-                raise ConvertError(f"--window-length {args.window_length:g}: the recording span {t0:g}..{t1:g} s "
-                                   f"is shorter than one window")
-            begins = t0 + nb * bs * np.arange(n_win)
-            nbins = np.full(n_win, nb)
-            names = [f"window {k}" for k in range(n_win)]
+            begins, nbins, names = nwb_fixed_windows(spikes, series, args.window_length, bs)
+            condition = None
         else:
-            start = nwb_column(f, "start_time", "/intervals/trials column").astype(np.float64)
-            n_trials = start.size
-            if n_trials == 0:
-                raise ConvertError("/intervals/trials: no trials")
-            tid = f["intervals/trials/id"][()].astype(np.int64).ravel() if "intervals/trials/id" in f \
-                else np.arange(n_trials)
-            cols, col_names = {}, {"stop_time": "stop_time"}
-            for flag, name in (("--condition-col", args.condition_col), ("--split-col", args.split_col),
-                               ("--align", args.align)):
-                if name is not None:
-                    cols[flag], col_names[flag] = nwb_column(f, name, flag), name
-            if args.window is None:
-                if "intervals/trials/stop_time" not in f:
-                    raise ConvertError("input: NWB file has no /intervals/trials/stop_time; pass --window W0 W1 "
-                                       "(trials from start_time + W0 to start_time + W1)")
-                cols["stop_time"] = nwb_column(f, "stop_time", "/intervals/trials column").astype(np.float64)
-            for key, col in list(cols.items()) + [("id", tid)]:
-                if col.size != n_trials:
-                    raise ConvertError(f"/intervals/trials: column {col_names.get(key, key)} has {col.size} rows, "
-                                       f"start_time has {n_trials}")
-            keep = np.arange(n_trials)
-            if args.split_col is not None:
-                split = cols["--split-col"].astype(str)
-                if args.splits is not None:
-                    want = [s.strip() for s in args.splits.split(",") if s.strip()]
-                    for s in want:
-                        if s not in set(split):
-                            raise ConvertError(f"--splits: no trial has {args.split_col} '{s}' (values: "
-                                               f"{', '.join(sorted(set(split)))})")
-                    keep = np.flatnonzero(np.isin(split, want))
-                out_extra["trial_split"] = split[keep]
-            if args.window is not None:
-                event = start if args.align is None else cols["--align"]
-                what = args.align or "start_time"
-                if event.dtype.kind not in "iuf":
-                    raise ConvertError(f"--align {what}: the column is not numbers (times in seconds)")
-                event = event.astype(np.float64)
-                for k in keep:
-                    if not np.isfinite(event[k]):
-                        raise ConvertError(f"--align {what}: trial {k} (id {tid[k]}) has no event time ({event[k]})")
-                nb = int(np.floor((args.window[1] - args.window[0]) / bs + 1e-9))
-                if nb < 1:
-                    raise ConvertError(f"--window {args.window[0]:g} {args.window[1]:g}: shorter than one bin of {bs:g} s")
-                begins = event[keep] + args.window[0]
-                nbins = np.full(keep.size, nb)
-            else:
-                stop = cols["stop_time"]
-                begins, nbins = start[keep], []
-                for k in keep:
-                    for which, t in (("start_time", start[k]), ("stop_time", stop[k])):
-                        if not np.isfinite(t):
-                            raise ConvertError(f"/intervals/trials: trial {k} (id {tid[k]}) has {which} {t}; pass "
-                                               f"--align EVENT --window W0 W1 for fixed windows around an event")
-                    n = int(np.floor((stop[k] - start[k]) / bs + 1e-9))
-                    if n < 1:
-                        raise ConvertError(f"/intervals/trials: trial {k} ({start[k]}..{stop[k]} s) is shorter "
-                                           f"than one bin of {bs} s")
-                    nbins.append(n)
-                nbins = np.array(nbins)
-            names = [f"trial {k} (id {tid[k]})" for k in keep]
-            out_extra["trial_ids"] = tid[keep]
-            if args.condition_col is not None:
-                condition = cols["--condition-col"][keep]
-                if condition.dtype.kind == "f" and not np.all(np.isfinite(condition)):
-                    k = keep[int(np.flatnonzero(~np.isfinite(condition))[0])]
-                    raise ConvertError(f"--condition-col {args.condition_col}: trial {k} (id {tid[k]}) has no "
-                                       f"condition (NaN)")
+            begins, nbins, names, condition = nwb_trial_windows(f, args, bs, out_extra)
     counts = bin_spikes(units, begins, nbins, bs)
     offsets = np.concatenate([[0], np.cumsum(nbins)]).astype(np.int64)
-    behavior = None
-    if series:
-        centres = np.concatenate([b + bs * (np.arange(n) + 0.5) for b, n in zip(begins, nbins)])
-        cols_out = []
-        for name, ts, values in series:
-            outside = np.flatnonzero((centres < ts[0]) | (centres > ts[-1]))
-            if outside.size:
-                k = int(np.searchsorted(offsets, outside[0], side="right")) - 1
-                raise ConvertError(f"behavior {name}: {names[k]} has a bin centred at {centres[outside[0]]:g} s, "
-                                   f"outside its timestamps {ts[0]:g}..{ts[-1]:g} s (choose series with --behavior)")
-            for j in range(values.shape[1]):
-                v = np.interp(centres, ts, values[:, j])
-                bad = np.flatnonzero(~np.isfinite(v))
-                if bad.size:
-                    k = int(np.searchsorted(offsets, bad[0], side="right")) - 1
-                    raise ConvertError(f"behavior {name}: NaN near {centres[bad[0]]:g} s in {names[k]} "
-                                       f"(choose series with --behavior)")
-                cols_out.append(v)
-                labels = (labels or []) + [f"{name}[{j}]"]
-        behavior = np.stack(cols_out, axis=1)
+    behavior, labels = nwb_resample(series, begins, nbins, offsets, names, bs) if series else (None, None)
     out = assemble(counts, offsets=offsets, behavior=behavior, condition=condition, label="units")
     out.update(out_extra)
     if labels:

@@ -327,3 +327,10 @@ def test_nwb_options_refused_for_other_formats(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 3, 2)))
     p = run("npy", tmp_path / "x.npy", "--out", tmp_path / "o.h5", "--bin-size", 0.1, "--window", 0, 1, ok=False)
     assert err_line(p) == "convert.py: error: --window: only for nwb input (the npy reader has no trials table)"
+
+
+def test_trial_shorter_than_a_bin(tmp_path):
+    make_nwb(tmp_path / "s.nwb")
+    p = run("nwb", tmp_path / "s.nwb", "--out", tmp_path / "o.h5", "--bin-size", 1.05, ok=False)
+    assert err_line(p) == ("convert.py: error: /intervals/trials: trial 0 (id 10, 0.5..1.5 s) is shorter than one "
+                           "bin of 1.05 s")
