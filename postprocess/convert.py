@@ -8,8 +8,11 @@ The output follows docs/formats.md ("Input: one HDF5 file per data set"):
     /inputs           [total_bins, D]   optional known inputs
     /behavior         [total_bins, P]   optional behaviour (e.g. hand velocity)
     /trial_condition  [n_trials]        optional integer condition label per trial
+    /trial_ids, /trial_split, /channel_ids   optional (nwb): source trial ids,
+                                      each trial's split (text), the units' ids
     root attributes   format_version=1, bin_size_s, observation, description
-                      (and condition_labels when text labels were mapped to ints)
+                      (and condition_labels when text labels were mapped to ints,
+                      behavior_columns naming the NWB series of each /behavior column)
 
 Formats (first argument):
 
@@ -27,12 +30,30 @@ Formats (first argument):
         (header name or 0-based index, default 0), --condition-col optionally a
         condition column, --ignore-cols columns to drop (e.g. time); every other
         column is a channel. A header row is detected (non-numeric first row).
-  nwb   an NWB (HDF5) file: spike times of the units table
-        (/units/spike_times with the ragged index /units/spike_times_index) are
-        binned at --bin-size seconds within each trial of /intervals/trials
-        (start_time, stop_time); --condition-col names a trials column.
-        Bins are [start + i*bin, start + (i+1)*bin); a final partial bin is
-        dropped.
+  nwb   an NWB 2.x (HDF5) file, read with h5py (pynwb is not needed):
+        spike times of the units table (/units/spike_times with the ragged
+        index /units/spike_times_index) are binned at --bin-size seconds.
+        Trials: by default the rows of /intervals/trials, [start_time,
+        stop_time); with --align EVENT --window W0 W1 each trial is
+        [EVENT + W0, EVENT + W1) for a trials column of event times (e.g.
+        --align move_onset_time --window -0.25 0.45; --window alone aligns to
+        start_time), so a NaN stop_time does not matter. Bins are
+        [b + i*bin, b + (i+1)*bin) from the trial's start b; a final partial
+        bin is dropped. Without a trials table, --window-length S cuts the
+        span that every source covers (first to last spike, within the
+        behaviour's timestamps) into consecutive windows of S seconds.
+        --condition-col names a trials column of conditions; --split-col a
+        column of splits (NLB: split, with train/val/test), written to
+        /trial_split, and --splits train,val keeps those trials only.
+        Behaviour: the TimeSeries and SpatialSeries under
+        /processing/behavior (e.g. Position/hand; data [T] or [T, D] times its
+        conversion plus offset, at timestamps or starting_time + i/rate) are
+        linearly interpolated to the bin centres into /behavior, all of them
+        by default or those named by --behavior NAME[,NAME]; the column names
+        go to the behavior_columns attribute. /units/id is written to
+        /channel_ids, /intervals/trials/id to /trial_ids. A NaN time, a
+        missing or ragged column, or a bin centre outside a series'
+        timestamps is refused with one line naming it.
 
 Layout: --layout names the axes of a 3-D array in order, default
 trials,time,channels (e.g. --layout channels,time,trials for a neurons x time
@@ -65,7 +86,8 @@ output folder is created.
 
 Example:
   postprocess/convert.py nwb session.nwb --out session.h5 --bin-size 0.02 \\
-      --condition-col condition --description "M1 reaching, 20 ms bins"
+      --align move_onset_time --window -0.25 0.45 --condition-col condition \\
+      --split-col split --splits train,val --description "M1 reaching, 20 ms bins"
 """
 import argparse
 import os
@@ -488,48 +510,298 @@ def read_csv(args):
     return assemble(values, trial_ids=np.array(trial_ids), condition=condition, label="input")
 
 
+# ---- NWB 2.x (read through h5py; pynwb is not needed) ---------------------------
+#
+# The layout read here (NWB 2.x, as pynwb writes it):
+#   /units/spike_times [S], /units/spike_times_index [U]   ragged: unit u is spike_times[index[u-1]:index[u]]
+#   /units/id [U]                                          the units' ids -> /channel_ids
+#   /intervals/trials/{id,start_time,stop_time,<columns>}  one row per trial
+#   /processing/behavior/<Interface>/<series>/{data,timestamps | starting_time(@rate)}
+#                                                          TimeSeries / SpatialSeries, data [T] or [T, D]
+
+NWB_SERIES_TYPES = ("TimeSeries", "SpatialSeries")
+
+
+def h5_text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def nwb_column(f, name, flag):
+    """One value per trial from /intervals/trials/<name>: numbers as float64 or
+    int64, text as an object array of str. Missing or ragged columns are
+    refused with one line naming the column and the option."""
+    trials = f["intervals/trials"]
+    if name not in trials or not isinstance(trials[name], h5py.Dataset):
+        cols = ", ".join(sorted(k for k in trials.keys() if isinstance(trials[k], h5py.Dataset)))
+        raise ConvertError(f"{flag} {name}: no column '{name}' in /intervals/trials (it has: {cols})")
+    if f"{name}_index" in trials:
+        raise ConvertError(f"{flag} {name}: /intervals/trials/{name} is a ragged column (several values per "
+                           f"trial); one value per trial is needed")
+    d = trials[name]
+    if d.ndim != 1:
+        raise ConvertError(f"{flag} {name}: /intervals/trials/{name} has shape {d.shape}, one value per trial is needed")
+    if h5py.check_string_dtype(d.dtype) is not None or d.dtype.kind == "S":
+        return np.array([h5_text(v) for v in d[()]], dtype=object)
+    if d.dtype.kind == "b":
+        return d[()].astype(np.int64)
+    if d.dtype.kind not in "iuf":
+        raise ConvertError(f"{flag} {name}: /intervals/trials/{name} is neither numbers nor text (dtype {d.dtype})")
+    return d[()]
+
+
+def nwb_behavior_series(f):
+    """{name: group} of the TimeSeries/SpatialSeries under /processing/behavior,
+    named by their path below it (e.g. 'Position/hand'), in file order."""
+    found = {}
+    root = f.get("processing/behavior")
+    if not isinstance(root, h5py.Group):
+        return found
+
+    def is_series(g):
+        kind = h5_text(g.attrs.get("neurodata_type", "TimeSeries"))
+        return kind in NWB_SERIES_TYPES and isinstance(g.get("data"), h5py.Dataset)
+
+    for name, obj in root.items():
+        if not isinstance(obj, h5py.Group):
+            continue
+        if is_series(obj):
+            found[name] = obj
+            continue
+        for sub, s in obj.items():  # an interface (Position, BehavioralTimeSeries, ...) holding series
+            if isinstance(s, h5py.Group) and is_series(s):
+                found[f"{name}/{sub}"] = s
+    return found
+
+
+def nwb_pick_behavior(found, spec):
+    """--behavior NAME[,NAME] -> [(name, group)]; a name is a path below
+    /processing/behavior or, when unique, the series' own name."""
+    if spec is None:
+        return list(found.items())
+    have = ", ".join(found) or "none"
+    out = []
+    for want in [s.strip() for s in spec.split(",") if s.strip()]:
+        if want in found:
+            out.append((want, found[want]))
+            continue
+        leaf = [k for k in found if k.rsplit("/", 1)[-1] == want]
+        if len(leaf) != 1:
+            why = "is ambiguous" if leaf else "not found"
+            raise ConvertError(f"--behavior {want}: {why} under /processing/behavior (series: {have})")
+        out.append((leaf[0], found[leaf[0]]))
+    return out
+
+
+def nwb_series_values(name, g):
+    """A series -> (timestamps [T], values [T, D]) in seconds and the data's
+    units (data * conversion + offset, as NWB defines them)."""
+    d = g["data"]
+    if d.dtype.kind not in "iuf" or d.ndim not in (1, 2):
+        raise ConvertError(f"behavior {name}: data must be numbers of shape [T] or [T, D], got {d.dtype} {d.shape}")
+    values = d[()].astype(np.float64).reshape(d.shape[0], -1)
+    values = values * float(d.attrs.get("conversion", 1.0)) + float(d.attrs.get("offset", 0.0))
+    if "timestamps" in g:
+        ts = g["timestamps"][()].astype(np.float64).ravel()
+    elif "starting_time" in g and "rate" in g["starting_time"].attrs:
+        rate = float(g["starting_time"].attrs["rate"])
+        if not rate > 0:
+            raise ConvertError(f"behavior {name}: starting_time rate must be positive, got {rate}")
+        ts = float(g["starting_time"][()]) + np.arange(values.shape[0]) / rate
+    else:
+        raise ConvertError(f"behavior {name}: no timestamps and no starting_time with a rate")
+    if ts.size != values.shape[0] or ts.size < 2:
+        raise ConvertError(f"behavior {name}: {ts.size} timestamps for {values.shape[0]} samples (need >= 2, equal)")
+    bad = np.flatnonzero(~(np.diff(ts) > 0))
+    if bad.size:
+        raise ConvertError(f"behavior {name}: timestamps not increasing at sample {int(bad[0]) + 1}")
+    return ts, values
+
+
+def bin_spikes(units, begins, nbins, bs):
+    """Spike counts [sum(nbins), U] in the bins [b + i*bs, b + (i+1)*bs) of
+    each interval (b, n) of (begins, nbins); one searchsorted per unit."""
+    edges = np.concatenate([b + bs * np.arange(n + 1) for b, n in zip(begins, nbins)])
+    last = np.cumsum(np.asarray(nbins) + 1) - 1  # the position of each interval's last edge
+    keep = np.ones(edges.size - 1, dtype=bool)
+    keep[last[:-1]] = False  # drop the differences that straddle two intervals
+    counts = np.empty((int(np.sum(nbins)), len(units)), dtype=np.int32)
+    for u, st in enumerate(units):
+        counts[:, u] = np.diff(np.searchsorted(st, edges, side="left"))[keep]
+    return counts
+
+
+def nwb_fixed_windows(spikes, series, length, bs):
+    """No trials: consecutive windows of `length` seconds over the span every
+    source covers, from the first spike (or the latest first behaviour sample)
+    to the last. Returns (begins, nbins, names)."""
+    if spikes.size == 0:
+        raise ConvertError("/units/spike_times: no spikes, so no recording span to cut into windows")
+    t0 = max([spikes.min()] + [ts[0] for _, ts, _ in series])
+    t1 = min([spikes.max()] + [ts[-1] for _, ts, _ in series])
+    nb = int(np.floor(length / bs + 1e-9))
+    n_win = int(np.floor((t1 - t0) / (nb * bs) + 1e-9)) if t1 > t0 else 0
+    if n_win < 1:
+        raise ConvertError(f"--window-length {length:g}: the recording span {t0:g}..{t1:g} s is shorter than one window")
+    return t0 + nb * bs * np.arange(n_win), np.full(n_win, nb), [f"window {k}" for k in range(n_win)]
+
+
+def nwb_trial_windows(f, args, bs, out_extra):
+    """Trials of /intervals/trials: [start_time, stop_time), or
+    [EVENT + W0, EVENT + W1) with --window (EVENT from --align, default
+    start_time), those of --splits only. Adds trial_ids and trial_split to
+    out_extra; returns (begins, nbins, names, condition)."""
+    condition = None
+    start = nwb_column(f, "start_time", "/intervals/trials column").astype(np.float64)
+    n_trials = start.size
+    if n_trials == 0:
+        raise ConvertError("/intervals/trials: no trials")
+    tid = f["intervals/trials/id"][()].astype(np.int64).ravel() if "intervals/trials/id" in f \
+        else np.arange(n_trials)
+    cols, col_names = {}, {"stop_time": "stop_time"}
+    for flag, name in (("--condition-col", args.condition_col), ("--split-col", args.split_col),
+                       ("--align", args.align)):
+        if name is not None:
+            cols[flag], col_names[flag] = nwb_column(f, name, flag), name
+    if args.window is None:
+        if "intervals/trials/stop_time" not in f:
+            raise ConvertError("input: NWB file has no /intervals/trials/stop_time; pass --window W0 W1 "
+                               "(trials from start_time + W0 to start_time + W1)")
+        cols["stop_time"] = nwb_column(f, "stop_time", "/intervals/trials column").astype(np.float64)
+    for key, col in list(cols.items()) + [("id", tid)]:
+        if col.size != n_trials:
+            raise ConvertError(f"/intervals/trials: column {col_names.get(key, key)} has {col.size} rows, "
+                               f"start_time has {n_trials}")
+    keep = np.arange(n_trials)
+    if args.split_col is not None:
+        split = cols["--split-col"].astype(str)
+        if args.splits is not None:
+            want = [s.strip() for s in args.splits.split(",") if s.strip()]
+            for s in want:
+                if s not in set(split):
+                    raise ConvertError(f"--splits: no trial has {args.split_col} '{s}' (values: "
+                                       f"{', '.join(sorted(set(split)))})")
+            keep = np.flatnonzero(np.isin(split, want))
+        out_extra["trial_split"] = split[keep]
+    if args.window is not None:
+        event = start if args.align is None else cols["--align"]
+        what = args.align or "start_time"
+        if event.dtype.kind not in "iuf":
+            raise ConvertError(f"--align {what}: the column is not numbers (times in seconds)")
+        event = event.astype(np.float64)
+        for k in keep:
+            if not np.isfinite(event[k]):
+                raise ConvertError(f"--align {what}: trial {k} (id {tid[k]}) has no event time ({event[k]})")
+        nb = int(np.floor((args.window[1] - args.window[0]) / bs + 1e-9))
+        if nb < 1:
+            raise ConvertError(f"--window {args.window[0]:g} {args.window[1]:g}: shorter than one bin of {bs:g} s")
+        begins = event[keep] + args.window[0]
+        nbins = np.full(keep.size, nb)
+    else:
+        stop = cols["stop_time"]
+        begins, nbins = start[keep], []
+        for k in keep:
+            for which, t in (("start_time", start[k]), ("stop_time", stop[k])):
+                if not np.isfinite(t):
+                    raise ConvertError(f"/intervals/trials: trial {k} (id {tid[k]}) has {which} {t}; pass "
+                                       f"--align EVENT --window W0 W1 for fixed windows around an event")
+            n = int(np.floor((stop[k] - start[k]) / bs + 1e-9))
+            if n < 1:
+                raise ConvertError(f"/intervals/trials: trial {k} (id {tid[k]}, {start[k]:g}..{stop[k]:g} s) is "
+                                   f"shorter than one bin of {bs:g} s")
+            nbins.append(n)
+        nbins = np.array(nbins)
+    names = [f"trial {k} (id {tid[k]})" for k in keep]
+    out_extra["trial_ids"] = tid[keep]
+    if args.condition_col is not None:
+        condition = cols["--condition-col"][keep]
+        if condition.dtype.kind == "f" and not np.all(np.isfinite(condition)):
+            k = keep[int(np.flatnonzero(~np.isfinite(condition))[0])]
+            raise ConvertError(f"--condition-col {args.condition_col}: trial {k} (id {tid[k]}) has no "
+                               f"condition (NaN)")
+    return begins, nbins, names, condition
+
+
+def nwb_resample(series, begins, nbins, offsets, names, bs):
+    """Behaviour series -> ([total_bins, P] values at the bin centres
+    b + (i + 0.5) * bs by linear interpolation, [P] column names)."""
+    centres = np.concatenate([b + bs * (np.arange(n) + 0.5) for b, n in zip(begins, nbins)])
+    cols, labels = [], []
+    for name, ts, values in series:
+        outside = np.flatnonzero((centres < ts[0]) | (centres > ts[-1]))
+        if outside.size:
+            k = int(np.searchsorted(offsets, outside[0], side="right")) - 1
+            raise ConvertError(f"behavior {name}: {names[k]} has a bin centred at {centres[outside[0]]:g} s, "
+                               f"outside its timestamps {ts[0]:g}..{ts[-1]:g} s (choose series with --behavior)")
+        for j in range(values.shape[1]):
+            v = np.interp(centres, ts, values[:, j])
+            bad = np.flatnonzero(~np.isfinite(v))
+            if bad.size:
+                k = int(np.searchsorted(offsets, bad[0], side="right")) - 1
+                raise ConvertError(f"behavior {name}: NaN near {centres[bad[0]]:g} s in {names[k]} "
+                                   f"(choose series with --behavior)")
+            cols.append(v)
+            labels.append(f"{name}[{j}]")
+    return np.stack(cols, axis=1), labels
+
+
 def read_nwb(args):
-    if not args.bin_size or args.bin_size <= 0:
-        raise ConvertError("--bin-size: required and positive for nwb")
+    """NWB 2.x -> the common dict of assemble(), plus channel_ids, trial_ids,
+    trial_split and behavior_columns when the file has them."""
+    bs = args.bin_size
+    if args.window is not None and not args.window[1] > args.window[0]:
+        raise ConvertError(f"--window {args.window[0]:g} {args.window[1]:g}: the end must be after the start")
+    if args.align is not None and args.window is None:
+        raise ConvertError(f"--align {args.align}: needs --window W0 W1 (seconds around the event)")
+    if args.splits is not None and args.split_col is None:
+        raise ConvertError("--splits: needs --split-col (the trials column holding train/val/test)")
+    if args.window_length is not None:
+        for flag, v in (("--align", args.align), ("--window", args.window), ("--condition-col", args.condition_col),
+                        ("--split-col", args.split_col)):
+            if v is not None:
+                raise ConvertError(f"--window-length: cuts the whole recording, so {flag} (a trials option) "
+                                   f"cannot be used with it")
+        if not args.window_length >= bs:
+            raise ConvertError(f"--window-length {args.window_length:g}: must be at least one bin ({bs:g} s)")
     try:
         f = h5py.File(args.input, "r")
     except OSError as e:
         raise ConvertError(f"input: cannot open NWB file '{args.input}': {e}")
+    out_extra = {}
     with f:
-        for path in ("units/spike_times", "units/spike_times_index", "intervals/trials/start_time",
-                     "intervals/trials/stop_time"):
+        for path in ("units/spike_times", "units/spike_times_index"):
             if path not in f:
                 raise ConvertError(f"input: NWB file has no /{path}")
         spikes = f["units/spike_times"][()].astype(np.float64)
-        index = f["units/spike_times_index"][()].astype(np.int64)
-        start = f["intervals/trials/start_time"][()].astype(np.float64)
-        stop = f["intervals/trials/stop_time"][()].astype(np.float64)
-        condition = None
-        if args.condition_col:
-            p = f"intervals/trials/{args.condition_col}"
-            if p not in f:
-                cols = ", ".join(sorted(f["intervals/trials"].keys()))
-                raise ConvertError(f"--condition-col: no column '{args.condition_col}' in /intervals/trials ({cols})")
-            condition = f[p][()]
-    if index.size == 0 or np.any(np.diff(np.concatenate([[0], index])) < 0) or index[-1] != spikes.size:
-        raise ConvertError("/units/spike_times_index: must be non-decreasing and end at len(spike_times)")
-    if start.size == 0 or start.size != stop.size:
-        raise ConvertError("/intervals/trials: start_time and stop_time must be non-empty and of equal length")
-    n_units, bs = index.size, args.bin_size
-    units = np.split(spikes, index[:-1])
-    units = [np.sort(u) for u in units]
-    blocks = []
-    for k, (a, b) in enumerate(zip(start, stop)):
-        nb = int(np.floor((b - a) / bs + 1e-9))
-        if nb < 1:
-            raise ConvertError(f"/intervals/trials: trial {k} ({a}..{b} s) is shorter than one bin of {bs} s")
-        edges = a + bs * np.arange(nb + 1)
-        counts = np.empty((nb, n_units), dtype=np.int32)
-        for u, st in enumerate(units):
-            counts[:, u] = np.diff(np.searchsorted(st, edges, side="left"))
-        blocks.append(counts)
-    offsets = np.concatenate([[0], np.cumsum([c.shape[0] for c in blocks])]).astype(np.int64)
-    return assemble(np.concatenate(blocks, axis=0), offsets=offsets, condition=condition, label="units")
+        index = f["units/spike_times_index"][()].astype(np.int64).ravel()
+        if index.size == 0 or np.any(np.diff(np.concatenate([[0], index])) < 0) or index[-1] != spikes.size:
+            raise ConvertError("/units/spike_times_index: must be non-decreasing and end at len(spike_times)")
+        if not np.all(np.isfinite(spikes)):
+            raise ConvertError(f"/units/spike_times: NaN or Inf at index {int(np.flatnonzero(~np.isfinite(spikes))[0])}")
+        if "units/id" in f:
+            ids = f["units/id"][()].ravel()
+            if ids.size != index.size:
+                raise ConvertError(f"/units/id: {ids.size} ids for {index.size} units")
+            out_extra["channel_ids"] = ids.astype(np.int64)
+        units = [np.sort(u) for u in np.split(spikes, index[:-1])]
+        has_trials = "intervals/trials/start_time" in f
+        if args.window_length is None and not has_trials:
+            raise ConvertError("input: NWB file has no /intervals/trials; pass --window-length S to cut the "
+                               "recording into windows of S seconds")
+        series = [(name, *nwb_series_values(name, g))
+                  for name, g in nwb_pick_behavior(nwb_behavior_series(f), args.behavior)]
+        if args.window_length is not None:
+            begins, nbins, names = nwb_fixed_windows(spikes, series, args.window_length, bs)
+            condition = None
+        else:
+            begins, nbins, names, condition = nwb_trial_windows(f, args, bs, out_extra)
+    counts = bin_spikes(units, begins, nbins, bs)
+    offsets = np.concatenate([[0], np.cumsum(nbins)]).astype(np.int64)
+    behavior, labels = nwb_resample(series, begins, nbins, offsets, names, bs) if series else (None, None)
+    out = assemble(counts, offsets=offsets, behavior=behavior, condition=condition, label="units")
+    out.update(out_extra)
+    if labels:
+        out["behavior_columns"] = labels
+    return out
 
 
 READERS = {"npy": read_npy, "npz": read_npz, "mat": read_mat, "csv": read_csv, "nwb": read_nwb}
@@ -570,12 +842,19 @@ def write(out, args):
                 f.create_dataset(key, data=np.asarray(out[key], dtype=np.float64))
         if "condition" in out:
             f.create_dataset("trial_condition", data=out["condition"].astype(np.int64))
+        for key in ("channel_ids", "trial_ids"):
+            if key in out:
+                f.create_dataset(key, data=np.asarray(out[key], dtype=np.int64))
+        if "trial_split" in out:
+            f.create_dataset("trial_split", data=[str(x) for x in out["trial_split"]], dtype=h5py.string_dtype())
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["bin_size_s"] = np.float64(args.bin_size)
         f.attrs["observation"] = observation
         f.attrs["description"] = args.description or f"converted from {os.path.basename(args.input)} ({args.format})"
         if labels is not None:
             f.attrs["condition_labels"] = labels
+        if "behavior_columns" in out:
+            f.attrs["behavior_columns"] = out["behavior_columns"]
     os.replace(tmp, args.out)
     return validate(args.out)
 
@@ -597,14 +876,21 @@ def validate(path):
             if key in f and (f[key].ndim != 2 or f[key].shape[0] != data.shape[0] or
                              not np.all(np.isfinite(f[key][()]))):
                 raise ConvertError(f"{path}: /{key} must be [total_bins, D] and finite")
-        if "trial_condition" in f and f["trial_condition"].shape != (off.size - 1,):
-            raise ConvertError(f"{path}: /trial_condition must have one label per trial")
+        for key, n in (("trial_condition", off.size - 1), ("trial_ids", off.size - 1), ("trial_split", off.size - 1),
+                       ("channel_ids", data.shape[1])):
+            if key in f and f[key].shape != (n,):
+                raise ConvertError(f"{path}: /{key} must have {n} entries, has shape {f[key].shape}")
+        if "behavior_columns" in f.attrs and ("behavior" not in f or
+                                              len(f.attrs["behavior_columns"]) != f["behavior"].shape[1]):
+            raise ConvertError(f"{path}: the behavior_columns attribute must name every column of /behavior")
         if f.attrs["observation"] == "poisson" and not is_counts(data):
             raise ConvertError(f"{path}: poisson data must be non-negative integer counts")
         return {"trials": off.size - 1, "bins": data.shape[0], "channels": data.shape[1],
                 "min_len": int(d.min()), "max_len": int(d.max()), "observation": f.attrs["observation"],
                 "dtype": str(data.dtype),
-                "optional": [k for k in ("inputs", "behavior", "trial_condition") if k in f]}
+                "behavior_columns": [str(x) for x in f.attrs.get("behavior_columns", [])],
+                "optional": [k for k in ("inputs", "behavior", "trial_condition", "trial_split", "channel_ids")
+                             if k in f]}
 
 
 def parse_args(argv):
@@ -626,7 +912,6 @@ def parse_args(argv):
     g = p.add_argument_group("npy")
     g.add_argument("--trial-ids", help="npy: .npy with one trial id per row of 2-D data")
     g.add_argument("--offsets", help="npy: .npy with trial offsets for 2-D data")
-    g.add_argument("--behavior", help="npy: .npy behaviour array laid out like the data")
     g.add_argument("--inputs", help="npy: .npy inputs array laid out like the data")
     g.add_argument("--condition", help="npy: .npy condition labels (per trial, or per row with trial ids)")
     g = p.add_argument_group("npz and mat: variable names")
@@ -642,6 +927,24 @@ def parse_args(argv):
     g.add_argument("--delimiter", default=",")
     g = p.add_argument_group("csv and nwb")
     g.add_argument("--condition-col", help="condition column (csv: name/index; nwb: /intervals/trials column)")
+    g = p.add_argument_group("npy and nwb")
+    g.add_argument("--behavior", metavar="FILE | NAME[,NAME]",
+                   help="npy: .npy behaviour array laid out like the data. nwb: the series under "
+                        "/processing/behavior to resample to the bin centres into /behavior, by path below it "
+                        "(e.g. Position/hand) or by the series' own name; default: every TimeSeries and "
+                        "SpatialSeries found there (the summary line names them)")
+    g = p.add_argument_group("nwb")
+    g.add_argument("--align", metavar="EVENT",
+                   help="a trials column of event times (e.g. move_onset_time); each trial becomes the bins of "
+                        "[EVENT + W0, EVENT + W1) (needs --window). Default: start_time when --window is given")
+    g.add_argument("--window", nargs=2, type=float, metavar=("W0", "W1"),
+                   help="seconds around the --align event, e.g. --window -0.25 0.45; without --window a trial "
+                        "is [start_time, stop_time)")
+    g.add_argument("--split-col", help="trials column naming each trial's split (NLB: split, with train/val/test); "
+                                       "written to /trial_split")
+    g.add_argument("--splits", help="keep only the trials whose --split-col value is listed, e.g. train,val")
+    g.add_argument("--window-length", type=float, metavar="S",
+                   help="no trials table (or ignore it): cut the recording into consecutive windows of S seconds")
     args = p.parse_args(argv)
     if args.bin_size <= 0:
         p.error("--bin-size must be positive")
@@ -653,6 +956,11 @@ def main(argv=None):
     try:
         if not os.path.exists(args.input):
             raise ConvertError(f"input: no such file '{args.input}'")
+        if args.format != "nwb":
+            for flag, v in (("--align", args.align), ("--window", args.window), ("--split-col", args.split_col),
+                            ("--splits", args.splits), ("--window-length", args.window_length)):
+                if v is not None:
+                    raise ConvertError(f"{flag}: only for nwb input (the {args.format} reader has no trials table)")
         out = READERS[args.format](args)
         folder = os.path.dirname(os.path.abspath(args.out))
         try:
@@ -672,7 +980,8 @@ def main(argv=None):
         return 2
     print(f"wrote {args.out}: {s['trials']} trials, {s['bins']} bins, {s['channels']} channels "
           f"({s['dtype']}), trial length {s['min_len']}..{s['max_len']} bins, observation {s['observation']}, "
-          f"bin {args.bin_size:g} s" + (f", with {', '.join(s['optional'])}" if s["optional"] else ""))
+          f"bin {args.bin_size:g} s" + (f", with {', '.join(s['optional'])}" if s["optional"] else "") +
+          (f"; behavior columns {', '.join(s['behavior_columns'])}" if s["behavior_columns"] else ""))
     return 0
 
 
