@@ -20,7 +20,7 @@ SRC="$(cd "$HERE/../.." && pwd)"
 SECONDS_EACH="${1:-60}"
 shift || true
 HARNESSES=("$@")
-((${#HARNESSES[@]})) || HARNESSES=(fuzz_config)
+((${#HARNESSES[@]})) || HARNESSES=(fuzz_config fuzz_dataset)
 BUILD="${FACRNN_FUZZ_BUILD:-$SRC/build-fuzz}"
 OUT="${FACRNN_FUZZ_OUT:-$BUILD/fuzz-out}"
 CC_FUZZ="${FACRNN_FUZZ_CC:-$(command -v clang-14 || command -v clang || true)}"
@@ -47,9 +47,11 @@ for h in "${HARNESSES[@]}"; do
   log="$OUT/$h.log"
   t0=$(date +%s)
   rc=0
+  dict=()
+  [ -f "$HERE/${h#fuzz_}.dict" ] && dict=(-dict="$HERE/${h#fuzz_}.dict")
   # -timeout: one input running 10 s is a hang; -rss_limit_mb: a memory blow-up.
   "$BUILD/tests/fuzz/$h" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
-    -dict="$HERE/${h#fuzz_}.dict" -artifact_prefix="$OUT/$h/" -print_final_stats=1 \
+    ${dict[@]+"${dict[@]}"} -artifact_prefix="$OUT/$h/" -print_final_stats=1 \
     "$work" "$seeds" >"$log" 2>&1 || rc=$?
   t1=$(date +%s)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
