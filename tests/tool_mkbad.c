@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     long long rows = R, ncols = N, urows = R;
     int data_rank = 2, write_data = 1, write_off = 1;
     const char *obs = "gaussian";
+    int obs_n = 1; /* strings in the observation attribute */
 
     if (!strcmp(c, "results")) {
         /* A minimal results-shaped file for `facrnn info`: /runs/<id>/params/A
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
         off[6] = off[5] + 1;
     } else if (!strcmp(c, "n0")) ncols = 0;
     else if (!strcmp(c, "groups_sum")) groups[1] = 2;
+    else if (!strcmp(c, "obs_array")) obs_n = 3; /* found by tests/fuzz: overran the one-string buffer */
     else if (!strcmp(c, "nan_rank2")) {
         /* At 3 ranks the plan gives trials 6..8 (rows 60..89) to rank 2. */
         x[75 * N + 1] = NAN;
@@ -142,7 +144,21 @@ int main(int argc, char **argv)
     H5Aclose(a);
     H5Sclose(sp);
     H5Dclose(d);
-    str_attr(f, "observation", obs);
+    if (obs_n == 1) {
+        str_attr(f, "observation", obs);
+    } else {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, strlen(obs) + 1);
+        hsize_t n = (hsize_t)obs_n;
+        hid_t asp = H5Screate_simple(1, &n, NULL);
+        hid_t at = H5Acreate2(f, "observation", t, asp, H5P_DEFAULT, H5P_DEFAULT);
+        char buf[64] = {0};
+        for (int i = 0; i < obs_n; ++i) memcpy(buf + i * (strlen(obs) + 1), obs, strlen(obs) + 1);
+        H5Awrite(at, t, buf);
+        H5Aclose(at);
+        H5Sclose(asp);
+        H5Tclose(t);
+    }
     str_attr(f, "description", "tool_mkbad test file");
     H5Fclose(f);
     return 0;
