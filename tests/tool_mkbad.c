@@ -59,6 +59,7 @@ int main(int argc, char **argv)
     int data_rank = 2, write_data = 1, write_off = 1;
     const char *obs = "gaussian";
     int obs_n = 1; /* strings in the observation attribute */
+    int truth_a_str = 0; /* write /truth/A (N, 3) as strings */
 
     if (!strcmp(c, "results")) {
         /* A minimal results-shaped file for `facrnn info`: /runs/<id>/params/A
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(c, "n0")) ncols = 0;
     else if (!strcmp(c, "groups_sum")) groups[1] = 2;
     else if (!strcmp(c, "obs_array")) obs_n = 3; /* found by tests/fuzz: overran the one-string buffer */
+    else if (!strcmp(c, "truth_a_string")) truth_a_str = 1; /* found by tests/fuzz: refused as an I/O error */
     else if (!strcmp(c, "nan_rank2")) {
         /* At 3 ranks the plan gives trials 6..8 (rows 60..89) to rank 2. */
         x[75 * N + 1] = NAN;
@@ -136,6 +138,15 @@ int main(int argc, char **argv)
     hid_t g = H5Gcreate2(f, "/truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Gclose(g);
     put(f, "/truth/latents", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dz, z);
+    if (truth_a_str) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 4);
+        hsize_t dA[2] = {N, 3};
+        char sbuf[N * 3 * 4];
+        memset(sbuf, '1', sizeof sbuf);
+        put(f, "/truth/A", t, t, 2, dA, sbuf);
+        H5Tclose(t);
+    }
     hid_t d = H5Dopen2(f, "/truth/latents", H5P_DEFAULT);
     hsize_t ng = (hsize_t)ngroups;
     hid_t sp = H5Screate_simple(1, &ng, NULL);

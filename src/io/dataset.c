@@ -464,6 +464,8 @@ static fr_err read_truth_params(hid_t file, fr_truth_params *tp)
         if (!have[i]) continue;
         if (si[i].rank != expect_rank[i] || si[i].dims[0] != expect0[i] || si[i].dims[1] != expect1[i])
             return FR_FAIL(FR_EINVAL, "%s: shape does not match N = %d, K = %d", names[i], tp->N, tp->K);
+        if (si[i].cls != H5T_FLOAT && si[i].cls != H5T_INTEGER)
+            return FR_FAIL(FR_EINVAL, "%s: expected a float or integer type", names[i]);
         size_t n = (size_t)si[i].dims[0] * (si[i].rank == 2 ? (size_t)si[i].dims[1] : 1);
         TRY(FR_CALLOC(*dst[i], n));
         TRY(read_small(file, names[i], H5T_NATIVE_DOUBLE, *dst[i]));
