@@ -60,6 +60,7 @@ int main(int argc, char **argv)
     const char *obs = "gaussian";
     int obs_n = 1; /* strings in the observation attribute */
     int truth_a_str = 0; /* write /truth/A (N, 3) as strings */
+    int n_off = NT + 1, off_size = 8; /* entries and bytes per entry of /trial_offsets */
 
     if (!strcmp(c, "results")) {
         /* A minimal results-shaped file for `facrnn info`: /runs/<id>/params/A
@@ -106,6 +107,9 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "groups_sum")) groups[1] = 2;
     else if (!strcmp(c, "obs_array")) obs_n = 3; /* found by tests/fuzz: overran the one-string buffer */
     else if (!strcmp(c, "truth_a_string")) truth_a_str = 1; /* found by tests/fuzz: refused as an I/O error */
+    /* found by tests/fuzz (fuzz_h5image): both made the reader allocate and fill by the declared size */
+    else if (!strcmp(c, "offsets_many")) n_off = R + 2; /* more trials than rows */
+    else if (!strcmp(c, "offsets_wide")) off_size = 32; /* 32-byte integers */
     else if (!strcmp(c, "nan_rank2")) {
         /* At 3 ranks the plan gives trials 6..8 (rows 60..89) to rank 2. */
         x[75 * N + 1] = NAN;
@@ -129,8 +133,13 @@ int main(int argc, char **argv)
         else put(f, "/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dx, x);
     }
     if (write_off) {
-        hsize_t d = NT + 1;
-        put(f, "/trial_offsets", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &d, off);
+        hsize_t d = (hsize_t)n_off;
+        long long many[R + 2];
+        for (int k = 0; k < R + 2; ++k) many[k] = k;
+        hid_t t = H5Tcopy(H5T_STD_I64LE);
+        H5Tset_size(t, (size_t)off_size);
+        put(f, "/trial_offsets", t, H5T_NATIVE_LLONG, 1, &d, n_off > NT + 1 ? many : off);
+        H5Tclose(t);
     }
     hsize_t du[2] = {(hsize_t)urows, 2}, db[2] = {R, 1}, dz[2] = {R, 3};
     put(f, "/inputs", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, du, u);
