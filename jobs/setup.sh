@@ -15,6 +15,7 @@ PKGS=(build-essential cmake pkg-config git
       libhdf5-openmpi-dev hdf5-tools libcunit1-dev libyaml-dev
       python3-h5py python3-numpy python3-scipy python3-matplotlib python3-pytest python3-torch chromium
       slurmctld slurmd slurm-client munge
+      clang-14 libclang-rt-14-dev
       ${FACRNN_EXTRA_PKGS:-})
 
 missing=()

@@ -204,6 +204,9 @@ static void test_bad_configs(void)
         const char *yaml, *phrase;
     } cases[] = {
         {"train:\n  lr: 1e-3\n  lrr: 2\n", "unknown key 'train.lrr' (line 3)"},
+        /* found by tests/fuzz/fuzz_config: a null enum value was taken as "" */
+        {"model:\n  nonlinearity:\n", "model.nonlinearity: '' is not one of tanh|identity"},
+        {"train: {optimizer: ~}\n", "train.optimizer: '' is not one of adam|adamw"},
         {"trian:\n  lr: 1\n", "unknown section 'trian' (expected data, model, train, cv, sweep or output) (line 1)"},
         {"train:\n  lr: abc\n", "train.lr: expected a number, got 'abc' (line 2)"},
         {"model:\n  rank: 2.5\n", "model.rank: expected an integer, got '2.5'"},

@@ -97,7 +97,7 @@ static void test_basis_fails(void)
 
 static void test_assign(void)
 {
-    int cg[8], ns = -1;
+    int cg[30], ns = -1; /* K coordinates: the largest case below has K = 30 */
     /* the 1 + 2 + 2 data set: modes [1, 2, 2] into groups [2, 2, 1] */
     int m1[3] = {1, 2, 2}, g1[3] = {2, 2, 1};
     CU_ASSERT_EQUAL_FATAL(fr_modes_assign(3, m1, 3, g1, cg, &ns), FR_OK);

@@ -58,6 +58,9 @@ int main(int argc, char **argv)
     long long rows = R, ncols = N, urows = R;
     int data_rank = 2, write_data = 1, write_off = 1;
     const char *obs = "gaussian";
+    int obs_n = 1; /* strings in the observation attribute */
+    int truth_a_str = 0; /* write /truth/A (N, 3) as strings */
+    int n_off = NT + 1, off_size = 8; /* entries and bytes per entry of /trial_offsets */
 
     if (!strcmp(c, "results")) {
         /* A minimal results-shaped file for `facrnn info`: /runs/<id>/params/A
@@ -102,6 +105,11 @@ int main(int argc, char **argv)
         off[6] = off[5] + 1;
     } else if (!strcmp(c, "n0")) ncols = 0;
     else if (!strcmp(c, "groups_sum")) groups[1] = 2;
+    else if (!strcmp(c, "obs_array")) obs_n = 3; /* found by tests/fuzz: overran the one-string buffer */
+    else if (!strcmp(c, "truth_a_string")) truth_a_str = 1; /* found by tests/fuzz: refused as an I/O error */
+    /* found by tests/fuzz (fuzz_h5image): both made the reader allocate and fill by the declared size */
+    else if (!strcmp(c, "offsets_many")) n_off = R + 2; /* more trials than rows */
+    else if (!strcmp(c, "offsets_wide")) off_size = 32; /* 32-byte integers */
     else if (!strcmp(c, "nan_rank2")) {
         /* At 3 ranks the plan gives trials 6..8 (rows 60..89) to rank 2. */
         x[75 * N + 1] = NAN;
@@ -125,8 +133,13 @@ int main(int argc, char **argv)
         else put(f, "/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dx, x);
     }
     if (write_off) {
-        hsize_t d = NT + 1;
-        put(f, "/trial_offsets", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &d, off);
+        hsize_t d = (hsize_t)n_off;
+        long long many[R + 2];
+        for (int k = 0; k < R + 2; ++k) many[k] = k;
+        hid_t t = H5Tcopy(H5T_STD_I64LE);
+        H5Tset_size(t, (size_t)off_size);
+        put(f, "/trial_offsets", t, H5T_NATIVE_LLONG, 1, &d, n_off > NT + 1 ? many : off);
+        H5Tclose(t);
     }
     hsize_t du[2] = {(hsize_t)urows, 2}, db[2] = {R, 1}, dz[2] = {R, 3};
     put(f, "/inputs", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, du, u);
@@ -134,6 +147,15 @@ int main(int argc, char **argv)
     hid_t g = H5Gcreate2(f, "/truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Gclose(g);
     put(f, "/truth/latents", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dz, z);
+    if (truth_a_str) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 4);
+        hsize_t dA[2] = {N, 3};
+        char sbuf[N * 3 * 4];
+        memset(sbuf, '1', sizeof sbuf);
+        put(f, "/truth/A", t, t, 2, dA, sbuf);
+        H5Tclose(t);
+    }
     hid_t d = H5Dopen2(f, "/truth/latents", H5P_DEFAULT);
     hsize_t ng = (hsize_t)ngroups;
     hid_t sp = H5Screate_simple(1, &ng, NULL);
@@ -142,7 +164,21 @@ int main(int argc, char **argv)
     H5Aclose(a);
     H5Sclose(sp);
     H5Dclose(d);
-    str_attr(f, "observation", obs);
+    if (obs_n == 1) {
+        str_attr(f, "observation", obs);
+    } else {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, strlen(obs) + 1);
+        hsize_t n = (hsize_t)obs_n;
+        hid_t asp = H5Screate_simple(1, &n, NULL);
+        hid_t at = H5Acreate2(f, "observation", t, asp, H5P_DEFAULT, H5P_DEFAULT);
+        char buf[64] = {0};
+        for (int i = 0; i < obs_n; ++i) memcpy(buf + i * (strlen(obs) + 1), obs, strlen(obs) + 1);
+        H5Awrite(at, t, buf);
+        H5Aclose(at);
+        H5Sclose(asp);
+        H5Tclose(t);
+    }
     str_attr(f, "description", "tool_mkbad test file");
     H5Fclose(f);
     return 0;

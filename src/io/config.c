@@ -281,16 +281,19 @@ static fr_err check_range(const pctx *c, const yaml_node_t *n, const opt *o, con
 
 static fr_err get_string(const pctx *c, const yaml_node_t *n, const opt *o, char *dst)
 {
-    if (is_null(n)) {
-        memset(dst, 0, o->cap);
-        return FR_OK;
+    /* A null value is the empty string, which an enum must still allow
+     * (`model.nonlinearity:` alone is refused, `data.observation:` is ""). */
+    const char *v = "";
+    size_t len = 0;
+    if (!is_null(n)) {
+        char g[80];
+        got(n, g, sizeof g);
+        if (n->type != YAML_SCALAR_NODE) return verr(c, n, "%s: expected a string, got %s", o->key, g);
+        v = sval(n);
+        len = n->data.scalar.length;
+        if (strlen(v) != len) return verr(c, n, "%s: string contains a NUL byte", o->key);
+        if (len >= o->cap) return verr(c, n, "%s: string is %zu bytes long, at most %zu allowed", o->key, len, o->cap - 1);
     }
-    char g[80];
-    got(n, g, sizeof g);
-    if (n->type != YAML_SCALAR_NODE) return verr(c, n, "%s: expected a string, got %s", o->key, g);
-    size_t len = n->data.scalar.length;
-    if (strlen(sval(n)) != len) return verr(c, n, "%s: string contains a NUL byte", o->key);
-    if (len >= o->cap) return verr(c, n, "%s: string is %zu bytes long, at most %zu allowed", o->key, len, o->cap - 1);
     if (o->type == OT_ENUM) {
         /* Walk the '|'-separated choices; an empty choice allows "". */
         const char *p = o->choices;
@@ -298,14 +301,14 @@ static fr_err get_string(const pctx *c, const yaml_node_t *n, const opt *o, char
         for (;;) {
             const char *bar = strchr(p, '|');
             size_t m = bar ? (size_t)(bar - p) : strlen(p);
-            if (m == len && !strncmp(p, sval(n), len)) ok = 1;
+            if (m == len && !strncmp(p, v, len)) ok = 1;
             if (!bar) break;
             p = bar + 1;
         }
-        if (!ok) return verr(c, n, "%s: '%s' is not one of %s", o->key, sval(n), o->choices[0] == '|' ? o->choices + 1 : o->choices);
+        if (!ok) return verr(c, n, "%s: '%s' is not one of %s", o->key, v, o->choices[0] == '|' ? o->choices + 1 : o->choices);
     }
     memset(dst, 0, o->cap);
-    memcpy(dst, sval(n), len);
+    memcpy(dst, v, len);
     return FR_OK;
 }
 

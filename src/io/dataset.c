@@ -74,10 +74,16 @@ static fr_err dataset_shape(hid_t file, const char *name, shape_info *si)
     si->dims[0] = r > 0 ? dims[0] : 0;
     si->dims[1] = r > 1 ? dims[1] : 0;
     si->cls = ty >= 0 ? H5Tget_class(ty) : H5T_NO_CLASS;
+    size_t tsize = ty >= 0 ? H5Tget_size(ty) : 0;
     if (ty >= 0) H5Tclose(ty);
     if (sp >= 0) H5Sclose(sp);
     H5Dclose(d);
     if (r < 0) return FR_FAIL(FR_EINVAL, "%s: cannot read its dataspace", name);
+    /* A number wider than any C type can only come from a damaged file, and
+     * HDF5 would allocate conversion buffers of that width per element. */
+    if ((si->cls == H5T_INTEGER || si->cls == H5T_FLOAT) && (tsize == 0 || tsize > 16))
+        return FR_FAIL(FR_EINVAL, "%s: numbers of %zu bytes each: expected at most 16 (is the file damaged?)", name,
+                       tsize);
     return FR_OK;
 }
 
@@ -237,6 +243,12 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
     if (si.dims[0] - 1 > (hsize_t)INT_MAX)
         return FR_FAIL(FR_EINVAL, "/trial_offsets: %llu trials is more than this program handles (%d)",
                        (unsigned long long)si.dims[0] - 1, INT_MAX);
+    /* Offsets rise strictly from 0 to total_bins, so there cannot be more
+     * trials than rows: checked before the offsets are read (a small file
+     * can declare billions of entries). */
+    if ((long long)(si.dims[0] - 1) > ds->total_bins)
+        return FR_FAIL(FR_EINVAL, "/trial_offsets: %llu trials but /data has only %lld rows (total_bins)",
+                       (unsigned long long)si.dims[0] - 1, ds->total_bins);
     ds->n_trials = (long long)si.dims[0] - 1;
     TRY(FR_CALLOC(ds->offsets, ds->n_trials + 1));
     TRY(read_small(file, "/trial_offsets", H5T_NATIVE_LLONG, ds->offsets));
@@ -464,6 +476,8 @@ static fr_err read_truth_params(hid_t file, fr_truth_params *tp)
         if (!have[i]) continue;
         if (si[i].rank != expect_rank[i] || si[i].dims[0] != expect0[i] || si[i].dims[1] != expect1[i])
             return FR_FAIL(FR_EINVAL, "%s: shape does not match N = %d, K = %d", names[i], tp->N, tp->K);
+        if (si[i].cls != H5T_FLOAT && si[i].cls != H5T_INTEGER)
+            return FR_FAIL(FR_EINVAL, "%s: expected a float or integer type", names[i]);
         size_t n = (size_t)si[i].dims[0] * (si[i].rank == 2 ? (size_t)si[i].dims[1] : 1);
         TRY(FR_CALLOC(*dst[i], n));
         TRY(read_small(file, names[i], H5T_NATIVE_DOUBLE, *dst[i]));

@@ -15,9 +15,16 @@ fr_err fr_h5_attr_read_str(hid_t obj, const char *name, const char *where, char 
     hid_t ty = H5Aget_type(a);
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_cset(mt, H5Tget_cset(ty));
+    /* One string: H5Aread fills every element of the attribute's dataspace,
+     * so an array of strings would overrun the one-string buffer below. */
+    hid_t sp = H5Aget_space(a);
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
     fr_err rc = FR_OK;
     if (H5Tget_class(ty) != H5T_STRING) {
         rc = FR_FAIL(FR_EINVAL, "%s: attribute %s is not a string", where, name);
+    } else if (npoints != 1) {
+        rc = FR_FAIL(FR_EINVAL, "%s: attribute %s holds %lld strings, expected one", where, name, (long long)npoints);
     } else if (H5Tis_variable_str(ty) > 0) {
         char *s = NULL; /* the read yields a pointer to HDF5-owned characters */
         H5Tset_size(mt, H5T_VARIABLE);

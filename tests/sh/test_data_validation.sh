@@ -42,7 +42,8 @@ expect() {
 mk() { "$TOOL" "$1" "$dir/$1.h5" || { echo "FAIL: tool_mkbad $1"; exit 1; }; }
 
 for c in good good_poisson nodata nooffsets data_rank1 inputs_rows offsets_nonmono offsets_start offsets_end \
-    nan_data inf_inputs nan_behavior negcount noninteger short_trial n0 groups_sum nan_rank2 nan_two_ranks; do
+    nan_data inf_inputs nan_behavior negcount noninteger short_trial n0 groups_sum nan_rank2 nan_two_ranks obs_array truth_a_string \
+    offsets_many offsets_wide; do
     mk "$c"
 done
 
@@ -73,6 +74,10 @@ expect 1 "/trial_offsets: index 0 is 2, must be 0" "$dir/offsets_start.h5"
 expect 1 "/trial_offsets: last entry (index 9) is 85" "$dir/offsets_end.h5"
 expect 1 "/data: N = 0 channels" "$dir/n0.h5"
 expect 1 "/truth/latents: attribute groups sums to 4 but the width is 3" "$dir/groups_sum.h5"
+expect 2 "attribute observation holds 3 strings, expected one" "$dir/obs_array.h5"
+expect 1 "/truth/A: expected a float or integer type" "$dir/truth_a_string.h5"
+expect 1 "/trial_offsets: 91 trials but /data has only 90 rows" "$dir/offsets_many.h5"
+expect 2 "/trial_offsets: numbers of 32 bytes each: expected at most 16" "$dir/offsets_wide.h5"
 # Trial lengths against the lags.
 expect 1 "/trial_offsets: trial 5 has 1 bins, fewer than lags + 1 = 2" "$dir/short_trial.h5"
 expect 1 "/trial_offsets: trial 0 has 10 bins, fewer than lags + 1 = 11" "$dir/good.h5" --lags 10
