@@ -22,12 +22,17 @@
 #   fr_host_kill I         SIGKILL every process in host I (a lost host)
 #   fr_hosts_down          remove every namespace (idempotent; the traps call it)
 # Variables: FR_HOSTS_PREFIX, FR_HOSTS_IF (eth0), FR_HOSTS_ADDR[i] (10.77.0.i),
-# FR_HOSTS_NS[i] (namespace of host i), FR_HOSTS_AGENT (the rsh agent script).
+# FR_HOSTS_NS[i] (namespace of host i), FR_HOSTS_AGENT (the rsh agent script),
+# FR_HOSTS_CTL_NS and FR_HOSTS_CTL_ADDR (10.77.0.254, on the bridge itself:
+# for a service every host reaches but none holds, such as a batch
+# system's controller; it is lost with no host).
 FR_HOSTS_PREFIX="facrnn$$"
 FR_HOSTS_IF=eth0
 FR_HOSTS_NS=()
 FR_HOSTS_ADDR=()
 FR_HOSTS_AGENT=""
+FR_HOSTS_CTL_NS="$FR_HOSTS_PREFIX-br"
+FR_HOSTS_CTL_ADDR=10.77.0.254
 _FR_HOSTS_ALL=() # every namespace made so far, bridge included, for the teardown
 _FR_HOSTS_PREV_EXIT=""
 
@@ -73,6 +78,8 @@ fr_hosts_up() {
   _FR_HOSTS_ALL+=("$br")
   err="$(ip -n "$br" link add br0 type bridge 2>&1 && ip -n "$br" link set br0 up 2>&1)" \
     || _fr_hosts_skip "cannot create a bridge: $err"
+  ip -n "$br" addr add "$FR_HOSTS_CTL_ADDR/24" dev br0
+  ip -n "$br" link set lo up
   for ((i = 1; i <= n; ++i)); do
     ns="$FR_HOSTS_PREFIX-h$i"
     _fr_hosts_add_ns "$ns" || _fr_hosts_skip "cannot create namespace $ns"

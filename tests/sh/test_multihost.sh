@@ -77,39 +77,6 @@ output:
   path: one.h5
 YAML
 NRUNS=10
-# same_sweep A.h5 B.h5: every run done in both; /sweep/table columns (but the
-# wall-clock seconds) and /sweep/selection equal, numbers within 1e-8 relative
-same_sweep() {
-  $PY - "$@" <<'PY'
-import sys, h5py, numpy as np
-a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
-def close(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    if x.dtype.kind in "fc":
-        return x.shape == y.shape and np.allclose(x, y, rtol=1e-8, atol=1e-12, equal_nan=True)
-    return np.array_equal(x, y)
-ta, tb = a["sweep/table"], b["sweep/table"]
-cols = sorted(c for c in ta if c != "seconds")
-assert cols == sorted(c for c in tb if c != "seconds"), (list(ta), list(tb))
-for t in (ta, tb):
-    st = [s.decode() for s in t["status"][()]]
-    assert st == ["done"] * 10, st
-worst = 0.0
-for c in cols:
-    x, y = ta[c][()], tb[c][()]
-    assert close(x, y), f"/sweep/table/{c} differs: {x} vs {y}"
-    if x.dtype.kind == "f":
-        m = np.isfinite(x)
-        if m.any(): worst = max(worst, float(np.max(np.abs(x[m] - y[m]) / np.maximum(np.abs(x[m]), 1e-12))))
-sa, sb = dict(a["sweep/selection"].attrs), dict(b["sweep/selection"].attrs)
-assert sorted(sa) == sorted(sb) and "selected_K" in sa, (sorted(sa), sorted(sb))
-for k in sa:
-    assert close(sa[k], sb[k]), f"/sweep/selection@{k}: {sa[k]} vs {sb[k]}"
-assert sorted(a["runs"]) == sorted(b["runs"]) and len(a["runs"]) == 10
-print(f"10 runs, {len(cols)} columns equal (max relative difference {worst:.1e}); selected K",
-      sa["selected_K"], "groups", sa["selected_groups"])
-PY
-}
 t=$(date +%s)
 "$FACRNN_BIN" --quiet sweep s.yaml
 t_one=$(secs "$t")
@@ -118,7 +85,7 @@ rc=0
 fr_mpirun "1 2 3" -n 3 "$FACRNN_BIN" sweep s.yaml --set output.path=three.h5 > three.log 2>&1 || rc=$?
 t_three=$(secs "$t")
 if [ "$rc" -eq 0 ] && grep -q "$NRUNS runs in the sweep, 0 already done, $NRUNS to fit on 3 team(s) of 1 rank(s)" three.log &&
-   same_sweep one.h5 three.h5; then
+   same_sweep_table $NRUNS one.h5 three.h5; then
   pass "sweep on 3 hosts ($t_three s) = sweep on 1 rank here ($t_one s)"
 else fail "sweep on 3 hosts: exit $rc"; tail -n 5 three.log; fi
 
@@ -162,7 +129,7 @@ t_rerun=$(secs "$t")
 resumed="$(grep -c "resuming from checkpoint" rerun.log)" || resumed=0
 if [ "$rc" -eq 0 ] &&
    grep -q "$NRUNS runs in the sweep, $ndone already done, $((NRUNS - ndone)) to fit on 2 team(s) of 1 rank(s)" rerun.log &&
-   [ "$resumed" -ge 1 ] && same_sweep one.h5 lost.h5; then
+   [ "$resumed" -ge 1 ] && same_sweep_table $NRUNS one.h5 lost.h5; then
   pass "rerun on 2 hosts ($t_rerun s): skipped $ndone done, resumed $resumed run(s) from checkpoints, same table"
 else
   fail "rerun on 2 hosts: exit $rc, resumed $resumed"; grep -E "runs in the sweep|resuming|ERROR" rerun.log | head; tail -n 5 rerun.log
