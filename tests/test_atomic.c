@@ -160,11 +160,32 @@ static void test_bad_names(void)
     memset(longp, 'x', sizeof longp - 1);
     CU_ASSERT_EQUAL(fr_atomic_begin(&a, longp), FR_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(fr_error_msg(), "longer than"));
-    /* a directory that does not exist: fopen fails, names the temp file */
+    /* a folder that does not exist is created (every output folder is) */
     char p[512];
     path_of(p, sizeof p, "no/such/dir/x.txt");
-    CU_ASSERT_EQUAL(fr_atomic_fopen(&a, p), FR_EIO);
-    CU_ASSERT_PTR_NOT_NULL(strstr(fr_error_msg(), "x.txt.tmp"));
+    CU_ASSERT_EQUAL(fr_atomic_fopen(&a, p), FR_OK);
+    CU_ASSERT_PTR_NOT_NULL(a.f);
+    if (a.f) fputs("x\n", a.f);
+    CU_ASSERT_EQUAL(fr_atomic_commit(&a), FR_OK);
+    CU_ASSERT(has_text(p, "x\n"));
+    /* a folder that cannot be made (a file in the way): the error names it */
+    char q[512];
+    path_of(q, sizeof q, "plainfile");
+    FILE *f = fopen(q, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fclose(f);
+    path_of(q, sizeof q, "plainfile/sub/x.txt");
+    CU_ASSERT_EQUAL(fr_atomic_fopen(&a, q), FR_EIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr_error_msg(), "cannot create directory"));
+    CU_ASSERT_PTR_NULL(a.f);
+    fr_atomic_abort(&a); /* harmless after a failed begin */
+    /* the folder exists but the temp file cannot be opened (a directory in
+     * its place): fopen fails, the message names the temp file */
+    path_of(q, sizeof q, "y.txt.tmp");
+    CU_ASSERT_EQUAL(mkdir(q, 0700), 0);
+    path_of(q, sizeof q, "y.txt");
+    CU_ASSERT_EQUAL(fr_atomic_fopen(&a, q), FR_EIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr_error_msg(), "y.txt.tmp"));
     CU_ASSERT_PTR_NULL(a.f);
     fr_atomic_abort(&a); /* harmless after a failed open */
 }
