@@ -32,3 +32,39 @@ finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }
+
+# same_sweep_table N A.h5 B.h5: both sweeps have N runs, all done; every
+# /sweep/table column but the wall-clock `seconds` and every /sweep/selection
+# attribute equal (numbers within 1e-8 relative); the same /runs.
+same_sweep_table() {
+  "$PY" - "$@" <<'PY'
+import sys, h5py, numpy as np
+n = int(sys.argv[1])
+a, b = (h5py.File(p, "r") for p in sys.argv[2:4])
+def close(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind in "fc":
+        return x.shape == y.shape and np.allclose(x, y, rtol=1e-8, atol=1e-12, equal_nan=True)
+    return np.array_equal(x, y)
+ta, tb = a["sweep/table"], b["sweep/table"]
+cols = sorted(c for c in ta if c != "seconds")
+assert cols == sorted(c for c in tb if c != "seconds"), (list(ta), list(tb))
+for t in (ta, tb):
+    st = [s.decode() for s in t["status"][()]]
+    assert st == ["done"] * n, st
+worst = 0.0
+for c in cols:
+    x, y = ta[c][()], tb[c][()]
+    assert close(x, y), f"/sweep/table/{c} differs: {x} vs {y}"
+    if x.dtype.kind == "f":
+        m = np.isfinite(x)
+        if m.any(): worst = max(worst, float(np.max(np.abs(x[m] - y[m]) / np.maximum(np.abs(x[m]), 1e-12))))
+sa, sb = dict(a["sweep/selection"].attrs), dict(b["sweep/selection"].attrs)
+assert sorted(sa) == sorted(sb) and "selected_K" in sa, (sorted(sa), sorted(sb))
+for k in sa:
+    assert close(sa[k], sb[k]), f"/sweep/selection@{k}: {sa[k]} vs {sb[k]}"
+assert sorted(a["runs"]) == sorted(b["runs"]) and len(a["runs"]) == n
+print(f"{n} runs, {len(cols)} columns equal (max relative difference {worst:.1e}); selected K",
+      sa["selected_K"], "groups", sa["selected_groups"])
+PY
+}
