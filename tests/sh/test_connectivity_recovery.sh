@@ -39,6 +39,6 @@ print(f"training objective: default {m['objective']:.4f}, from the truth {tm['ob
 assert m["objective"] <= tm["objective"] + 0.05
 assert m["heldout_group_latent_r2"] >= 0.9
 j = json.load(open("ev.json"))
-assert abs(j["connectivity"]["r_W"] - rW) <= 1e-12
+assert abs(j["connectivity"]["connectivity_r_W"] - rW) <= 1e-12
 PY
 finish
