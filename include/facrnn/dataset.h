@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "facrnn/common.h"
+#include "facrnn/standardize.h"
 
 #define FR_INPUT_FORMAT_VERSION 1
 
@@ -64,6 +65,10 @@ typedef struct {
     double *u;                  /* (rows, D) or NULL */
     double *behavior;           /* (rows, P) or NULL */
     double *truth_latents;      /* (rows, truth_K) or NULL */
+    /* non-NULL: x already holds the data in these model units (a single fit
+     * applied its data.standardize transform in place, so the trainer needs
+     * no z-scored copy); NULL: x is as read */
+    const fr_standardize *in_model_units;
 } fr_dataset;
 
 /* Pure shard plan: contiguous trial ranges for `nranks` ranks, balancing the

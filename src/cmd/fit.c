@@ -117,6 +117,17 @@ fr_err fr_cmd_fit(int argc, char **argv)
     /* before any work: a second run on this output stops here */
     if (rc == FR_OK) rc = fr_outlock_take(comm, cfg->output_path, NULL, &lock);
     if (rc == FR_OK) rc = fr_fit_prepare(comm, cfg, &ds, &split);
+    /* One fit, one data set: the transform goes in place, so the trainer
+     * needs no z-scored copy of the data (a sweep keeps its copy per fold). */
+    fr_standardize st;
+    memset(&st, 0, sizeof st);
+    if (rc == FR_OK) rc = fr_fit_standardize(comm, cfg, &ds, split, &st);
+    if (rc == FR_OK && st.mode != FR_STD_OFF) {
+        fr_std_apply(&st, ds.row_hi - ds.row_lo, ds.x);
+        ds.in_model_units = &st;
+        LOG_INFO("data.standardize: %s, z-scored with each channel's mean and std over the training trials",
+                 cfg->standardize);
+    }
     if (rc == FR_OK) {
         char sum[32];
         snprintf(sum, sizeof sum, "%016llx", (unsigned long long)ds.checksum);
@@ -163,6 +174,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
         }
     }
     fr_outlock_release(&lock);
+    fr_std_free(&st);
     fr_fit_result_free(&res);
     free(split);
     fr_dataset_free(&ds);

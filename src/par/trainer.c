@@ -494,10 +494,15 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     /* The model sees the data in the units of data.standardize: a z-scored
      * copy of this rank's rows when the transform is not the identity (the
      * caller's data set stays as read: a sweep fits several folds on it). */
-    TRY(fr_fit_standardize(comm, cfg, ds, split, &out->standardize));
     fr_dataset view = *ds;
     double *xs = NULL;
-    if (out->standardize.mode != FR_STD_OFF) {
+    if (ds->in_model_units) {
+        const fr_standardize *st = ds->in_model_units;
+        TRY(fr_std_from_arrays(&out->standardize, st->mode, st->N, st->mean, st->std));
+    } else {
+        TRY(fr_fit_standardize(comm, cfg, ds, split, &out->standardize));
+    }
+    if (!ds->in_model_units && out->standardize.mode != FR_STD_OFF) {
         long long rows = ds->row_hi - ds->row_lo;
         /* the others are already in the set-up's collectives */
         if (FR_CALLOC(xs, (rows ? rows : 1) * ds->N) != FR_OK) fr_fatal(FR_ENOMEM);
