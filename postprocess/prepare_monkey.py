@@ -183,7 +183,10 @@ def main(argv=None):
     try:
         np.savez(npz, **arrs)
         cargs = ["npz", npz, "--out", args.out, "--bin-size", repr(bin_s), "--observation", obs,
-                 "--description", desc, "--offsets-key", "offsets", "--behavior-key", "behavior"]
+                 "--description", desc, "--offsets-key", "offsets", "--behavior-key", "behavior",
+                 # concatenated bins x neurons: short reaching trials have fewer bins than neurons, which
+                 # the converter refuses unless the layout is stated
+                 "--layout", "time,channels"]
         if "condition" in arrs:
             cargs += ["--condition-key", "condition"]
         if args.transform == "counts":
