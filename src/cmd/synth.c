@@ -11,10 +11,13 @@
 static void synth_usage(void)
 {
     printf("usage: facrnn synth NAME --out FILE [--seed S] [--set key=value ...]\n"
-           "generators: lorenz-thomas, facrnn, entangled, multiregion\n"
-           "keys: trials bins N noise seed obs rate burn bin_size (all);\n"
-           "      b dt leak (lorenz-thomas); groups lags inputs gain enc_noise (facrnn,\n"
-           "      entangled, multiregion); coupling (facrnn, multiregion)\n");
+           "generators: lorenz-thomas, facrnn, entangled, multiregion, systems\n"
+           "keys: trials bins N seed obs rate burn bin_size (all); noise (all but systems);\n"
+           "      b dt (lorenz-thomas); leak (lorenz-thomas, systems); groups lags inputs\n"
+           "      gain enc_noise (facrnn, entangled, multiregion); coupling (facrnn,\n"
+           "      multiregion, systems); systems snr (systems)\n"
+           "systems: a list of families vdp rossler hopf ring line damped l96[:D] noise[:D],\n"
+           "      e.g. --set 'systems=[vdp,rossler]' --set coupling=0.5 --set snr=2\n");
 }
 
 static fr_err parse_synth_args(int argc, char **argv, fr_synth_spec *s, const char **out, int *help)
@@ -28,7 +31,7 @@ static fr_err parse_synth_args(int argc, char **argv, fr_synth_spec *s, const ch
             return FR_OK;
         }
     if (argc < 2 || argv[1][0] == '-')
-        return FR_FAIL(FR_EUSAGE, "synth: missing generator NAME (lorenz-thomas, facrnn, entangled, multiregion)");
+        return FR_FAIL(FR_EUSAGE, "synth: missing generator NAME (lorenz-thomas, facrnn, entangled, multiregion, systems)");
     name = argv[1];
     TRY(fr_synth_spec_init(s, name));
     for (int i = 2; i < argc; ++i) {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "facrnn/rng.h"
+#include "synth_internal.h"
 
 #define PI 3.14159265358979323846
 
@@ -43,7 +44,7 @@ static double nrm(const fr_synth_spec *s, uint32_t tag, uint64_t id)
 
 /* ---- settings --------------------------------------------------------------- */
 
-enum { APPLY_LT = 1, APPLY_FR = 2, APPLY_ENT = 4, APPLY_MR = 8, APPLY_ALL = 15 };
+enum { APPLY_LT = 1, APPLY_FR = 2, APPLY_ENT = 4, APPLY_MR = 8, APPLY_SYS = 16, APPLY_ALL = 31 };
 
 static unsigned kind_bit(fr_synth_kind k)
 {
@@ -51,6 +52,7 @@ static unsigned kind_bit(fr_synth_kind k)
     case FR_SYNTH_LORENZ_THOMAS: return APPLY_LT;
     case FR_SYNTH_FACRNN: return APPLY_FR;
     case FR_SYNTH_ENTANGLED: return APPLY_ENT;
+    case FR_SYNTH_SYSTEMS: return APPLY_SYS;
     default: return APPLY_MR;
     }
 }
@@ -93,9 +95,19 @@ fr_err fr_synth_spec_init(fr_synth_spec *s, const char *name)
         s->N = 60;
         s->coupling = 0.1;
         s->poisson = 1;
+    } else if (!strcmp(name, "systems")) {
+        s->kind = FR_SYNTH_SYSTEMS;
+        s->trials = 20;
+        s->burn = 100;
+        s->snr = 4.0;
+        s->n_sys = 2;
+        s->sys[0] = FR_FAM_VDP;
+        s->sys[1] = FR_FAM_ROSSLER;
+        s->sys_dim[0] = 2;
+        s->sys_dim[1] = 3;
     } else {
-        return FR_FAIL(FR_EUSAGE, "unknown synthetic generator '%s' (lorenz-thomas, facrnn, entangled, multiregion)",
-                       name);
+        return FR_FAIL(FR_EUSAGE,
+                       "unknown synthetic generator '%s' (lorenz-thomas, facrnn, entangled, multiregion, systems)", name);
     }
     return FR_OK;
 }
@@ -156,12 +168,13 @@ fr_err fr_synth_spec_set(fr_synth_spec *s, const char *kv)
     static const struct {
         const char *key;
         unsigned apply;
-    } keys[] = {{"trials", APPLY_ALL}, {"bins", APPLY_ALL},  {"N", APPLY_ALL},      {"noise", APPLY_ALL},
+    } keys[] = {{"trials", APPLY_ALL}, {"bins", APPLY_ALL},  {"N", APPLY_ALL},      {"noise", APPLY_ALL & ~APPLY_SYS},
                 {"seed", APPLY_ALL},   {"obs", APPLY_ALL},   {"rate", APPLY_ALL},   {"burn", APPLY_ALL},
-                {"bin_size", APPLY_ALL}, {"b", APPLY_LT},    {"dt", APPLY_LT},      {"leak", APPLY_LT},
+                {"bin_size", APPLY_ALL}, {"b", APPLY_LT},    {"dt", APPLY_LT},      {"leak", APPLY_LT | APPLY_SYS},
                 {"groups", APPLY_FR | APPLY_ENT | APPLY_MR}, {"lags", APPLY_FR | APPLY_ENT | APPLY_MR},
-                {"inputs", APPLY_FR | APPLY_ENT | APPLY_MR}, {"coupling", APPLY_FR | APPLY_MR},
-                {"gain", APPLY_FR | APPLY_ENT | APPLY_MR},   {"enc_noise", APPLY_FR | APPLY_ENT | APPLY_MR}};
+                {"inputs", APPLY_FR | APPLY_ENT | APPLY_MR}, {"coupling", APPLY_FR | APPLY_MR | APPLY_SYS},
+                {"gain", APPLY_FR | APPLY_ENT | APPLY_MR},   {"enc_noise", APPLY_FR | APPLY_ENT | APPLY_MR},
+                {"systems", APPLY_SYS}, {"snr", APPLY_SYS}};
     int found = -1;
     for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); ++i)
         if (!strcmp(keys[i].key, key)) found = i;
@@ -191,6 +204,8 @@ fr_err fr_synth_spec_set(fr_synth_spec *s, const char *kv)
     else if (!strcmp(key, "coupling")) { TRY(parse_dbl(key, v, 0, &s->coupling)); }
     else if (!strcmp(key, "gain")) { TRY(parse_dbl(key, v, 0, &s->gain)); }
     else if (!strcmp(key, "enc_noise")) { TRY(parse_dbl(key, v, 0, &s->enc_noise)); }
+    else if (!strcmp(key, "systems")) { TRY(fr_synth_parse_systems(v, s)); }
+    else if (!strcmp(key, "snr")) { TRY(parse_dbl(key, v, 1e-6, &s->snr)); }
     return FR_OK;
 }
 
@@ -200,6 +215,7 @@ fr_err fr_synth_spec_check(const fr_synth_spec *s)
         if (s->N < 2) return FR_FAIL(FR_EUSAGE, "lorenz-thomas: N = %d, needs at least 2 channels", s->N);
         return FR_OK;
     }
+    if (s->kind == FR_SYNTH_SYSTEMS) return fr_synth_systems_check(s);
     if (s->kind == FR_SYNTH_ENTANGLED && s->G != 1)
         return FR_FAIL(FR_EUSAGE, "entangled: groups must have one entry (the rank K), got %d", s->G);
     if (s->burn < s->lags)
@@ -247,7 +263,7 @@ static void orthonormalise(double *Q /* (n, k) */, int n, int k)
     }
 }
 
-static fr_err alloc_common(const fr_synth_spec *s, int K, fr_synth_data *o)
+fr_err fr_synth_alloc_common(const fr_synth_spec *s, int K, fr_synth_data *o)
 {
     memset(o, 0, sizeof *o);
     o->n_trials = s->trials;
@@ -296,7 +312,7 @@ static void rk4(void (*f)(const double *, double *), double *v, double h)
 static fr_err gen_lorenz_thomas(const fr_synth_spec *s, fr_synth_data *o)
 {
     const int K = 6, N = s->N;
-    TRY(alloc_common(s, K, o));
+    TRY(fr_synth_alloc_common(s, K, o));
     g_thomas_b = s->b;
     const long long S = s->burn + s->bins;
     for (long long k = 0; k < s->trials; ++k) {
@@ -393,7 +409,7 @@ static fr_err gen_rnn(const fr_synth_spec *s, fr_synth_data *o)
 {
     int K = 0, N = s->N, G = s->G, L = s->lags, D = s->D;
     for (int g = 0; g < G; ++g) K += s->groups[g];
-    TRY(alloc_common(s, K, o));
+    TRY(fr_synth_alloc_common(s, K, o));
     o->D = D;
     o->L = L;
     int dense = s->kind == FR_SYNTH_ENTANGLED;
@@ -556,7 +572,13 @@ done:
 fr_err fr_synth_generate(const fr_synth_spec *s, fr_synth_data *o)
 {
     TRY(fr_synth_spec_check(s));
-    fr_err rc = s->kind == FR_SYNTH_LORENZ_THOMAS ? gen_lorenz_thomas(s, o) : gen_rnn(s, o);
+    fr_err rc = s->kind == FR_SYNTH_LORENZ_THOMAS ? gen_lorenz_thomas(s, o)
+                : s->kind == FR_SYNTH_SYSTEMS     ? fr_synth_gen_systems(s, o)
+                                                  : gen_rnn(s, o);
+    if (rc == FR_OK && s->kind != FR_SYNTH_SYSTEMS) {
+        o->G = s->G;
+        memcpy(o->groups, s->groups, sizeof(int) * (size_t)s->G);
+    }
     if (rc != FR_OK) fr_synth_free(o);
     return rc;
 }

@@ -77,11 +77,18 @@ static fr_err write_contents(hid_t f, const fr_synth_spec *s, const fr_synth_dat
     hid_t tg = H5Gcreate2(f, "/truth", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (tg < 0) return FR_FAIL(FR_EIO, "synth: cannot create group /truth");
+    if (o->truth_kind) {
+        fr_err krc = write_str_attr(tg, "kind", o->truth_kind);
+        if (krc != FR_OK) {
+            H5Gclose(tg);
+            return krc;
+        }
+    }
     H5Gclose(tg);
     hsize_t dl[2] = {(hsize_t)o->total_bins, (hsize_t)o->K};
     TRY(write_ds(f, "/truth/latents", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dl, o->latents));
     hid_t dlat = H5Dopen2(f, "/truth/latents", H5P_DEFAULT);
-    fr_err rc = write_attr(dlat, "groups", H5T_STD_I32LE, H5T_NATIVE_INT, (hsize_t)s->G, s->groups);
+    fr_err rc = write_attr(dlat, "groups", H5T_STD_I32LE, H5T_NATIVE_INT, (hsize_t)o->G, o->groups);
     H5Dclose(dlat);
     TRY(rc);
     hsize_t dA[2] = {(hsize_t)o->N, (hsize_t)o->K}, dB[2] = {(hsize_t)o->K, (hsize_t)o->N};
@@ -105,10 +112,19 @@ static fr_err write_contents(hid_t f, const fr_synth_spec *s, const fr_synth_dat
     TRY(write_attr(f, "seed", H5T_STD_U64LE, H5T_NATIVE_ULLONG, 0, &seed));
     TRY(write_str_attr(f, "observation", s->poisson ? "poisson" : "gaussian"));
     TRY(write_str_attr(f, "generator", s->name));
-    char desc[1024], gs[256] = "";
-    for (int g = 0; g < s->G; ++g)
-        snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%d", g ? "," : "", s->groups[g]);
-    if (s->kind == FR_SYNTH_LORENZ_THOMAS)
+    char desc[2048], gs[256] = "", ss[1024] = "";
+    for (int g = 0; g < o->G; ++g)
+        snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%d", g ? "," : "", o->groups[g]);
+    for (int i = 0; i < s->n_sys; ++i)
+        snprintf(ss + strlen(ss), sizeof ss - strlen(ss), "%s%s:%d", i ? "," : "", fr_synth_family_name(s->sys[i]),
+                 s->sys_dim[i]);
+    if (s->kind == FR_SYNTH_SYSTEMS)
+        snprintf(desc, sizeof desc,
+                 "facrnn synth %s: seed=%llu trials=%lld bins=%lld N=%d systems=[%s] coupling=%g snr=%g obs=%s "
+                 "rate=%g burn=%d leak=%g; truth %s, groups=[%s]",
+                 s->name, seed, s->trials, s->bins, s->N, ss, s->coupling, s->snr,
+                 s->poisson ? "poisson" : "gaussian", s->rate, s->burn, s->leak, o->truth_kind, gs);
+    else if (s->kind == FR_SYNTH_LORENZ_THOMAS)
         snprintf(desc, sizeof desc,
                  "facrnn synth %s: seed=%llu trials=%lld bins=%lld N=%d noise=%g obs=%s rate=%g burn=%d b=%g dt=%g leak=%g",
                  s->name, seed, s->trials, s->bins, s->N, s->noise, s->poisson ? "poisson" : "gaussian", s->rate,
