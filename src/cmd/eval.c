@@ -32,23 +32,12 @@ static void eval_usage(void)
 static fr_err parse_eval_args(int argc, char **argv, eval_args *a)
 {
     memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; ++i) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            a->help = 1;
-            return FR_OK;
-        }
-        int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run");
-        if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "eval: %s needs a value", o);
-        if (!strcmp(o, "--data")) a->data = argv[++i];
-        else if (!strcmp(o, "--out")) a->out = argv[++i];
-        else if (!strcmp(o, "--run")) a->run = argv[++i];
-        else if (!strcmp(o, "--csv")) a->csv = 1;
-        else if (o[0] == '-') return FR_FAIL(FR_EUSAGE, "eval: unknown option '%s'", o);
-        else if (!a->results) a->results = o;
-        else return FR_FAIL(FR_EUSAGE, "eval: unexpected argument '%s'", o);
-    }
-    if (!a->results) return FR_FAIL(FR_EUSAGE, "eval: missing RESULTS.h5 (see facrnn eval --help)");
+    const fr_cli_opt opts[] = {{"--data", &a->data, NULL},
+                               {"--out", &a->out, NULL},
+                               {"--run", &a->run, NULL},
+                               {"--csv", NULL, &a->csv}};
+    TRY(fr_cli_results_args(argc, argv, opts, 4, &a->results, &a->help));
+    if (a->help) return FR_OK;
     if (!a->data) return FR_FAIL(FR_EUSAGE, "eval: missing --data FILE");
     return FR_OK;
 }

@@ -54,36 +54,25 @@ static fr_err parse_sim_args(int argc, char **argv, sim_args *a)
 {
     memset(a, 0, sizeof *a);
     a->remove_group = -1;
-    for (int i = 1; i < argc; ++i) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            a->help = 1;
-            return FR_OK;
-        }
-        int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run") || !strcmp(o, "--mode") ||
-                    !strcmp(o, "--seed") || !strcmp(o, "--silence") || !strcmp(o, "--remove-group");
-        if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "simulate: %s needs a value", o);
-        long long v = 0;
-        if (!strcmp(o, "--data")) a->data = argv[++i];
-        else if (!strcmp(o, "--out")) a->out = argv[++i];
-        else if (!strcmp(o, "--run")) a->run = argv[++i];
-        else if (!strcmp(o, "--silence")) a->silence = argv[++i];
-        else if (!strcmp(o, "--mode")) {
-            const char *m = argv[++i];
-            if (!strcmp(m, "mean")) a->mode = FR_SIM_MEAN;
-            else if (!strcmp(m, "sampled")) a->mode = FR_SIM_SAMPLED;
-            else return FR_FAIL(FR_EUSAGE, "--mode %s: expected mean or sampled", m);
-        } else if (!strcmp(o, "--seed")) {
-            TRY(parse_int("--seed", argv[++i], 0, &v));
-            a->seed = (uint64_t)v;
-        } else if (!strcmp(o, "--remove-group")) {
-            TRY(parse_int("--remove-group", argv[++i], 0, &v));
-            a->remove_group = (int)(v > 1 << 30 ? 1 << 30 : v);
-        } else if (o[0] == '-') return FR_FAIL(FR_EUSAGE, "simulate: unknown option '%s'", o);
-        else if (!a->results) a->results = o;
-        else return FR_FAIL(FR_EUSAGE, "simulate: unexpected argument '%s'", o);
+    const char *mode = NULL, *seed = NULL, *remove = NULL;
+    const fr_cli_opt opts[] = {{"--data", &a->data, NULL},       {"--out", &a->out, NULL},
+                               {"--run", &a->run, NULL},         {"--mode", &mode, NULL},
+                               {"--seed", &seed, NULL},          {"--silence", &a->silence, NULL},
+                               {"--remove-group", &remove, NULL}};
+    TRY(fr_cli_results_args(argc, argv, opts, 7, &a->results, &a->help));
+    if (a->help) return FR_OK;
+    long long v = 0;
+    if (mode && !strcmp(mode, "mean")) a->mode = FR_SIM_MEAN;
+    else if (mode && !strcmp(mode, "sampled")) a->mode = FR_SIM_SAMPLED;
+    else if (mode) return FR_FAIL(FR_EUSAGE, "--mode %s: expected mean or sampled", mode);
+    if (seed) {
+        TRY(parse_int("--seed", seed, 0, &v));
+        a->seed = (uint64_t)v;
     }
-    if (!a->results) return FR_FAIL(FR_EUSAGE, "simulate: missing RESULTS.h5 (see facrnn simulate --help)");
+    if (remove) {
+        TRY(parse_int("--remove-group", remove, 0, &v));
+        a->remove_group = (int)(v > 1 << 30 ? 1 << 30 : v);
+    }
     if (!a->data) return FR_FAIL(FR_EUSAGE, "simulate: missing --data FILE");
     if (!a->out) return FR_FAIL(FR_EUSAGE, "simulate: missing --out FILE");
     return FR_OK;

@@ -31,22 +31,9 @@ static void tr_usage(void)
 static fr_err parse_tr_args(int argc, char **argv, tr_args *a)
 {
     memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; ++i) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            a->help = 1;
-            return FR_OK;
-        }
-        int takes = !strcmp(o, "--data") || !strcmp(o, "--out") || !strcmp(o, "--run");
-        if (takes && i + 1 >= argc) return FR_FAIL(FR_EUSAGE, "transform: %s needs a value", o);
-        if (!strcmp(o, "--data")) a->data = argv[++i];
-        else if (!strcmp(o, "--out")) a->out = argv[++i];
-        else if (!strcmp(o, "--run")) a->run = argv[++i];
-        else if (o[0] == '-') return FR_FAIL(FR_EUSAGE, "transform: unknown option '%s'", o);
-        else if (!a->results) a->results = o;
-        else return FR_FAIL(FR_EUSAGE, "transform: unexpected argument '%s'", o);
-    }
-    if (!a->results) return FR_FAIL(FR_EUSAGE, "transform: missing RESULTS.h5 (see facrnn transform --help)");
+    const fr_cli_opt opts[] = {{"--data", &a->data, NULL}, {"--out", &a->out, NULL}, {"--run", &a->run, NULL}};
+    TRY(fr_cli_results_args(argc, argv, opts, 3, &a->results, &a->help));
+    if (a->help) return FR_OK;
     if (!a->data) return FR_FAIL(FR_EUSAGE, "transform: missing --data FILE");
     if (!a->out) return FR_FAIL(FR_EUSAGE, "transform: missing --out FILE");
     return FR_OK;
