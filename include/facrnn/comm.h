@@ -32,6 +32,17 @@ fr_err fr_comm_errors_return(MPI_Comm comm);
  * Collective over *comm. */
 fr_err fr_error_agree(const void *comm, fr_err local);
 
+/* Complete `req` without holding a core: MPI_Test, then sleep with a
+ * backoff from 20 us to 2 ms between tests. A rank that waits for others
+ * (a team done before the rest of a sweep, ranks waiting for rank 0's file
+ * writes) would otherwise spin inside MPI and, where ranks outnumber cores,
+ * take the core from the rank being waited for. The wait adds at most the
+ * last sleep (2 ms) to the completion. Local. */
+fr_err fr_comm_wait_idle(MPI_Request *req, MPI_Status *status);
+/* The same for a message of `tag` from `source` on `comm`: returns when one
+ * can be received (MPI_Iprobe with the same backoff). Local. */
+fr_err fr_comm_probe_idle(int source, int tag, MPI_Comm comm, MPI_Status *status);
+
 /* Print the recorded error and MPI_Abort(MPI_COMM_WORLD) with the exit code
  * for `e`. Never returns. Use it when the other ranks may not know. */
 _Noreturn void fr_fatal(fr_err e);

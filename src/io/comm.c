@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 fr_err fr_check_mpi(int rc, const char *what, const char *file, int line)
 {
@@ -36,6 +37,36 @@ _Noreturn void fr_fatal(fr_err e)
     abort(); /* only reached without MPI: there is no other rank to hang */
 }
 
+/* ---- waiting without spinning ---------------------------------------------- */
+static void idle_sleep(long *ns)
+{
+    struct timespec ts = {0, *ns};
+    nanosleep(&ts, NULL);
+    if (*ns < 2000000) *ns *= 2;
+}
+
+fr_err fr_comm_wait_idle(MPI_Request *req, MPI_Status *status)
+{
+    long ns = 20000;
+    for (;;) {
+        int done = 0;
+        CHECK_MPI(MPI_Test(req, &done, status ? status : MPI_STATUS_IGNORE));
+        if (done) return FR_OK;
+        idle_sleep(&ns);
+    }
+}
+
+fr_err fr_comm_probe_idle(int source, int tag, MPI_Comm comm, MPI_Status *status)
+{
+    long ns = 20000;
+    for (;;) {
+        int flag = 0;
+        CHECK_MPI(MPI_Iprobe(source, tag, comm, &flag, status));
+        if (flag) return FR_OK;
+        idle_sleep(&ns);
+    }
+}
+
 /* ---- collective agreement on errors ---------------------------------------- */
 fr_err fr_error_agree(const void *commp, fr_err local)
 {
@@ -46,8 +77,11 @@ fr_err fr_error_agree(const void *commp, fr_err local)
     CHECK_MPI_FATAL(MPI_Comm_rank(comm, &rank));
     int pair[2] = {(int)local, local != FR_OK ? rank : size};
     int worst = 0, first = 0;
-    /* Two reductions: the worst code, and the first failing rank. */
-    CHECK_MPI_FATAL(MPI_Allreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm));
+    /* Two reductions: the worst code, and the first failing rank. The
+     * first is where ranks wait for rank 0's writes: it waits idle. */
+    MPI_Request req;
+    CHECK_MPI_FATAL(MPI_Iallreduce(&pair[0], &worst, 1, MPI_INT, MPI_MAX, comm, &req));
+    if (fr_comm_wait_idle(&req, NULL) != FR_OK) fr_fatal(FR_EMPI);
     CHECK_MPI_FATAL(MPI_Allreduce(&pair[1], &first, 1, MPI_INT, MPI_MIN, comm));
     if (worst == FR_OK) return FR_OK;
     char buf[FR_ERR_MSG_CAP + FR_ERR_WHERE_CAP];

@@ -69,6 +69,7 @@ typedef struct {
     const char *manifest;
     int finished, failed, todo;
     double cost_done, cost_todo, t0;
+    double t_polled;        /* when coord_hook last looked for requests */
 } coord;
 
 static int coord_next(coord *c)
@@ -109,7 +110,7 @@ static void coord_service(coord *c, int block)
         MPI_Status st;
         if (block) {
             if (c->remote_open <= 0) return;
-            CHECK_MPI_FATAL(MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st));
+            if (fr_comm_probe_idle(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st) != FR_OK) fr_fatal(FR_EMPI);
             flag = 1;
         } else {
             CHECK_MPI_FATAL(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st));
@@ -124,7 +125,18 @@ static void coord_service(coord *c, int block)
     }
 }
 
-static void coord_hook(void *ctx) { coord_service((coord *)ctx, 0); }
+/* Between the coordinator's own training steps: a look for requests at most
+ * every FR_COORD_POLL_S seconds, since each look may yield the core (Open
+ * MPI's yield_when_idle) and a step takes well under a millisecond. */
+#define FR_COORD_POLL_S 0.005
+static void coord_hook(void *ctx)
+{
+    coord *c = ctx;
+    double now = fr_wtime();
+    if (now - c->t_polled < FR_COORD_POLL_S) return;
+    c->t_polled = now;
+    coord_service(c, 0);
+}
 
 /* ---- one run, on a team --------------------------------------------------------------- */
 /* Held-out means (rows of held-out trials, context bins dropped), gathered
@@ -667,8 +679,11 @@ fr_err fr_cmd_sweep(int argc, char **argv)
                     coord_service(&c, 0);
                     idx = coord_next(&c);
                 } else {
+                    /* rank 0 may be inside a step or writing a file: wait idle */
+                    MPI_Request req;
                     CHECK_MPI(MPI_Send(&m, (int)sizeof m, MPI_BYTE, 0, TAG_REQ, world));
-                    CHECK_MPI(MPI_Recv(&idx, 1, MPI_INT, 0, TAG_WORK, world, MPI_STATUS_IGNORE));
+                    CHECK_MPI(MPI_Irecv(&idx, 1, MPI_INT, 0, TAG_WORK, world, &req));
+                    TRY(fr_comm_wait_idle(&req, NULL));
                 }
             }
             CHECK_MPI(MPI_Bcast(&idx, 1, MPI_INT, 0, team));
@@ -687,8 +702,11 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         }
         if (rank == 0) coord_service(&c, 1);
         fr_trainer_set_between_steps(NULL, NULL);
+        /* teams done early wait here for the last runs: idle, not spinning */
         int any = stopped;
-        CHECK_MPI(MPI_Allreduce(&stopped, &any, 1, MPI_INT, MPI_MAX, world));
+        MPI_Request req;
+        CHECK_MPI(MPI_Iallreduce(&stopped, &any, 1, MPI_INT, MPI_MAX, world, &req));
+        TRY(fr_comm_wait_idle(&req, NULL));
         stopped = any;
     }
     if (rc == FR_OK && (stopped || fr_trainer_stop_requested())) {
