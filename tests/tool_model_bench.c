@@ -42,7 +42,7 @@ int main(int argc, char **argv)
     for (size_t q = 0; q < (size_t)M * N; ++q) x[q] = fr_rng_normal(1, 5, 0, q), sx[q] = tanh(fr_rng_normal(1, 5, 1, q));
     for (size_t q = 0; q < (size_t)M * K; ++q) eps[q] = fr_rng_normal(1, 5, 2, q);
     for (int i = 0; i < M; ++i) xp[i] = x + (size_t)i * N, sxp[i] = sx + (size_t)i * N;
-    fr_batch b = {M, xp, sxp, NULL, eps};
+    fr_batch b = {M, xp, sxp, NULL, eps, NULL};
     fr_model_init_params(&m, p, 3);
     fr_ws *ws;
     if (fr_ws_create(&m, M, M, &ws) != FR_OK) return 1;

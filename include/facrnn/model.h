@@ -103,6 +103,12 @@ typedef struct {
     const double *const *sx;  /* (m*L) sx[i*L + l-1] -> sigma(x_{t-l}), each (N) */
     const double *const *u;   /* (m) pointers to u_t rows (D), or NULL if D == 0 */
     const double *eps;        /* (m, K) standard normal noise for z */
+    /* Missing values (/mask): (m) pointers to mask rows (N), 1 = observed,
+     * 0 = missing; a missing x_t entry is left out of the NLL and every
+     * gradient (its value is never read). NULL: every entry observed. The
+     * history is the caller's: a missing x_{t-l} must arrive in sx as
+     * sigma(0) = 0 (docs/model.md, "Missing values"). */
+    const unsigned char *const *obs;
 } fr_batch;
 
 /* Per-call scratch, allocated once for at most m_max local rows and a
@@ -153,7 +159,7 @@ fr_err fr_model_loss_grad_ref(const fr_model *m, const double *params, const fr_
 /* ---- evaluation (no gradients) --------------------------------------------- */
 /* One-step prediction with z = mu: writes mu (m, K) and eta (m, N) (either
  * may be NULL), and the per-row NLL of x under eta into nll_rows (m) if
- * non-NULL. */
+ * non-NULL (summed over the row's observed entries when b->obs is set). */
 fr_err fr_model_predict(const fr_model *m, const double *params, const fr_batch *b, fr_ws *ws, double *mu,
                         double *eta, double *nll_rows);
 

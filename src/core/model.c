@@ -329,6 +329,27 @@ static void gauss_row(int N, double inv_M, const double *restrict x, const doubl
     }
 }
 
+/* gauss_row over the observed entries of a row with missing values (o[n]
+ * = 0): those get de = 0 and add nothing. Returns the row's NLL. */
+static double gauss_row_masked(int N, double inv_M, const unsigned char *restrict o, const double *restrict x,
+                               const double *restrict eta, const double *restrict s, const double *restrict iv,
+                               double *restrict de, double *restrict gs, double *restrict gc)
+{
+    double nll = 0.0;
+    for (int n = 0; n < N; ++n) {
+        if (!o[n]) {
+            de[n] = 0.0;
+            continue;
+        }
+        double r = x[n] - eta[n], w = iv[n];
+        de[n] = inv_M * (-r * w);
+        gs[n] += inv_M * (1.0 - r * r * w);
+        gc[n] += de[n];
+        nll += 0.5 * FR_LN_2PI + s[n] + 0.5 * r * r * w;
+    }
+    return nll;
+}
+
 fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch *b, fr_ws *ws, double inv_M,
                          const double *dmu_extra, const double *dz_extra, double *grad, fr_terms *terms)
 {
@@ -355,17 +376,29 @@ fr_err fr_model_backward(const fr_model *m, const double *params, const fr_batch
             sq[n] = 0.0;
             ssum += v.s[n];
         }
-        for (int i = 0; i < mr; ++i)
-            gauss_row(N, inv_M, b->x[i], ws->eta + (size_t)i * N, iv, ws->deta + (size_t)i * N, gv.s, gv.c, sq);
-        for (int n = 0; n < N; ++n) sqsum += sq[n];
-        nll = mr * (0.5 * FR_LN_2PI * N + ssum) + 0.5 * sqsum;
+        if (b->obs) {
+            /* missing values: each observed entry adds its own constant */
+            for (int i = 0; i < mr; ++i)
+                nll += gauss_row_masked(N, inv_M, b->obs[i], b->x[i], ws->eta + (size_t)i * N, v.s, iv,
+                                        ws->deta + (size_t)i * N, gv.s, gv.c);
+        } else {
+            for (int i = 0; i < mr; ++i)
+                gauss_row(N, inv_M, b->x[i], ws->eta + (size_t)i * N, iv, ws->deta + (size_t)i * N, gv.s, gv.c, sq);
+            for (int n = 0; n < N; ++n) sqsum += sq[n];
+            nll = mr * (0.5 * FR_LN_2PI * N + ssum) + 0.5 * sqsum;
+        }
     } else {
         for (int i = 0; i < mr; ++i) {
             const double *x = b->x[i];
             const double *eta = ws->eta + (size_t)i * N;
+            const unsigned char *o = b->obs ? b->obs[i] : NULL;
             double *de = ws->deta + (size_t)i * N;
             for (int n = 0; n < N; ++n) {
                 double dn;
+                if (o && !o[n]) { /* missing: no NLL, no gradient */
+                    de[n] = 0.0;
+                    continue;
+                }
                 nll += fr_obs_nll(m, v.s, n, x[n], eta[n], &dn, NULL);
                 de[n] = inv_M * dn;
                 gv.c[n] += de[n];
@@ -460,7 +493,9 @@ fr_err fr_model_predict(const fr_model *m, const double *params, const fr_batch 
     if (nll_rows)
         for (int i = 0; i < mr; ++i) {
             double acc = 0.0;
-            for (int n = 0; n < N; ++n) acc += fr_obs_nll(m, v.s, n, b->x[i][n], ws->eta[(size_t)i * N + n], NULL, NULL);
+            for (int n = 0; n < N; ++n)
+                if (!b->obs || b->obs[i][n])
+                    acc += fr_obs_nll(m, v.s, n, b->x[i][n], ws->eta[(size_t)i * N + n], NULL, NULL);
             nll_rows[i] = acc;
         }
     return FR_OK;

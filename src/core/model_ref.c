@@ -79,6 +79,7 @@ fr_err fr_model_loss_grad_ref(const fr_model *m, const double *params, const fr_
             double eta = v.c[n];
             for (int k = 0; k < K; ++k) eta += v.A[n * K + k] * z[i * K + k];
             for (int q = 0; q < D; ++q) eta += v.E[n * D + q] * b->u[i][q];
+            if (b->obs && !b->obs[i][n]) continue; /* missing: not in the likelihood */
             double de, ds;
             nll += ref_nll(m, v.s, n, b->x[i][n], eta, &de, &ds);
             de /= M;
