@@ -2,6 +2,7 @@
  * two-pass computation, apply and invert as inverses, flat channels, the
  * identity under off, and the stored-array checks. */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "facrnn/standardize.h"
@@ -25,8 +26,8 @@ static void test_sums_and_transform(void)
     fill(x);
     memset(acc, 0, sizeof acc);
     /* two chunks, as two ranks would add theirs */
-    fr_std_accumulate(N, 20, x, acc);
-    fr_std_accumulate(N, ROWS - 20, x + 20 * N, acc);
+    fr_std_accumulate(N, 20, x, NULL, acc);
+    fr_std_accumulate(N, ROWS - 20, x + 20 * N, NULL, acc);
     CU_ASSERT_EQUAL(acc[0], ROWS);
     int big = 0;
     for (int i = 0; i < ROWS * N; ++i) big += fabs(x[i]) > FR_STD_SATURATE;
@@ -49,7 +50,7 @@ static void test_sums_and_transform(void)
     CU_ASSERT_EQUAL(st.n_flat, 1);
     double y[ROWS * N];
     memcpy(y, x, sizeof y);
-    fr_std_apply(&st, ROWS, y);
+    fr_std_apply(&st, ROWS, y, NULL);
     for (int j = 0; j < N; ++j) {
         double m = 0, v = 0;
         for (int r = 0; r < ROWS; ++r) m += y[r * N + j];
@@ -70,7 +71,7 @@ static void test_off_and_arrays(void)
     memcpy(y, x, sizeof y);
     fr_standardize st;
     CU_ASSERT_EQUAL_FATAL(fr_std_init(&st, FR_STD_OFF, N, NULL), FR_OK);
-    fr_std_apply(&st, ROWS, y);
+    fr_std_apply(&st, ROWS, y, NULL);
     fr_std_invert(&st, ROWS, y);
     CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
     CU_ASSERT_EQUAL(st.mean[1], 0);
@@ -91,11 +92,50 @@ static void test_off_and_arrays(void)
     fr_std_free(&st);
 }
 
+/* Missing values: the moments are over observed entries only (the values
+ * at missing entries do not matter), a never-observed channel keeps mean 0
+ * and std 1, and fr_std_apply puts the fill 0 at missing entries. */
+static void test_masked(void)
+{
+    enum { R = 6, C = 3 };
+    double x[R * C], acc[FR_STD_ACC_LEN(C)];
+    unsigned char o[R * C];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < C; ++j) {
+            o[r * C + j] = j == 2 ? 0 : (r % 2 == 0 || j == 0);
+            x[r * C + j] = o[r * C + j] ? 10.0 * j + r : 1e6 * (r + 1);
+        }
+    memset(acc, 0, sizeof acc);
+    fr_std_accumulate(C, R, x, o, acc);
+    CU_ASSERT_EQUAL(acc[0], R);
+    CU_ASSERT_EQUAL(acc[1], 3.0); /* observed entries with |x| > 5: channel 1 at rows 0, 2, 4 */
+    fr_standardize st;
+    CU_ASSERT_EQUAL_FATAL(fr_std_init(&st, FR_STD_ZSCORE, C, acc), FR_OK);
+    FR_ASSERT_CLOSE(st.mean[0], 2.5, 1e-15, 0);        /* rows 0..5 */
+    FR_ASSERT_CLOSE(st.mean[1], 12.0, 1e-15, 0);       /* rows 0, 2, 4 */
+    FR_ASSERT_CLOSE(st.std[1], sqrt(8.0 / 3.0), 1e-14, 0);
+    CU_ASSERT_EQUAL(st.mean[2], 0.0);
+    CU_ASSERT_EQUAL(st.std[2], 1.0);
+    CU_ASSERT_EQUAL(st.n_flat, 1);
+    fr_std_apply(&st, R, x, o);
+    for (int q = 0; q < R * C; ++q)
+        if (!o[q]) CU_ASSERT_EQUAL(x[q], 0.0);
+    FR_ASSERT_CLOSE(x[0 * C + 1], (10.0 - 12.0) / sqrt(8.0 / 3.0), 1e-14, 0);
+    fr_std_free(&st);
+    /* under off too, missing entries get the fill */
+    x[2] = 5.0;
+    CU_ASSERT_EQUAL_FATAL(fr_std_init(&st, FR_STD_OFF, C, NULL), FR_OK);
+    fr_std_apply(&st, R, x, o);
+    CU_ASSERT_EQUAL(x[2], 0.0);
+    fr_std_free(&st);
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("standardize", NULL, NULL);
     CU_add_test(s, "sums and transform", test_sums_and_transform);
     CU_add_test(s, "off and stored arrays", test_off_and_arrays);
+    CU_add_test(s, "missing values (mask)", test_masked);
 }
 
 int main(int argc, char **argv) { return fr_test_main(argc, argv, reg); }

@@ -52,7 +52,9 @@ typedef struct {
     char observation[16];       /* file attribute: "gaussian", "poisson" or "" */
     double bin_size_s;          /* 0 if absent */
     uint64_t checksum;          /* FNV-1a over /data (as doubles) and /trial_offsets, see
-                                   fr_dataset_checksum_serial; the same at any rank count */
+                                   fr_dataset_checksum_serial; the same at any rank count. With a
+                                   /mask, each trial's hash continues over its mask bytes, and
+                                   missing entries enter /data's as 0 */
     int truth_K;                /* width of /truth/latents, 0 if absent */
     int truth_G;                /* number of true groups */
     int truth_groups[64];       /* (truth_G) true group sizes */
@@ -65,6 +67,12 @@ typedef struct {
     double *u;                  /* (rows, D) or NULL */
     double *behavior;           /* (rows, P) or NULL */
     double *truth_latents;      /* (rows, truth_K) or NULL */
+    /* /mask (docs/formats.md): (rows, N) 1 = observed, 0 = missing, or NULL
+     * when the file has none (every entry observed). Missing entries of x
+     * hold 0 (any NaN there is gone), and 0 again in the model's units after
+     * fr_std_apply with this mask: the encoder's fill, docs/model.md
+     * "Missing values". */
+    unsigned char *mask;
     /* non-NULL: x already holds the data in these model units (a single fit
      * applied its data.standardize transform in place, so the trainer needs
      * no z-scored copy); NULL: x is as read */

@@ -32,25 +32,31 @@ typedef struct {
 } fr_standardize;
 
 /* Length of the accumulator of fr_std_accumulate for N channels. */
-#define FR_STD_ACC_LEN(N) (2 + 2 * (size_t)(N))
+#define FR_STD_ACC_LEN(N) (2 + 3 * (size_t)(N))
 
 /* Add rows (rows, N) of x to acc (FR_STD_ACC_LEN(N)), laid out
- * [rows, entries with |x| > FR_STD_SATURATE, sum x (N), sum x^2 (N)], so
- * the accumulators of all ranks reduce with one MPI_SUM. Not collective. */
-void fr_std_accumulate(int N, long long rows, const double *x /* (rows, N) */, double *acc);
+ * [rows, observed entries with |x| > FR_STD_SATURATE, sum x (N), sum x^2
+ * (N), observed entries (N)], so the accumulators of all ranks reduce with
+ * one MPI_SUM. obs (rows, N): 1 = observed, 0 = missing (left out), or
+ * NULL: every entry observed. Not collective. */
+void fr_std_accumulate(int N, long long rows, const double *x /* (rows, N) */, const unsigned char *obs,
+                       double *acc);
 
 /* Allocate st and set it from reduced sums acc (mode FR_STD_ZSCORE), or to
  * the identity (mode FR_STD_OFF, acc unused). A channel whose std is 0 or
  * below 1e-9 of its mean's magnitude (no spread left after rounding) keeps
- * std 1 and is counted in n_flat. Not collective. */
+ * std 1 and is counted in n_flat; a channel with no observed entry keeps
+ * mean 0 and std 1 (counted in n_flat too). Not collective. */
 fr_err fr_std_init(fr_standardize *st, fr_std_mode mode, int N, const double *acc);
 
 /* The same transform with the stored mean and std (N each; NULL for off).
  * Not collective. */
 fr_err fr_std_from_arrays(fr_standardize *st, fr_std_mode mode, int N, const double *mean, const double *std);
 
-/* x (rows, N) in place: (x - mean) / std, i.e. into the model's units. */
-void fr_std_apply(const fr_standardize *st, long long rows, double *x);
+/* x (rows, N) in place: (x - mean) / std, i.e. into the model's units;
+ * entries with obs = 0 (obs (rows, N), or NULL: none) become 0, the
+ * missing-value fill (docs/model.md, "Missing values"). */
+void fr_std_apply(const fr_standardize *st, long long rows, double *x, const unsigned char *obs);
 /* x (rows, N) in place: x * std + mean, i.e. back to the data's units. */
 void fr_std_invert(const fr_standardize *st, long long rows, double *x);
 

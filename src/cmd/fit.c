@@ -123,7 +123,7 @@ fr_err fr_cmd_fit(int argc, char **argv)
     memset(&st, 0, sizeof st);
     if (rc == FR_OK) rc = fr_fit_standardize(comm, cfg, &ds, split, &st);
     if (rc == FR_OK && st.mode != FR_STD_OFF) {
-        fr_std_apply(&st, ds.row_hi - ds.row_lo, ds.x);
+        fr_std_apply(&st, ds.row_hi - ds.row_lo, ds.x, ds.mask);
         ds.in_model_units = &st;
         LOG_INFO("data.standardize: %s, z-scored with each channel's mean and std over the training trials",
                  cfg->standardize);

@@ -250,7 +250,7 @@ fr_err fr_cmd_simulate(int argc, char **argv)
             lrc = FR_CALLOC(xs, (rows ? rows : 1) * ds->N);
             if (lrc == FR_OK) {
                 memcpy(xs, ds->x, (size_t)rows * ds->N * sizeof(double));
-                fr_std_apply(&fd->st, rows, xs);
+                fr_std_apply(&fd->st, rows, xs, ds->mask);
                 xm = xs;
             }
         }

@@ -6,16 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void fr_std_accumulate(int N, long long rows, const double *x, double *acc)
+void fr_std_accumulate(int N, long long rows, const double *x, const unsigned char *obs, double *acc)
 {
-    double *s1 = acc + 2, *s2 = acc + 2 + N;
+    double *s1 = acc + 2, *s2 = acc + 2 + N, *cnt = acc + 2 + 2 * (size_t)N;
     double big = 0;
     for (long long r = 0; r < rows; ++r) {
         const double *xr = x + r * N;
+        const unsigned char *o = obs ? obs + r * N : NULL;
         for (int j = 0; j < N; ++j) {
+            if (o && !o[j]) continue;
             double v = xr[j];
             s1[j] += v;
             s2[j] += v * v;
+            cnt[j] += 1;
             big += fabs(v) > FR_STD_SATURATE;
         }
     }
@@ -38,10 +41,14 @@ fr_err fr_std_init(fr_standardize *st, fr_std_mode mode, int N, const double *ac
 {
     TRY(alloc_arrays(st, mode, N));
     if (mode == FR_STD_OFF) return FR_OK;
-    double n = acc[0];
-    if (!(n > 0)) return FR_FAIL(FR_EINVAL, "data.standardize: no training bins to compute the channel means from");
-    const double *s1 = acc + 2, *s2 = acc + 2 + N;
+    if (!(acc[0] > 0)) return FR_FAIL(FR_EINVAL, "data.standardize: no training bins to compute the channel means from");
+    const double *s1 = acc + 2, *s2 = acc + 2 + N, *cnt = acc + 2 + 2 * (size_t)N;
     for (int j = 0; j < N; ++j) {
+        double n = cnt[j]; /* the channel's observed entries: acc[0] without missing values */
+        if (!(n > 0)) { /* never observed on the training trials: nothing to centre */
+            ++st->n_flat;
+            continue;
+        }
         double m = s1[j] / n;
         /* population variance; sum x^2 - n m^2 loses digits only when |m| is
          * ~1e6 times the spread, which the flat-channel test below catches */
@@ -72,12 +79,15 @@ fr_err fr_std_from_arrays(fr_standardize *st, fr_std_mode mode, int N, const dou
     return FR_OK;
 }
 
-void fr_std_apply(const fr_standardize *st, long long rows, double *x)
+void fr_std_apply(const fr_standardize *st, long long rows, double *x, const unsigned char *obs)
 {
-    if (st->mode == FR_STD_OFF) return;
     int N = st->N;
-    for (long long r = 0; r < rows; ++r)
-        for (int j = 0; j < N; ++j) x[r * N + j] = (x[r * N + j] - st->mean[j]) / st->std[j];
+    if (st->mode != FR_STD_OFF)
+        for (long long r = 0; r < rows; ++r)
+            for (int j = 0; j < N; ++j) x[r * N + j] = (x[r * N + j] - st->mean[j]) / st->std[j];
+    if (obs)
+        for (long long q = 0; q < rows * N; ++q)
+            if (!obs[q]) x[q] = 0.0;
 }
 
 void fr_std_invert(const fr_standardize *st, long long rows, double *x)

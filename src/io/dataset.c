@@ -118,8 +118,16 @@ static fr_err read_double_attr(hid_t obj, const char *name, double *v, int *foun
  * (nrows, ncols) as doubles, with a collective transfer. Every rank of the
  * file's communicator must call it; nrows == 0 joins with an empty
  * selection. */
+static fr_err read_rows_as(hid_t file, const char *name, long long row_lo, long long nrows, int ncols, hid_t memtype,
+                           void *buf /* (nrows, ncols) of memtype */);
 static fr_err read_rows(hid_t file, const char *name, long long row_lo, long long nrows, int ncols,
                         double *buf /* (nrows, ncols) */)
+{
+    return read_rows_as(file, name, row_lo, nrows, ncols, H5T_NATIVE_DOUBLE, buf);
+}
+
+static fr_err read_rows_as(hid_t file, const char *name, long long row_lo, long long nrows, int ncols, hid_t memtype,
+                           void *buf)
 {
     fr_err rc = FR_OK;
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
@@ -142,7 +150,7 @@ static fr_err read_rows(hid_t file, const char *name, long long row_lo, long lon
         H5Sselect_none(ms);
     }
     H5Pset_dxpl_mpio(dx, H5FD_MPIO_COLLECTIVE);
-    if (H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, dx, buf) < 0)
+    if (H5Dread(d, memtype, ms, fs, dx, buf) < 0)
         rc = FR_FAIL(FR_EIO, "%s: read of rows %lld..%lld failed", name, row_lo, row_lo + nrows - 1);
 done:
     close_id(&dx, H5Pclose);
@@ -210,6 +218,7 @@ fr_err fr_shard_plan(long long n_trials, const long long *offsets, int lags, int
 typedef struct {
     int poisson;
     int data_is_int;
+    int mask;      /* 0: no /mask; 1: integer (read as doubles); 2: boolean enum of 1 byte (read as bytes) */
 } meta_extra;
 
 static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, meta_extra *mx)
@@ -282,6 +291,23 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
             return FR_FAIL(FR_EINVAL, "%s: has %llu rows but /data has %lld (total_bins)", opt2[i],
                            (unsigned long long)si.dims[0], ds->total_bins);
         if (want[i]) *width[i] = (int)si.dims[1];
+    }
+    /* /mask: missing values, same shape as /data, integer or boolean. */
+    if (link_exists(file, "/mask")) {
+        TRY(dataset_shape(file, "/mask", &si));
+        if (si.rank != 2 || (long long)si.dims[0] != ds->total_bins || (long long)si.dims[1] != ds->N)
+            return FR_FAIL(FR_EINVAL, "/mask: shape %s[%llu, %llu] does not match /data [%lld, %d] (1 = observed, 0 = missing)",
+                           si.rank == 2 ? "" : "of rank != 2 ", (unsigned long long)si.dims[0],
+                           (unsigned long long)si.dims[1], ds->total_bins, ds->N);
+        mx->mask = si.cls == H5T_INTEGER ? 1 : 0;
+        if (si.cls == H5T_ENUM) { /* numpy's bool as h5py stores it: an enum over a 1-byte integer */
+            hid_t d = H5Dopen2(file, "/mask", H5P_DEFAULT), ty = d >= 0 ? H5Dget_type(d) : -1;
+            if (ty >= 0 && H5Tget_size(ty) == 1) mx->mask = 2;
+            if (ty >= 0) H5Tclose(ty);
+            if (d >= 0) H5Dclose(d);
+        }
+        if (!mx->mask)
+            return FR_FAIL(FR_EINVAL, "/mask: expected an integer or boolean type (1 = observed, 0 = missing)");
     }
     /* Truth groups: checked whenever /truth/latents exists, read or not. */
     if (link_exists(file, "/truth/latents")) {
@@ -365,17 +391,40 @@ static long long trial_of_row(const fr_dataset *ds, long long row)
     return lo;
 }
 
+/* Every entry finite; for /data (mask non-NULL when the file has a /mask)
+ * only the observed ones: NaN marks a missing entry only where /mask is 0. */
 static fr_err check_finite(const fr_dataset *ds, const char *name, const double *buf /* (rows, cols) */,
-                           long long rows, int cols)
+                           const unsigned char *mask /* (rows, cols) or NULL */, long long rows, int cols)
 {
     for (long long i = 0; i < rows; ++i)
         for (int j = 0; j < cols; ++j) {
             double v = buf[i * cols + j];
-            if (!isfinite(v)) {
+            if (!isfinite(v) && !(mask && !mask[i * cols + j])) {
                 long long row = ds->row_lo + i;
-                return FR_FAIL(FR_EINVAL, "%s: %s at row %lld (trial %lld), column %d", name,
-                               isnan(v) ? "NaN" : "Inf", row, trial_of_row(ds, row), j);
+                int data = !strcmp(name, "/data");
+                return FR_FAIL(FR_EINVAL, "%s: %s at row %lld (trial %lld), column %d%s", name,
+                               isnan(v) ? "NaN" : "Inf", row, trial_of_row(ds, row), j,
+                               !data ? ""
+                               : mask ? " where /mask is 1 (observed)"
+                                      : " (mark missing entries with a /mask: docs/formats.md)");
             }
+        }
+    return FR_OK;
+}
+
+/* /mask read as numbers: every entry 0 or 1, stored as bytes in ds->mask. */
+static fr_err check_mask(const fr_dataset *ds, const double *m /* (rows, N) */, long long rows)
+{
+    for (long long i = 0; i < rows; ++i)
+        for (int j = 0; j < ds->N; ++j) {
+            double v = m[i * ds->N + j];
+            if (v != 0 && v != 1) {
+                long long row = ds->row_lo + i;
+                return FR_FAIL(FR_EINVAL, "/mask: value %g at row %lld (trial %lld), column %d: expected 0 (missing) or 1 "
+                                          "(observed)",
+                               v, row, trial_of_row(ds, row), j);
+            }
+            ds->mask[i * ds->N + j] = (unsigned char)v;
         }
     return FR_OK;
 }
@@ -386,6 +435,7 @@ static fr_err check_counts(const fr_dataset *ds, long long rows)
         for (int j = 0; j < ds->N; ++j) {
             double v = ds->x[i * ds->N + j];
             long long row = ds->row_lo + i;
+            if (ds->mask && !ds->mask[i * ds->N + j]) continue;
             if (v < 0)
                 return FR_FAIL(FR_EINVAL, "/data: negative count %g at row %lld (trial %lld), column %d (observation is poisson)",
                                v, row, trial_of_row(ds, row), j);
@@ -415,6 +465,9 @@ static fr_err compute_checksum(MPI_Comm comm, fr_dataset *ds, const long long *f
         const double *rows = ds->x + (ds->offsets[k] - ds->row_lo) * ds->N;
         size_t n = (size_t)(ds->offsets[k + 1] - ds->offsets[k]) * (size_t)ds->N * sizeof(double);
         mine[k - ds->trial_lo] = fnv1a(FNV_OFFSET, rows, n);
+        if (ds->mask)
+            mine[k - ds->trial_lo] = fnv1a(mine[k - ds->trial_lo], ds->mask + (ds->offsets[k] - ds->row_lo) * ds->N,
+                                           n / sizeof(double));
     }
     for (int r = 0; r < size; ++r) {
         counts[r] = (int)(first_trial[r + 1] - first_trial[r]);
@@ -525,7 +578,8 @@ fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts
 
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = H5I_INVALID_HID;
     long long *first_trial = NULL;
-    meta_extra mx = {0, 0};
+    meta_extra mx = {0, 0, 0};
+    double *mask_num = NULL; /* (rows, N) /mask as numbers, before the 0/1 check */
     if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
         rc = FR_FAIL(FR_EHDF5, "cannot set up the MPI-IO file access for '%s'", path);
     } else {
@@ -557,6 +611,8 @@ fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts
     if (rc == FR_OK && ds->D) rc = FR_CALLOC(ds->u, rows * ds->D);
     if (rc == FR_OK && ds->P) rc = FR_CALLOC(ds->behavior, rows * ds->P);
     if (rc == FR_OK && ds->truth_K && opts->read_truth) rc = FR_CALLOC(ds->truth_latents, rows * ds->truth_K);
+    if (rc == FR_OK && mx.mask) rc = FR_CALLOC(ds->mask, rows * ds->N > 0 ? rows * ds->N : 1);
+    if (rc == FR_OK && mx.mask == 1) rc = FR_CALLOC(mask_num, rows * ds->N > 0 ? rows * ds->N : 1);
     rc = fr_error_agree(&comm, rc);
     if (rc != FR_OK) goto fail;
 
@@ -574,24 +630,52 @@ fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts
         fr_err r2 = read_rows(file, "/truth/latents", ds->row_lo, rows, ds->truth_K, ds->truth_latents);
         if (rc == FR_OK) rc = r2;
     }
+    if (mx.mask == 1) {
+        fr_err r2 = read_rows(file, "/mask", ds->row_lo, rows, ds->N, mask_num);
+        if (rc == FR_OK) rc = r2;
+    } else if (mx.mask == 2) {
+        /* a boolean enum converts to nothing but its own kind: read its bytes */
+        hid_t d = H5Dopen2(file, "/mask", H5P_DEFAULT), ft = d >= 0 ? H5Dget_type(d) : -1;
+        hid_t mt = ft >= 0 ? H5Tget_native_type(ft, H5T_DIR_ASCEND) : -1;
+        fr_err r2 = mt >= 0 ? read_rows_as(file, "/mask", ds->row_lo, rows, ds->N, mt, ds->mask)
+                            : FR_FAIL(FR_EHDF5, "/mask: cannot read its type");
+        if (mt >= 0) H5Tclose(mt);
+        if (ft >= 0) H5Tclose(ft);
+        if (d >= 0) H5Dclose(d);
+        if (rc == FR_OK) rc = r2;
+    }
     rc = fr_error_agree(&comm, rc);
     if (rc != FR_OK) goto fail;
+    if (mx.mask) {
+        if (mx.mask == 2) {
+            /* the bytes are the enum's values: check them like numbers */
+            if (FR_CALLOC(mask_num, rows * ds->N > 0 ? rows * ds->N : 1) != FR_OK) fr_fatal(FR_ENOMEM);
+            for (long long q = 0; q < rows * ds->N; ++q) mask_num[q] = (signed char)ds->mask[q];
+        }
+        rc = fr_error_agree(&comm, check_mask(ds, mask_num, rows));
+        free(mask_num);
+        mask_num = NULL;
+        if (rc != FR_OK) goto fail;
+    }
 
     /* Value checks, one data set at a time. Shards are contiguous in rank
      * order, so the lowest failing rank (whose message fr_error_agree
      * keeps) holds the first offending global row. */
-    rc = fr_error_agree(&comm, check_finite(ds, "/data", ds->x, rows, ds->N));
+    rc = fr_error_agree(&comm, check_finite(ds, "/data", ds->x, ds->mask, rows, ds->N));
     if (rc != FR_OK) goto fail;
     if (mx.poisson) {
         rc = fr_error_agree(&comm, check_counts(ds, rows));
         if (rc != FR_OK) goto fail;
     }
+    if (ds->mask) /* missing entries hold 0, whatever the file had there (NaN allowed) */
+        for (long long q = 0; q < rows * ds->N; ++q)
+            if (!ds->mask[q]) ds->x[q] = 0.0;
     if (ds->u) {
-        rc = fr_error_agree(&comm, check_finite(ds, "/inputs", ds->u, rows, ds->D));
+        rc = fr_error_agree(&comm, check_finite(ds, "/inputs", ds->u, NULL, rows, ds->D));
         if (rc != FR_OK) goto fail;
     }
     if (ds->behavior) {
-        rc = fr_error_agree(&comm, check_finite(ds, "/behavior", ds->behavior, rows, ds->P));
+        rc = fr_error_agree(&comm, check_finite(ds, "/behavior", ds->behavior, NULL, rows, ds->P));
         if (rc != FR_OK) goto fail;
     }
     rc = fr_error_agree(&comm, compute_checksum(comm, ds, first_trial, size));
@@ -603,6 +687,7 @@ fr_err fr_dataset_open(MPI_Comm comm, const char *path, const fr_read_opts *opts
     return FR_OK;
 fail:
     free(first_trial);
+    free(mask_num);
     if (file >= 0) H5Fclose(file);
     if (fapl >= 0) H5Pclose(fapl);
     fr_dataset_free(ds);
@@ -617,6 +702,8 @@ void fr_dataset_free(fr_dataset *ds)
     free(ds->u);
     free(ds->behavior);
     free(ds->truth_latents);
+    free(ds->mask);
+    ds->mask = NULL;
     truth_params_free(&ds->truth);
     ds->offsets = NULL;
     ds->condition = NULL;

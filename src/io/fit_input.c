@@ -89,7 +89,7 @@ fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset 
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         if (!split[k]) continue;
         long long a = ds->offsets[k] - ds->row_lo, e = ds->offsets[k + 1] - ds->row_lo;
-        fr_std_accumulate(N, e - a, ds->x + a * N, acc);
+        fr_std_accumulate(N, e - a, ds->x + a * N, ds->mask ? ds->mask + a * N : NULL, acc);
     }
     fr_err rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, acc, (int)FR_STD_ACC_LEN(N), MPI_DOUBLE, MPI_SUM, comm),
                              "MPI_Allreduce(standardize)", __FILE__, __LINE__);
@@ -98,10 +98,11 @@ fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset 
          * are: centring unit-scale channels moves tanh's operating point and
          * cost 0.1 of held-out group latent R^2 on lorenz-thomas (0.93 ->
          * 0.83, docs/model.md "Scale of the data"). */
-        double n = acc[0] > 0 ? acc[0] : 1;
         int bad = -1;
         double bm = 0, bs = 0;
         for (int j = 0; j < N && bad < 0; ++j) {
+            double n = acc[2 + 2 * N + j]; /* observed training entries of channel j */
+            if (!(n > 0)) continue;   /* never observed: no scale to judge */
             double m = acc[2 + j] / n, v = acc[2 + N + j] / n - m * m, s = sqrt(v > 0 ? v : 0);
             if (fabs(m) > FR_STD_AUTO_MEAN || s < FR_STD_AUTO_SD_LO || s > FR_STD_AUTO_SD_HI) bad = j, bm = m, bs = s;
         }
@@ -117,7 +118,9 @@ fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset 
         }
     }
     if (rc == FR_OK && check) {
-        double entries = acc[0] * N, frac = entries > 0 ? acc[1] / entries : 0;
+        double entries = 0;
+        for (int j = 0; j < N; ++j) entries += acc[2 + 2 * N + j]; /* observed training entries */
+        double frac = entries > 0 ? acc[1] / entries : 0;
         if (frac > 0.5)
             rc = FR_FAIL(FR_EINVAL,
                          "%s: data.standardize is off but %.0f%% of the training entries of /data have |x| > %g, "

@@ -349,7 +349,7 @@ fr_err fr_fitted_data_open(MPI_Comm comm, const char *results, const char *run_i
         if (rc == FR_OK) rc = fr_fitted_model(&o->run, &o->ds, o->n_train, &o->m);
         /* the run's stored transform, not one recomputed from this file */
         if (rc == FR_OK) rc = fr_fitted_standardize(&o->run, &o->st);
-        if (rc == FR_OK && (flags & FR_FD_MODEL_UNITS)) fr_std_apply(&o->st, o->ds.row_hi - o->ds.row_lo, o->ds.x);
+        if (rc == FR_OK && (flags & FR_FD_MODEL_UNITS)) fr_std_apply(&o->st, o->ds.row_hi - o->ds.row_lo, o->ds.x, o->ds.mask);
     }
     return fr_error_agree(&comm, rc);
 }

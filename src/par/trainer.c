@@ -507,7 +507,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
         /* the others are already in the set-up's collectives */
         if (FR_CALLOC(xs, (rows ? rows : 1) * ds->N) != FR_OK) fr_fatal(FR_ENOMEM);
         memcpy(xs, ds->x, (size_t)rows * ds->N * sizeof(double));
-        fr_std_apply(&out->standardize, rows, xs);
+        fr_std_apply(&out->standardize, rows, xs, ds->mask);
         view.x = xs;
         LOG_INFO("data.standardize: %s, z-scored with each channel's mean and std over the training trials",
                  cfg->standardize);

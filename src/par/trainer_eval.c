@@ -31,6 +31,7 @@ fr_err fr_eval_ctx_init(fr_eval_ctx *c, const fr_model *m, const double *params,
     TRY(FR_CALLOC(c->sxp, (size_t)cap * L));
     if (!sx) TRY(FR_CALLOC(c->sx_rows, (size_t)cap * L * m->spec.N));
     TRY(FR_CALLOC(c->up, cap));
+    if (ds->mask) TRY(FR_CALLOC(c->op, cap));
     TRY(FR_CALLOC(c->mu, (size_t)cap * m->spec.K));
     TRY(FR_CALLOC(c->eta, (size_t)cap * m->spec.N));
     TRY(FR_CALLOC(c->nll, cap));
@@ -43,6 +44,7 @@ void fr_eval_ctx_free(fr_eval_ctx *c)
     free((void *)c->sxp);
     free(c->sx_rows);
     free((void *)c->up);
+    free((void *)c->op);
     free(c->mu);
     free(c->eta);
     free(c->nll);
@@ -61,8 +63,9 @@ fr_err fr_eval_chunk(fr_eval_ctx *c, long long r0, int n)
             c->sxp[q] = fr_sigma_ptr(c->m, c->ds, c->sx, row - l, c->sx_rows ? c->sx_rows + q * N : NULL);
         }
         if (D) c->up[i] = c->ds->u + row * c->ds->D;
+        if (c->op) c->op[i] = c->ds->mask + row * N;
     }
-    fr_batch b = {n, c->xp, c->sxp, D ? c->up : NULL, NULL};
+    fr_batch b = {n, c->xp, c->sxp, D ? c->up : NULL, NULL, c->op};
     return fr_model_predict(c->m, c->params, &b, c->ws, c->mu, c->eta, c->nll);
 }
 

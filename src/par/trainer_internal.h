@@ -48,6 +48,7 @@ typedef struct {
     /* per-step buffers, sized for the largest minibatch (M + 1) */
     long long *batch;         /* (Mmax) sorted global sample ids */
     const double **xp, **sxp, **up; /* (Mmax), (Mmax*L), (Mmax) row pointers */
+    const unsigned char **op; /* (Mmax) /mask row pointers, NULL without a mask */
     double *eps;              /* (Mmax, K) */
     double *pack_loc, *pack_all; /* (Mmax, 2K) */
     double *mu_all, *z_all, *dmu_all, *dz_rows; /* (Mmax, K) */
@@ -111,6 +112,7 @@ typedef struct {
     fr_ws *ws;
     int cap;          /* rows per chunk (ws capacity) */
     const double **xp, **sxp, **up;
+    const unsigned char **op; /* (cap) /mask row pointers, NULL without a mask */
     double *sx_rows;  /* (cap * L, N) when sx is NULL */
     double *mu, *eta, *nll; /* (cap, K), (cap, N), (cap) */
     /* Poisson baseline of bits/spike: the floored mean rate of each channel

@@ -175,6 +175,7 @@ fr_err fr_trainer_setup(fr_trainer *t, MPI_Comm comm, const fr_config *cfg, cons
     TRY(FR_CALLOC(t->xp, Mmax));
     TRY(FR_CALLOC(t->sxp, (size_t)Mmax * t->L));
     TRY(FR_CALLOC(t->up, Mmax));
+    if (t->ds->mask) TRY(FR_CALLOC(t->op, Mmax));
     TRY(FR_CALLOC(t->eps, (size_t)Mmax * t->K));
     TRY(FR_CALLOC(t->pack_loc, (size_t)Mmax * 2 * t->K));
     TRY(FR_CALLOC(t->pack_all, (size_t)Mmax * 2 * t->K));
@@ -206,7 +207,7 @@ void fr_trainer_free(fr_trainer *t)
     if (t->sx && t->sx != t->ds->x) free(t->sx);
     fr_ws_free(t->ws);
     void *bufs[] = {t->sample_start, t->train_ids, t->perm, t->sid_lo, t->batch, (void *)t->xp, (void *)t->sxp,
-                    (void *)t->up, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
+                    (void *)t->up, (void *)t->op, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
                     t->dz_rows, t->counts, t->displs, t->pack_counts, t->pack_displs, t->params, t->grad, t->m1,
                     t->m2, t->best};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
@@ -265,6 +266,7 @@ static void point_rows(fr_trainer *t, const long long *sids, int m, uint64_t see
             prefetch_row(t->sxp[q], t->N);
         }
         if (t->D) t->up[i] = t->ds->u + row * t->ds->D;
+        if (t->op) t->op[i] = t->ds->mask + row * t->N;
     }
     if (with_eps)
         for (int i = 0; i < m; ++i)
@@ -282,7 +284,7 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
     sort_ll(t->batch, len);
     local_rows(t, len, &row0, &m);
     point_rows(t, t->batch + row0, m, seed, epoch, 1);
-    fr_batch b = {m, t->xp, t->sxp, t->D ? t->up : NULL, t->eps};
+    fr_batch b = {m, t->xp, t->sxp, t->D ? t->up : NULL, t->eps, t->op};
     int K = t->K;
     TRY(fr_model_encode(&t->model, t->params, &b, t->ws));
     const fr_model *mdl = &t->model;
