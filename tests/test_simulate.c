@@ -212,17 +212,17 @@ static void test_r2(void)
         meanpred[2 * r] = 2.5;
         meanpred[2 * r + 1] = 0;
     }
-    CU_ASSERT(fr_sim_r2(2, 0, 4, x, perfect, NULL) == 1.0);
-    FR_ASSERT_CLOSE(fr_sim_r2(2, 0, 4, x, meanpred, NULL), 0.0, 0, 1e-15);
+    CU_ASSERT(fr_sim_r2(2, 0, 4, x, perfect, NULL, NULL) == 1.0);
+    FR_ASSERT_CLOSE(fr_sim_r2(2, 0, 4, x, meanpred, NULL, NULL), 0.0, 0, 1e-15);
     unsigned char sil[2] = {1, 0};
-    CU_ASSERT(isnan(fr_sim_r2(2, 0, 4, x, perfect, sil)));
+    CU_ASSERT(isnan(fr_sim_r2(2, 0, 4, x, perfect, sil, NULL)));
     /* half the variance explained: predictions at half distance to the mean give 1 - 1/4 */
     double half[8];
     for (int r = 0; r < 4; ++r) {
         half[2 * r] = 2.5 + 0.5 * (x[2 * r] - 2.5);
         half[2 * r + 1] = 5;
     }
-    FR_ASSERT_CLOSE(fr_sim_r2(2, 0, 4, x, half, NULL), 0.75, 1e-14, 0);
+    FR_ASSERT_CLOSE(fr_sim_r2(2, 0, 4, x, half, NULL, NULL), 0.75, 1e-14, 0);
 }
 
 static void test_bad_args(void)

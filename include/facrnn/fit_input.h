@@ -38,4 +38,12 @@ fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n
 fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
                           fr_standardize *st);
 
+/* Missing values: the channels with no observed entry of /mask on the
+ * training trials (split[k] = 1), ascending, into *list (allocated, free()
+ * it; NULL when none) and their number into *n, with one WARN line naming
+ * them (the fit goes on: such a channel's decoder row only sees its prior
+ * and initialisation). *n = 0 without a mask. One MPI_SUM of the per-channel
+ * counts. Collective over comm. */
+fr_err fr_fit_unobserved(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split, int *n, int **list);
+
 #endif

@@ -76,6 +76,8 @@ typedef struct {
     fr_phases phases;        /* fr_train's wall time by phase (no startup; output = checkpoints) */
     double *latents;         /* (ds->row_hi - ds->row_lo, K) local means, NaN in context bins */
     double *pca_evals;       /* (N) eigenvalues of cov(sigma(x)) on training rows, descending, or NULL */
+    int n_unobserved;        /* channels with no observed entry (/mask) on the training trials */
+    int *unobserved;         /* (n_unobserved) their indices, ascending, or NULL */
     int conn_have;           /* 1 when /truth/A and /truth/B were compared */
     double conn_r_W;         /* Pearson r of W = A B against the truth */
     double conn_r_groups[FR_MAX_GROUPS]; /* (G) r of each W_g with its matched true group */

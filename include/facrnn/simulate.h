@@ -64,8 +64,9 @@ double fr_sim_poisson(double lambda, uint64_t seed, uint32_t a, uint64_t b);
 
 /* R^2 of sim against x over rows [r0, r1) of (rows, N) arrays, per channel
  * (1 - SSE/SST), averaged uniformly over channels that are not silenced and
- * have SST > 0; NaN when none. Not collective. */
+ * have SST > 0; NaN when none. obs (rows, N): only entries with obs = 1
+ * count (missing values), or NULL: all. Not collective. */
 double fr_sim_r2(int N, long long r0, long long r1, const double *x, const double *sim,
-                 const unsigned char *silence);
+                 const unsigned char *silence, const unsigned char *obs);
 
 #endif

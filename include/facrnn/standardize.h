@@ -46,7 +46,8 @@ void fr_std_accumulate(int N, long long rows, const double *x /* (rows, N) */, c
  * the identity (mode FR_STD_OFF, acc unused). A channel whose std is 0 or
  * below 1e-9 of its mean's magnitude (no spread left after rounding) keeps
  * std 1 and is counted in n_flat; a channel with no observed entry keeps
- * mean 0 and std 1 (counted in n_flat too). Not collective. */
+ * mean 0 and std 1 (not counted: fr_fit_unobserved reports it). Not
+ * collective. */
 fr_err fr_std_init(fr_standardize *st, fr_std_mode mode, int N, const double *acc);
 
 /* The same transform with the stored mean and std (N each; NULL for off).

@@ -115,20 +115,30 @@ static fr_err psth_r2(MPI_Comm comm, const fr_dataset *ds, int L, const double *
         if (!seen) labels[C++] = ds->condition[k];
     }
     size_t cells = (size_t)C * (size_t)Tmax;
-    double *acc = NULL, *px = NULL, *ps = NULL; /* acc: (cells, 2N + 1) sums of x, sim and counts */
-    fr_err rc = FR_CALLOC(acc, cells * (2 * (size_t)N + 1));
+    /* acc: (cells, W) sums of x, sim and counts; with missing values the
+     * sums are over observed entries and their counts per channel follow
+     * (W = 3N + 1), and a cell's channel never observed is left out */
+    const unsigned char *mask = ds->mask;
+    size_t W = 2 * (size_t)N + 1 + (mask ? (size_t)N : 0);
+    double *acc = NULL, *px = NULL, *ps = NULL;
+    unsigned char *pobs = NULL; /* (cells, N) with a mask: 1 where the cell's channel was observed */
+    fr_err rc = FR_CALLOC(acc, cells * W);
     if (rc == FR_OK) rc = FR_CALLOC(px, cells * N);
     if (rc == FR_OK) rc = FR_CALLOC(ps, cells * N);
+    if (rc == FR_OK && mask) rc = FR_CALLOC(pobs, cells * N);
     if (rc == FR_OK) {
         for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
             int c = 0;
             while (labels[c] != ds->condition[k]) ++c;
             long long a = ds->offsets[k] - ds->row_lo, T = ds->offsets[k + 1] - ds->offsets[k];
             for (long long t = L; t < T; ++t) {
-                double *cell = acc + ((size_t)c * Tmax + t) * (2 * (size_t)N + 1);
+                double *cell = acc + ((size_t)c * Tmax + t) * W;
+                const unsigned char *o = mask ? mask + (a + t) * N : NULL;
                 for (int n = 0; n < N; ++n) {
+                    if (o && !o[n]) continue;
                     cell[n] += ds->x[(a + t) * N + n];
                     cell[N + n] += sim[(a + t) * N + n];
+                    if (o) cell[2 * N + 1 + n] += 1;
                 }
                 cell[2 * N] += 1;
             }
@@ -136,25 +146,28 @@ static fr_err psth_r2(MPI_Comm comm, const fr_dataset *ds, int L, const double *
     }
     rc = fr_error_agree(&comm, rc);
     if (rc == FR_OK)
-        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, acc, (int)(cells * (2 * (size_t)N + 1)), MPI_DOUBLE, MPI_SUM, comm));
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, acc, (int)(cells * W), MPI_DOUBLE, MPI_SUM, comm));
     if (rc == FR_OK) {
         long long rows = 0;
         for (size_t q = 0; q < cells; ++q) {
-            const double *cell = acc + q * (2 * (size_t)N + 1);
+            const double *cell = acc + q * W;
             if (cell[2 * N] < 1) continue;
             for (int n = 0; n < N; ++n) {
-                px[rows * N + n] = cell[n] / cell[2 * N];
-                ps[rows * N + n] = cell[N + n] / cell[2 * N];
+                double cnt = mask ? cell[2 * N + 1 + n] : cell[2 * N];
+                if (mask) pobs[rows * N + n] = cnt > 0;
+                px[rows * N + n] = cnt > 0 ? cell[n] / cnt : 0.0;
+                ps[rows * N + n] = cnt > 0 ? cell[N + n] / cnt : 0.0;
             }
             ++rows;
         }
-        *out = fr_sim_r2(N, 0, rows, px, ps, sil);
+        *out = fr_sim_r2(N, 0, rows, px, ps, sil, pobs);
         *n_cond = C;
     }
     free(labels);
     free(acc);
     free(px);
     free(ps);
+    free(pobs);
     return rc;
 }
 
@@ -262,7 +275,7 @@ fr_err fr_cmd_simulate(int argc, char **argv)
             lrc = fr_sim_trial(m, params, &o, k, T, xm + r0 * ds->N, D ? ds->u + r0 * ds->D : NULL, sim + r0 * ds->N, ws);
             if (lrc == FR_OK) {
                 fr_std_invert(&fd->st, T, sim + r0 * ds->N);
-                trial_r2[k] = fr_sim_r2(ds->N, r0 + m->spec.L, r0 + T, ds->x, sim, sil);
+                trial_r2[k] = fr_sim_r2(ds->N, r0 + m->spec.L, r0 + T, ds->x, sim, sil, ds->mask);
                 if (isfinite(trial_r2[k])) {
                     sums[0] += trial_r2[k];
                     sums[1] += 1;

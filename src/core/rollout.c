@@ -174,18 +174,21 @@ fr_err fr_sim_remove_group(const fr_model *m, double *params, int g)
 }
 
 double fr_sim_r2(int N, long long r0, long long r1, const double *x, const double *sim,
-                 const unsigned char *silence)
+                 const unsigned char *silence, const unsigned char *obs)
 {
     double tot = 0;
     int used = 0;
-    long long n_rows = r1 - r0;
-    if (n_rows < 1) return NAN;
+    if (r1 - r0 < 1) return NAN;
     for (int n = 0; n < N; ++n) {
         if (silence && silence[n]) continue;
         double mean = 0, sst = 0, sse = 0;
-        for (long long r = r0; r < r1; ++r) mean += x[r * N + n];
+        long long n_rows = 0;
+        for (long long r = r0; r < r1; ++r)
+            if (!obs || obs[r * N + n]) mean += x[r * N + n], ++n_rows;
+        if (n_rows < 1) continue; /* never observed here */
         mean /= (double)n_rows;
         for (long long r = r0; r < r1; ++r) {
+            if (obs && !obs[r * N + n]) continue;
             double a = x[r * N + n] - mean, e = x[r * N + n] - sim[r * N + n];
             sst += a * a;
             sse += e * e;

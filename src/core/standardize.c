@@ -45,10 +45,7 @@ fr_err fr_std_init(fr_standardize *st, fr_std_mode mode, int N, const double *ac
     const double *s1 = acc + 2, *s2 = acc + 2 + N, *cnt = acc + 2 + 2 * (size_t)N;
     for (int j = 0; j < N; ++j) {
         double n = cnt[j]; /* the channel's observed entries: acc[0] without missing values */
-        if (!(n > 0)) { /* never observed on the training trials: nothing to centre */
-            ++st->n_flat;
-            continue;
-        }
+        if (!(n > 0)) continue; /* never observed on the training trials: identity (fr_fit_unobserved reports it) */
         double m = s1[j] / n;
         /* population variance; sum x^2 - n m^2 loses digits only when |m| is
          * ~1e6 times the spread, which the flat-channel test below catches */

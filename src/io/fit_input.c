@@ -64,6 +64,44 @@ fr_err fr_fit_model_spec(const fr_config *cfg, const fr_dataset *ds, long long n
     return FR_OK;
 }
 
+fr_err fr_fit_unobserved(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split, int *n, int **list)
+{
+    *n = 0;
+    *list = NULL;
+    if (!ds->mask) return FR_OK;
+    int N = ds->N;
+    double *cnt = NULL;
+    if (FR_CALLOC(cnt, N) != FR_OK) fr_fatal(FR_ENOMEM); /* the others are in the Allreduce */
+    for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
+        if (!split[k]) continue;
+        for (long long r = ds->offsets[k] - ds->row_lo; r < ds->offsets[k + 1] - ds->row_lo; ++r)
+            for (int j = 0; j < N; ++j) cnt[j] += ds->mask[r * N + j];
+    }
+    fr_err rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, cnt, N, MPI_DOUBLE, MPI_SUM, comm),
+                             "MPI_Allreduce(observed entries per channel)", __FILE__, __LINE__);
+    int m = 0;
+    for (int j = 0; j < N && rc == FR_OK; ++j) m += cnt[j] == 0;
+    if (rc == FR_OK && m > 0) {
+        char text[512];
+        size_t len = 0;
+        rc = FR_CALLOC(*list, m);
+        for (int j = 0; j < N && rc == FR_OK; ++j) {
+            if (cnt[j] != 0) continue;
+            (*list)[(*n)++] = j;
+            if (len < sizeof text - 16)
+                len += (size_t)snprintf(text + len, sizeof text - len, "%s%d", *n > 1 ? ", " : "", j);
+            else if (len < sizeof text - 4)
+                len += (size_t)snprintf(text + len, sizeof text - len, ", ...");
+        }
+        if (rc == FR_OK)
+            LOG_WARN("/mask: %d channel(s) of %s have no observed entry on the training trials: %s (fitted anyway; "
+                     "listed in the run's unobserved_channels)",
+                     m, ds->path, text);
+    }
+    free(cnt);
+    return rc;
+}
+
 fr_err fr_fit_standardize(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const unsigned char *split,
                           fr_standardize *st)
 {

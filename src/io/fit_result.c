@@ -101,6 +101,7 @@ void fr_fit_result_free(fr_fit_result *r)
     free(r->pca_evals);
     free(r->best_heldout_params);
     free(r->objective_all);
+    free(r->unobserved);
     fr_std_free(&r->standardize);
     memset(r, 0, sizeof *r);
 }

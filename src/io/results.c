@@ -347,6 +347,10 @@ fr_err fr_results_write_run(fr_results *r, const char *run_id, const fr_config *
         rc = fr_h5_write_small(run, "pca_eigenvalues", H5T_NATIVE_DOUBLE, r->rank, 1, dN2, res->pca_evals);
     }
     if (rc == FR_OK) rc = write_standardize(r, run, &res->standardize, N);
+    if (rc == FR_OK && res->n_unobserved > 0) {
+        hsize_t dU[1] = {(hsize_t)res->n_unobserved};
+        rc = fr_h5_write_small(run, "unobserved_channels", H5T_NATIVE_INT, r->rank, 1, dU, res->unobserved);
+    }
     if (rc == FR_OK) rc = write_connectivity(r, run, cfg, res);
     /* metrics as attributes */
     if (rc == FR_OK) {

@@ -502,6 +502,7 @@ fr_err fr_train(MPI_Comm comm, const fr_config *cfg, const fr_dataset *ds, const
     } else {
         TRY(fr_fit_standardize(comm, cfg, ds, split, &out->standardize));
     }
+    TRY(fr_fit_unobserved(comm, ds, split, &out->n_unobserved, &out->unobserved));
     if (!ds->in_model_units && out->standardize.mode != FR_STD_OFF) {
         long long rows = ds->row_hi - ds->row_lo;
         /* the others are already in the set-up's collectives */

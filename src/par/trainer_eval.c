@@ -88,7 +88,8 @@ fr_err fr_eval_latents(fr_eval_ctx *c, double *lat /* (rows, K) */)
 }
 
 /* Poisson bits/spike compares with a constant rate per channel: the mean
- * of the training bins (t >= L), floored. c->rate, c->log_rate (N) <- those
+ * of the training bins (t >= L; with missing values over the channel's
+ * observed entries), floored. c->rate, c->log_rate (N) <- those
  * rates and their logs for `split`: local sums in row order, one reduction.
  * A constant of the data and the split, so a context computes it once (the
  * final evaluation asks for it twice: training and held-out trials).
@@ -98,25 +99,29 @@ static fr_err training_rates(MPI_Comm comm, fr_eval_ctx *c, const unsigned char 
     const fr_dataset *ds = c->ds;
     int N = ds->N, L = c->m->spec.L;
     if (c->rate && c->rate_split == split) return FR_OK;
-    double *base = NULL; /* [training samples, the channels' sums] */
-    fr_err rc = FR_CALLOC(base, 1 + (size_t)N);
+    double *base = NULL; /* [training samples, the channels' sums (N), with a mask their observed entries (N)] */
+    const unsigned char *mask = ds->mask;
+    int nb = 1 + (mask ? 2 : 1) * N;
+    fr_err rc = FR_CALLOC(base, nb);
     if (rc == FR_OK && !c->rate) rc = FR_CALLOC(c->rate, 2 * (size_t)N);
     TRY(fr_error_agree(&comm, rc));
     long long ntr = 0;
     for (long long k = ds->trial_lo; k < ds->trial_hi; ++k) {
         if (!split[k]) continue;
         for (long long r = ds->offsets[k] - ds->row_lo + L; r < ds->offsets[k + 1] - ds->row_lo; ++r) {
-            for (int n = 0; n < N; ++n) base[1 + n] += ds->x[r * N + n];
+            for (int n = 0; n < N; ++n) base[1 + n] += ds->x[r * N + n]; /* missing entries hold 0 */
+            if (mask)
+                for (int n = 0; n < N; ++n) base[1 + N + n] += mask[r * N + n];
             ++ntr;
         }
     }
     base[0] = (double)ntr;
-    rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, base, 1 + N, MPI_DOUBLE, MPI_SUM, comm),
+    rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, base, nb, MPI_DOUBLE, MPI_SUM, comm),
                       "MPI_Allreduce(training rate sums)", __FILE__, __LINE__);
     if (rc == FR_OK) {
         c->log_rate = c->rate + N;
         for (int j = 0; j < N; ++j) {
-            c->rate[j] = fmax(base[1 + j] / fmax(base[0], 1), FR_POISSON_RATE_FLOOR);
+            c->rate[j] = fmax(base[1 + j] / fmax(mask ? base[1 + N + j] : base[0], 1), FR_POISSON_RATE_FLOOR);
             c->log_rate[j] = log(c->rate[j]);
         }
         c->rate_split = split;
@@ -180,15 +185,17 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
     /* Every sum of the evaluated bins in one buffer, reduced once:
      * [nll, count, spikes, baseline nll] + per channel [sum, sumsq, sse,
      * Poisson sum of lambda - x ln lambda]; without `full` only the first
-     * two. */
-    size_t na = full ? 4 + 4 * (size_t)N : 2;
+     * two. With missing values (/mask) every sum is over observed entries
+     * and the observed entries per channel (N) follow (the last N). */
+    const unsigned char *mask = ds->mask;
+    size_t na = (full ? 4 + 4 * (size_t)N : 2) + (mask ? (size_t)N : 0);
     double *acc = NULL, *sel = NULL;
     fr_err rc = FR_CALLOC(acc, na);
     if (rc == FR_OK && full) rc = FR_CALLOC(sel, (size_t)(FR_EVAL_MAX_POINTS + 1) * K);
     rc = fr_error_agree(&comm, rc);
     if (rc == FR_OK && poisson) rc = training_rates(comm, c, split);
     if (rc != FR_OK) goto done;
-    double *ch = full ? acc + 4 : NULL;
+    double *ch = full ? acc + 4 : NULL, *seen = mask ? acc + na - N : NULL;
     /* Global count of evaluated samples, and a deterministic subsample of
      * their means for the PC/TC estimator (every stride-th sample). */
     long long n_which = 0;
@@ -213,11 +220,15 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
             int n = (int)(e - r < c->cap ? e - r : c->cap);
             rc = fr_eval_chunk(c, r, n);
             for (int i = 0; i < n && rc == FR_OK; ++i, ++idx) {
-                acc[0] += c->nll[i];
+                acc[0] += c->nll[i]; /* over the row's observed entries */
                 acc[1] += 1;
+                const unsigned char *o = mask ? mask + (r + i) * N : NULL;
+                if (o)
+                    for (int j = 0; j < N; ++j) seen[j] += o[j];
                 if (!full) continue;
                 const double *x = ds->x + (r + i) * N, *eta = c->eta + (size_t)i * N;
                 for (int j = 0; j < N; ++j) {
+                    if (o && !o[j]) continue;
                     double mean = fr_model_mean(m, eta[j]);
                     ch[4 * j] += x[j];
                     ch[4 * j + 1] += x[j] * x[j];
@@ -240,6 +251,13 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
     if (rc != FR_OK) goto done;
     out->n_samples = (long long)acc[1];
     out->nll_per_bin = acc[1] > 0 ? acc[0] / acc[1] : NAN;
+    if (mask) {
+        /* per bin of N channels from the observed entries: the mean NLL of
+         * an observed entry times N (the same number without missing ones) */
+        double obs_all = 0;
+        for (int j = 0; j < N; ++j) obs_all += seen[j];
+        out->nll_per_bin = obs_all > 0 ? acc[0] / obs_all * N : NAN;
+    }
     if (!full) goto done;
     double r2 = 0;
     int used = 0;
@@ -247,7 +265,8 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
     int co_used = 0;
     for (int j = 0; j < N; ++j) {
         double s = ch[4 * j], ss = ch[4 * j + 1], sse = ch[4 * j + 2];
-        double sst = ss - s * s / fmax(acc[1], 1);
+        double nj = mask ? seen[j] : acc[1]; /* the channel's evaluated entries */
+        double sst = ss - s * s / fmax(nj, 1);
         int held = 0;
         for (int q = 0; q < m->spec.n_skip; ++q) held |= m->spec.skip[q] == j;
         if (sst > 1e-12 * fmax(ss, 1e-300)) {
@@ -258,9 +277,9 @@ static fr_err eval_sums(MPI_Comm comm, fr_eval_ctx *c, const unsigned char *spli
         if (held && poisson) {
             /* NLB's co-bps: against each held-out channel's mean rate over
              * the evaluated bins (ln x! cancels between the two) */
-            double rbar = fmax(s / fmax(acc[1], 1), FR_POISSON_RATE_FLOOR);
+            double rbar = fmax(s / fmax(nj, 1), FR_POISSON_RATE_FLOOR);
             co_model += ch[4 * j + 3];
-            co_null += acc[1] * rbar - s * log(rbar);
+            co_null += nj * rbar - s * log(rbar);
             co_spikes += s;
         }
     }
