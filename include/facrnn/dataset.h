@@ -73,6 +73,10 @@ typedef struct {
      * fr_std_apply with this mask: the encoder's fill, docs/model.md
      * "Missing values". */
     unsigned char *mask;
+    /* /heldout_channels (docs/formats.md): co-smoothing channels the file
+     * proposes, checked like data.heldout_channels; the same on every rank */
+    int n_heldout;
+    int *heldout;               /* (n_heldout) or NULL */
     /* non-NULL: x already holds the data in these model units (a single fit
      * applied its data.standardize transform in place, so the trainer needs
      * no z-scored copy); NULL: x is as read */

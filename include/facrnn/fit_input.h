@@ -19,8 +19,12 @@ void fr_fit_read_opts(const fr_config *cfg, fr_read_opts *ro);
 
 /* Load the data set (validated, with its ground truth) and the
  * cross-validation split of cfg's fold; allocates *split (n_trials).
- * Collective over comm. */
-fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split);
+ * Resolves the co-smoothing channels into cfg: an empty
+ * data.heldout_channels (the default) takes the file's /heldout_channels,
+ * a non-empty one overrides it; the log says which applied, and the run's
+ * stored config holds the list, so eval and simulate rebuild the same
+ * model whatever file they read. Collective over comm. */
+fr_err fr_fit_prepare(MPI_Comm comm, fr_config *cfg, fr_dataset *ds, unsigned char **split);
 
 /* The model spec of a fit: config + data + training-set size n_train (the
  * minibatch is at most n_train). Not collective. */

@@ -309,6 +309,33 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
         if (!mx->mask)
             return FR_FAIL(FR_EINVAL, "/mask: expected an integer or boolean type (1 = observed, 0 = missing)");
     }
+    /* /heldout_channels: 0-based channel indices for co-smoothing. */
+    if (link_exists(file, "/heldout_channels")) {
+        TRY(dataset_shape(file, "/heldout_channels", &si));
+        if (si.rank != 1 || si.cls != H5T_INTEGER)
+            return FR_FAIL(FR_EINVAL, "/heldout_channels: expected a 1-D integer dataset of channel indices (0-based)");
+        long long n = (long long)si.dims[0];
+        if (n >= ds->N)
+            return FR_FAIL(FR_EINVAL, "/heldout_channels: %lld channel(s) of %d: at least one must stay for the encoder",
+                           n, ds->N);
+        long long *v = NULL;
+        TRY(FR_CALLOC(v, n > 0 ? n : 1));
+        TRY(FR_CALLOC(ds->heldout, n > 0 ? n : 1));
+        fr_err rc = n > 0 ? read_small(file, "/heldout_channels", H5T_NATIVE_LLONG, v) : FR_OK;
+        for (long long q = 0; q < n && rc == FR_OK; ++q) {
+            if (v[q] < 0 || v[q] >= ds->N)
+                rc = FR_FAIL(FR_EINVAL, "/heldout_channels[%lld]: channel %lld is out of range (the data have %d channels, "
+                                        "0-based)",
+                             q, v[q], ds->N);
+            for (long long r = 0; r < q && rc == FR_OK; ++r)
+                if (v[r] == v[q])
+                    rc = FR_FAIL(FR_EINVAL, "/heldout_channels[%lld]: channel %lld is listed twice", q, v[q]);
+            if (rc == FR_OK) ds->heldout[q] = (int)v[q];
+        }
+        free(v);
+        TRY(rc);
+        ds->n_heldout = (int)n;
+    }
     /* Truth groups: checked whenever /truth/latents exists, read or not. */
     if (link_exists(file, "/truth/latents")) {
         TRY(dataset_shape(file, "/truth/latents", &si));
@@ -704,6 +731,9 @@ void fr_dataset_free(fr_dataset *ds)
     free(ds->truth_latents);
     free(ds->mask);
     ds->mask = NULL;
+    free(ds->heldout);
+    ds->heldout = NULL;
+    ds->n_heldout = 0;
     truth_params_free(&ds->truth);
     ds->offsets = NULL;
     ds->condition = NULL;

@@ -17,11 +17,33 @@ void fr_fit_read_opts(const fr_config *cfg, fr_read_opts *ro)
     ro->read_truth = 1;
 }
 
-fr_err fr_fit_prepare(MPI_Comm comm, const fr_config *cfg, fr_dataset *ds, unsigned char **split)
+/* "[3, 7, 11]" (at most cap bytes, cut with "...") for the log. */
+static void list_text(int n, const int *v, char *buf, size_t cap)
+{
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int q = 0; q < n && len + 16 < cap; ++q) len += (size_t)snprintf(buf + len, cap - len, "%s%d", q ? ", " : "", v[q]);
+    snprintf(buf + len, cap - len, "%s]", len + 16 >= cap ? ", ..." : "");
+}
+
+fr_err fr_fit_prepare(MPI_Comm comm, fr_config *cfg, fr_dataset *ds, unsigned char **split)
 {
     fr_read_opts ro;
     fr_fit_read_opts(cfg, &ro);
     TRY(fr_dataset_open(comm, cfg->data_path, &ro, ds));
+    char text[256];
+    if (ds->n_heldout > 0 && cfg->n_heldout_channels == 0) {
+        if (ds->n_heldout > FR_CFG_MAX_HELDOUT) /* cannot happen below N <= the limit; said, not cut */
+            return FR_FAIL(FR_EINVAL, "/heldout_channels: %d channels, more than data.heldout_channels holds (%d)",
+                           ds->n_heldout, FR_CFG_MAX_HELDOUT);
+        memcpy(cfg->heldout_channels, ds->heldout, sizeof(int) * (size_t)ds->n_heldout);
+        cfg->n_heldout_channels = ds->n_heldout;
+        list_text(ds->n_heldout, ds->heldout, text, sizeof text);
+        LOG_INFO("data.heldout_channels: %s from the input file's /heldout_channels", text);
+    } else if (cfg->n_heldout_channels > 0) {
+        list_text(cfg->n_heldout_channels, cfg->heldout_channels, text, sizeof text);
+        LOG_INFO("data.heldout_channels: %s from the config%s", text,
+                 ds->n_heldout > 0 ? " (overrides the input file's /heldout_channels)" : "");
+    }
     TRY(FR_CALLOC(*split, ds->n_trials));
     fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, FR_CV_SEED, *split);
     return fr_error_agree(&comm, rc);

@@ -61,6 +61,41 @@ for which, name in ((0, "heldout"), (1, "train")):
     assert abs(r2 - m[f"{name}_co_r2"]) <= 1e-10, (r2, m[f"{name}_co_r2"])
 assert m["heldout_co_bps"] > 0, "the decoder should beat the mean rate on the held-out channels"
 PY
+# /heldout_channels in the input file: used when the config sets none (the
+# same fit, bitwise, as the config's list), overridden by the config's list,
+# checked like it; the log says which source applied
+$PY - <<'PY'
+import h5py, numpy as np
+for name, held in (("dh.h5", [3, 7, 11, 19, 25, 28]), ("dh_bad.h5", [3, 30]), ("dh_twice.h5", [4, 4])):
+    with h5py.File("d.h5", "r") as f, h5py.File(name, "w") as g:
+        for k in f: f.copy(k, g)
+        for a, v in f.attrs.items(): g.attrs[a] = v
+        g["heldout_channels"] = np.array(held, dtype=np.int32)
+PY
+short=(--set train.epochs=3)
+mpirun -n 2 "$FACRNN_BIN" fit fit.yaml "${short[@]}" --set output.path=cfg_list.h5 >log_cfg.txt 2>&1
+mpirun -n 2 "$FACRNN_BIN" fit fit.yaml "${short[@]}" --set data.path=dh.h5 --set 'data.heldout_channels=[]' \
+  --set output.path=file_list.h5 >log_file.txt 2>&1
+mpirun -n 2 "$FACRNN_BIN" fit fit.yaml "${short[@]}" --set data.path=dh.h5 --set 'data.heldout_channels=[1, 2]' \
+  --set output.path=over.h5 >log_over.txt 2>&1
+grep -q "data.heldout_channels: \[3, 7, 11, 19, 25, 28\] from the input file's /heldout_channels" log_file.txt \
+  && grep -q "data.heldout_channels: \[1, 2\] from the config (overrides the input file's /heldout_channels)" log_over.txt \
+  && pass "the log says which source of data.heldout_channels applied" || { fail "heldout_channels source lines"; tail -3 log_file.txt log_over.txt; }
+$PY - <<'PY' && pass "/heldout_channels from the input file fits exactly like the config's list; the config overrides it" \
+  || fail "/heldout_channels from the input file"
+import h5py, numpy as np
+def run(p):
+    f = h5py.File(p, "r"); return f["runs"][next(iter(f["runs"]))]
+a, b, o = run("cfg_list.h5"), run("file_list.h5"), run("over.h5")
+assert np.array_equal(a["params/flat"][()], b["params/flat"][()])
+assert "heldout_channels: [3, 7, 11, 19, 25, 28]" in b.attrs["config"], "the stored config lacks the resolved list"
+assert "heldout_channels: [1, 2]" in o.attrs["config"]
+assert not np.array_equal(o["params/flat"][()], b["params/flat"][()]), "the override did not apply"
+PY
+expect_fail 2 "/heldout_channels[1]: channel 30 is out of range (the data have 30 channels, 0-based)" -- \
+  mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set data.path=dh_bad.h5 --set 'data.heldout_channels=[]' --set output.path=bad.h5
+expect_fail 2 "/heldout_channels[1]: channel 4 is listed twice" -- \
+  mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set data.path=dh_twice.h5 --set 'data.heldout_channels=[]' --set output.path=bad.h5
 expect_fail 2 "channel 30 is out of range" -- mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set 'data.heldout_channels=[30]' \
   --set output.path=bad.h5
 finish
