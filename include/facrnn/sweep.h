@@ -84,9 +84,24 @@ typedef struct {
     double seconds;
     double objective;               /* training objective of the fit (compares seeds of one configuration) */
     double coupling;                /* held-out dynamical coupling between groups, max over groups (coupling.h) */
+    double co_bps, co_r2;           /* held-out co-smoothing scores (fit metrics), NaN without held-out channels */
 } fr_sweep_record;
 
 const char *fr_sweep_status_name(int status);
+
+/* The per-run numbers of the sweep table, described once: /sweep/table
+ * writes every one (after run_id, K, groups, beta, seed, fold, status), the
+ * CSV those with csv = 1, in this order; a column added here appears in both
+ * and in the docs' lists (docs/formats.md). */
+typedef struct {
+    const char *name; /* /sweep/table dataset and CSV column */
+    double (*get)(const fr_sweep_run *run, const fr_sweep_record *rec);
+    int is_count;     /* 1: written as an integer (epochs_done) */
+    int csv;          /* 1: also a CSV column */
+    const char *csv_fmt; /* printf format of the value in the CSV */
+} fr_sweep_col;
+enum { FR_SWEEP_NCOLS = 15 };
+extern const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS];
 
 /* Write records atomically (atomic.h) as a tab-separated text
  * file, one line per record, doubles printed exactly (%.17g). Not collective. */

@@ -512,7 +512,8 @@ def run_groups(run):
     return parse_groups(run["metrics"].get("groups", ""), K)
 
 
-ROW_NUMBERS = ("heldout_nll_per_bin", "heldout_pc", "heldout_r2", "heldout_group_latent_r2", "train_nll_per_bin",
+ROW_NUMBERS = ("heldout_nll_per_bin", "heldout_pc", "heldout_r2", "heldout_group_latent_r2", "heldout_co_bps",
+               "heldout_co_r2", "train_nll_per_bin",
                "independence", "coupling", "objective", "epochs_done", "seconds")
 
 

@@ -55,6 +55,43 @@ static void read_root_str(const char *path, const char *name, char *buf, size_t 
     H5Fclose(f);
 }
 
+/* The per-run number columns (sweep.h): getters over (run, record). */
+#define REC_GET(fn, field) \
+    static double fn(const fr_sweep_run *run, const fr_sweep_record *r) { (void)run; return (double)r->field; }
+REC_GET(get_heldout_nll, heldout_nll)
+REC_GET(get_heldout_pc, heldout_pc)
+REC_GET(get_heldout_r2, heldout_r2)
+REC_GET(get_group_latent_r2, group_latent_r2)
+REC_GET(get_co_bps, co_bps)
+REC_GET(get_co_r2, co_r2)
+REC_GET(get_train_nll, train_nll)
+REC_GET(get_pc_obs, pc_obs)
+REC_GET(get_pc_null_mean, pc_null_mean)
+REC_GET(get_pc_null_sd, pc_null_sd)
+REC_GET(get_coupling, coupling)
+REC_GET(get_objective, objective)
+REC_GET(get_epochs_done, epochs_done)
+REC_GET(get_seconds, seconds)
+#undef REC_GET
+
+const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS] = {
+    {"heldout_nll_per_bin", get_heldout_nll, 0, 1, "%.17g"},
+    {"heldout_pc", get_heldout_pc, 0, 1, "%.17g"},
+    {"heldout_r2", get_heldout_r2, 0, 1, "%.17g"},
+    {"heldout_group_latent_r2", get_group_latent_r2, 0, 1, "%.17g"},
+    {"heldout_co_bps", get_co_bps, 0, 1, "%.17g"},
+    {"heldout_co_r2", get_co_r2, 0, 1, "%.17g"},
+    {"train_nll_per_bin", get_train_nll, 0, 0, "%.17g"},
+    {"heldout_pc_partition", get_pc_obs, 0, 0, "%.17g"},
+    {"heldout_pc_null_mean", get_pc_null_mean, 0, 1, "%.17g"},
+    {"heldout_pc_null_sd", get_pc_null_sd, 0, 0, "%.17g"},
+    {"independence", fr_sweep_independence, 0, 1, "%.17g"},
+    {"coupling", get_coupling, 0, 1, "%.17g"},
+    {"objective", get_objective, 0, 1, "%.17g"},
+    {"epochs_done", get_epochs_done, 1, 1, "%.0f"},
+    {"seconds", get_seconds, 0, 1, "%.3f"},
+};
+
 static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_record *recs, int n)
 {
     hid_t g = H5Gcreate2(sw, "table", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -76,7 +113,6 @@ static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_rec
         K[i] = runs[i].K;
         seed[i] = runs[i].seed;
         fold[i] = runs[i].fold;
-        ep[i] = recs[i].epochs_done;
     }
     if (rc == FR_OK) rc = write_str_col(g, "run_id", n, ids);
     if (rc == FR_OK) rc = write_ll_col(g, "K", n, K);
@@ -88,28 +124,16 @@ static fr_err write_table(hid_t sw, const fr_sweep_run *runs, const fr_sweep_rec
     if (rc == FR_OK) rc = write_ll_col(g, "seed", n, seed);
     if (rc == FR_OK) rc = write_ll_col(g, "fold", n, fold);
     if (rc == FR_OK) rc = write_str_col(g, "status", n, st);
-#define DCOL(name, field)                                          \
-    if (rc == FR_OK) {                                             \
-        for (int i = 0; i < n; ++i) col[i] = recs[i].field;         \
-        rc = write_dbl_col(g, name, n, col);                       \
+    for (int c = 0; c < FR_SWEEP_NCOLS && rc == FR_OK; ++c) {
+        const fr_sweep_col *d = &fr_sweep_cols[c];
+        if (d->is_count) {
+            for (int i = 0; i < n; ++i) ep[i] = (long long)d->get(&runs[i], &recs[i]);
+            rc = write_ll_col(g, d->name, n, ep);
+        } else {
+            for (int i = 0; i < n; ++i) col[i] = d->get(&runs[i], &recs[i]);
+            rc = write_dbl_col(g, d->name, n, col);
+        }
     }
-    DCOL("heldout_nll_per_bin", heldout_nll)
-    DCOL("heldout_pc", heldout_pc)
-    DCOL("heldout_r2", heldout_r2)
-    DCOL("heldout_group_latent_r2", group_latent_r2)
-    DCOL("train_nll_per_bin", train_nll)
-    DCOL("heldout_pc_partition", pc_obs)
-    DCOL("heldout_pc_null_mean", pc_null_mean)
-    DCOL("heldout_pc_null_sd", pc_null_sd)
-    if (rc == FR_OK) {
-        for (int i = 0; i < n; ++i) col[i] = fr_sweep_independence(&runs[i], &recs[i]);
-        rc = write_dbl_col(g, "independence", n, col);
-    }
-    DCOL("coupling", coupling)
-    DCOL("objective", objective)
-    if (rc == FR_OK) rc = write_ll_col(g, "epochs_done", n, ep);
-    DCOL("seconds", seconds)
-#undef DCOL
     if (rc == FR_OK) rc = write_str_col(g, "reason", n, rs);
     if (rc == FR_OK)
         rc = fr_h5_attr_str(g, "layout", "parallel 1-D datasets, one row per run in canonical run-list order");
@@ -204,18 +228,40 @@ static fr_err write_csv(const char *path, const fr_sweep_run *runs, const fr_swe
     fr_atomic a;
     TRY(fr_atomic_fopen(&a, path));
     FILE *f = a.f;
-    fprintf(f, "run_id,K,groups,beta,seed,fold,status,heldout_nll_per_bin,heldout_pc,heldout_r2,"
-               "heldout_group_latent_r2,heldout_pc_null_mean,independence,coupling,objective,epochs_done,seconds\n");
+    fprintf(f, "run_id,K,groups,beta,seed,fold,status");
+    for (int c = 0; c < FR_SWEEP_NCOLS; ++c)
+        if (fr_sweep_cols[c].csv) fprintf(f, ",%s", fr_sweep_cols[c].name);
+    fprintf(f, "\n");
     for (int i = 0; i < n; ++i) {
         char gt[256];
         fr_groups_text(runs[i].G, runs[i].groups, gt, sizeof gt);
         const fr_sweep_record *r = &recs[i];
-        fprintf(f, "%s,%d,%s,%.17g,%lld,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%.3f\n", runs[i].id,
-                runs[i].K, gt, runs[i].beta, runs[i].seed, runs[i].fold, fr_sweep_status_name(r->status),
-                r->heldout_nll, r->heldout_pc, r->heldout_r2, r->group_latent_r2, r->pc_null_mean,
-                fr_sweep_independence(&runs[i], r), r->coupling, r->objective, r->epochs_done, r->seconds);
+        fprintf(f, "%s,%d,%s,%.17g,%lld,%d,%s", runs[i].id, runs[i].K, gt, runs[i].beta, runs[i].seed, runs[i].fold,
+                fr_sweep_status_name(r->status));
+        for (int c = 0; c < FR_SWEEP_NCOLS; ++c) {
+            if (!fr_sweep_cols[c].csv) continue;
+            fputc(',', f);
+            fprintf(f, fr_sweep_cols[c].csv_fmt, fr_sweep_cols[c].get(&runs[i], r));
+        }
+        fputc('\n', f);
     }
     return fr_atomic_commit(&a);
+}
+
+/* Mean of the finite co-smoothing scores (co_bps, or co_r2 when r2) of the
+ * done runs of configuration s (K, partition, beta); NaN when none. */
+static double co_mean(const fr_sweep_run *runs, const fr_sweep_record *recs, int n, const fr_sweep_score *s, int r2)
+{
+    double sum = 0;
+    int m = 0;
+    for (int i = 0; i < n; ++i) {
+        const fr_sweep_run *u = &runs[i];
+        if (recs[i].status != FR_RUN_DONE || u->K != s->K || u->G != s->G || u->beta != s->beta) continue;
+        if (memcmp(u->groups, s->groups, sizeof(int) * (size_t)u->G) != 0) continue;
+        double v = r2 ? recs[i].co_r2 : recs[i].co_bps;
+        if (isfinite(v)) sum += v, ++m;
+    }
+    return m ? sum / m : NAN;
 }
 
 /* Build <output.path> (atomic.h) and the CSV from the per-run files and
@@ -296,8 +342,11 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
                      c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se);
             LOG_INFO("confidence: %s", conf.text);
         }
-        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
-                 "independence (SE)", "coupling (SE)", "");
+        /* co-smoothing columns when the runs have held-out channels */
+        int have_co = 0;
+        for (int i = 0; i < n && !have_co; ++i) have_co = isfinite(recs[i].co_bps) || isfinite(recs[i].co_r2);
+        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %s%s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
+                 "independence (SE)", "coupling (SE)", have_co ? "co_bps   co_r2    " : "", "");
         /* the ten best by NLL, then every multi-group row of the selected K
          * that the partition rule looked at (the chosen one included) */
         int Kc = sel.chosen >= 0 ? sel.ranked[sel.chosen].K : -1;
@@ -307,8 +356,11 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
             const fr_sweep_score *s = &sel.ranked[c];
             char gt[256];
             fr_groups_text(s->G, s->groups, gt, sizeof gt);
-            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s", s->K, gt,
-                     s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se,
+            char co[64] = "";
+            if (have_co)
+                snprintf(co, sizeof co, "%-8.4f %-8.4f ", co_mean(runs, recs, n, s, 0), co_mean(runs, recs, n, s, 1));
+            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s%s", s->K, gt,
+                     s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se, co,
                      c == sel.chosen ? "<- selected" : "", s->supported ? " supported" : "");
         }
     }

@@ -92,6 +92,44 @@ assert "heldout_channels: [3, 7, 11, 19, 25, 28]" in b.attrs["config"], "the sto
 assert "heldout_channels: [1, 2]" in o.attrs["config"]
 assert not np.array_equal(o["params/flat"][()], b["params/flat"][()]), "the override did not apply"
 PY
+# co_bps and co_r2 as sweep-table columns: /sweep/table, the CSV, the
+# printed table and the Python reader carry each run's own metrics
+cat > sw.yaml <<YAML
+data:
+  path: dh.h5
+model:
+  link: exp
+train:
+  epochs: 2
+  restarts: 1
+cv:
+  folds: 2
+sweep:
+  ranks: [2]
+  partitions: all
+  betas: [1]
+  seeds: [0]
+output:
+  path: sw.h5
+YAML
+mpirun -n 2 "$FACRNN_BIN" sweep sw.yaml >log_sw.txt 2>&1
+grep -q "co_bps   co_r2" log_sw.txt && pass "the printed sweep table has co_bps and co_r2" \
+  || { fail "printed sweep table lacks co_bps"; tail -8 log_sw.txt; }
+PYTHONPATH="$FACRNN_SRC/postprocess" $PY - <<'PY' && pass "co_bps and co_r2 in /sweep/table, the CSV and the Python reader" \
+  || fail "co-smoothing sweep columns"
+import csv, math, h5py, numpy as np, facrnn_py
+f = h5py.File("sw.h5", "r"); t = f["sweep/table"]
+ids = [x.decode() if isinstance(x, bytes) else str(x) for x in t["run_id"][()]]
+rows = {r["run_id"]: r for r in csv.DictReader(open("sw.h5.csv"))}
+py = {r["run_id"]: r for r in facrnn_py.load("sw.h5").sweep_rows()}
+assert len(ids) >= 2, ids
+for i, rid in enumerate(ids):
+    m = f["runs"][rid]["metrics"].attrs
+    for col in ("heldout_co_bps", "heldout_co_r2"):
+        v = m[col]
+        assert np.isfinite(v) and t[col][i] == v, (rid, col, t[col][i], v)
+        assert float(rows[rid][col]) == v and py[rid][col] == v, (rid, col)
+PY
 expect_fail 2 "/heldout_channels[1]: channel 30 is out of range (the data have 30 channels, 0-based)" -- \
   mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set data.path=dh_bad.h5 --set 'data.heldout_channels=[]' --set output.path=bad.h5
 expect_fail 2 "/heldout_channels[1]: channel 4 is listed twice" -- \
