@@ -3,7 +3,8 @@
 # Missing values (/mask, docs/formats.md): a fit with a mask gives the same
 # parameters at 1, 2 and 3 ranks (1e-9); the values at masked entries (NaN
 # or anything else) change no parameter bit; the stored metrics are over the
-# observed entries only (an independent numpy computation, 1e-10); a channel
+# observed entries only (an independent numpy computation, 1e-10), and so are
+# eval's and simulate's (rollout and PSTH R^2); a channel
 # never observed is reported (WARN line, /runs/<id>/unobserved_channels);
 # bad masks are refused with one line, exit 2 and no output file.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,6 +24,7 @@ def write(name, fill, m=mask, data=None, mname="mask"):
         y = x.copy() if data is None else data
         if fill is not None: y[m == 0] = fill
         g["data"] = y; g["trial_offsets"] = off
+        g["trial_condition"] = np.arange(len(off) - 1) % 3
         if m is not None: g[mname] = m
         for a, v in attrs.items(): g.attrs[a] = v
 write("m.h5", np.nan)                                        # NaN where missing
@@ -103,6 +105,58 @@ for which, name in ((0, "heldout"), (1, "train")):
     print(name, nll_per_bin, m[f"{name}_nll_per_bin"], np.mean(r2s), m[f"{name}_r2"])
     assert abs(nll_per_bin - m[f"{name}_nll_per_bin"]) <= 1e-10 * abs(nll_per_bin)
     assert abs(np.mean(r2s) - m[f"{name}_r2"]) <= 1e-10
+PY
+# eval and simulate read the mask too: eval reproduces the stored metrics; the
+# rollouts do not depend on the values at masked entries, and rollout_r2 is
+# over observed entries (numpy)
+"$FACRNN_BIN" --quiet eval fit2.h5 --data m.h5 --out e.json
+"$FACRNN_BIN" --quiet simulate fit2.h5 --data m.h5 --out s.h5
+mpirun -n 2 "$FACRNN_BIN" --quiet simulate fit2.h5 --data m_alt.h5 --out s_alt.h5
+$PY - <<'PY' && pass "eval and simulate with a mask: stored metrics reproduced, rollouts independent of masked values, rollout_r2 over observed entries" \
+  || fail "eval/simulate with a mask"
+import json, h5py, numpy as np
+e = json.load(open("e.json"))
+for st in ("train", "heldout"):
+    for k in ("nll_per_bin", "r2"):
+        a, b = e["sets"][st][k], e["stored"][st][k]
+        assert abs(a - b) <= 1e-12 * abs(b), (st, k, a, b)
+s, sa = h5py.File("s.h5", "r"), h5py.File("s_alt.h5", "r")
+assert np.array_equal(s["data"][()], sa["data"][()])
+d = h5py.File("m.h5", "r"); x = d["data"][()]; o = d["mask"][()].astype(bool); off = d["trial_offsets"][()]
+sim = s["data"][()]
+r2s = []
+for k in range(len(off) - 1):
+    rows = np.arange(off[k] + 1, off[k + 1])
+    per = []
+    for j in range(x.shape[1]):
+        oj = o[rows, j]
+        if not oj.any(): continue
+        y, p = x[rows, j][oj], sim[rows, j][oj]
+        sst = ((y - y.mean()) ** 2).sum()
+        if sst > 1e-12 * len(y) * max(y.mean() ** 2, 1e-300): per.append(1 - ((y - p) ** 2).sum() / sst)
+    if per: r2s.append(np.mean(per))
+print("rollout_r2", np.mean(r2s), s.attrs["rollout_r2"], len(r2s))
+assert len(r2s) == len(off) - 2          # the fully masked trial has no score
+assert abs(np.mean(r2s) - s.attrs["rollout_r2"]) <= 1e-10
+# PSTH R^2: per (condition, bin) the average over the trials' observed entries
+cond = d["trial_condition"][()]
+px, ps, po = [], [], []
+for c in range(3):
+    ks = [k for k in range(len(off) - 1) if cond[k] == c]
+    for t in range(1, off[1] - off[0]):
+        rows = np.array([off[k] + t for k in ks]); ob = o[rows]; n = ob.sum(0)
+        px.append(np.where(ob, x[rows], 0).sum(0) / np.maximum(n, 1))
+        ps.append(np.where(ob, sim[rows], 0).sum(0) / np.maximum(n, 1))
+        po.append(n > 0)
+px, ps, po = np.array(px), np.array(ps), np.array(po)
+per = []
+for j in range(x.shape[1]):
+    if not po[:, j].any(): continue
+    y, p = px[po[:, j], j], ps[po[:, j], j]
+    sst = ((y - y.mean()) ** 2).sum()
+    if sst > 1e-12 * len(y) * max(y.mean() ** 2, 1e-300): per.append(1 - ((y - p) ** 2).sum() / sst)
+print("psth_r2", np.mean(per), s.attrs["psth_r2"])
+assert abs(np.mean(per) - s.attrs["psth_r2"]) <= 1e-10
 PY
 # Poisson with held-out channels: bits_per_spike and co_bps over observed entries
 "$FACRNN_BIN" --quiet synth multiregion --out p.h5 --set 'groups=[2,2]' --set N=20 --set trials=20 --set bins=50
