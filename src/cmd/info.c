@@ -305,11 +305,22 @@ fr_err fr_cmd_info(int argc, char **argv)
         TRY(fr_dataset_open(comm, path, &opts, &ds));
         long long mine[2] = {ds.trial_hi - ds.trial_lo, ds.row_hi - ds.row_lo}, mx[2] = {0, 0};
         rc = fr_check_mpi(MPI_Reduce(mine, mx, 2, MPI_LONG_LONG, MPI_MAX, 0, comm), "MPI_Reduce", __FILE__, __LINE__);
+        /* missing entries of /mask, summed over the shards */
+        long long miss = 0, miss_all = 0;
+        if (ds.mask)
+            for (long long q = 0; q < (ds.row_hi - ds.row_lo) * ds.N; ++q) miss += !ds.mask[q];
+        if (rc == FR_OK)
+            rc = fr_check_mpi(MPI_Reduce(&miss, &miss_all, 1, MPI_LONG_LONG, MPI_SUM, 0, comm), "MPI_Reduce", __FILE__,
+                              __LINE__);
+        char extra[96] = "";
+        if (ds.mask)
+            snprintf(extra, sizeof extra, "; /mask: %lld of %lld entries missing", miss_all, ds.total_bins * ds.N);
         if (rank == 0)
             printf("valid: %s: %lld trials, %lld bins, N = %d, D = %d, P = %d, truth K = %d, lags %d, "
-                   "observation %s; largest shard %lld trials / %lld rows; checksum %016llx\n",
+                   "observation %s; largest shard %lld trials / %lld rows; checksum %016llx%s\n",
                    path, ds.n_trials, ds.total_bins, ds.N, ds.D, ds.P, ds.truth_K, opts.lags,
-                   ds.observation[0] ? ds.observation : "(unset)", mx[0], mx[1], (unsigned long long)ds.checksum);
+                   ds.observation[0] ? ds.observation : "(unset)", mx[0], mx[1], (unsigned long long)ds.checksum,
+                   extra);
         fflush(stdout);
         fr_dataset_free(&ds);
         return fr_error_agree(&comm, rc);

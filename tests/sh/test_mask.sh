@@ -214,6 +214,10 @@ expect_fail 2 "/mask: expected an integer or boolean type (1 = observed, 0 = mis
   mpirun -n 2 "$FACRNN_BIN" fit fit.yaml --set data.path=bad_float.h5 --set output.path=out_bad_float.h5
 n=0; for f in bad_shape bad_value bad_nan nan_nomask bad_float; do [ -e "out_$f.h5" ] && n=$((n + 1)); done
 [ "$n" -eq 0 ] && pass "no output file for a bad mask" || fail "$n output file(s) written for bad masks"
+# info --validate counts the missing entries (summed over the ranks' shards)
+want=$($PY -c "import h5py; print(int((h5py.File('m.h5', 'r')['mask'][()] == 0).sum()))")
+mpirun -n 3 "$FACRNN_BIN" --quiet info m.h5 --validate | grep -q "; /mask: $want of 11520 entries missing" \
+  && pass "info --validate reports the missing entries" || fail "info --validate: no count of missing entries ($want)"
 n=0
 for f in bad_shape bad_value bad_nan nan_nomask bad_float; do
   rc=0; "$FACRNN_BIN" --quiet info "$f.h5" --validate >/dev/null 2>err.txt || rc=$?
