@@ -36,7 +36,7 @@ static const opt g_opts[] = {
     {.key = "data.heldout_channels", .type = OT_INTLIST, .off = OFF(heldout_channels),
      .off_n = OFF(n_heldout_channels), .cap = NEL(heldout_channels), .def = "[]", .min = 0, .max = 1e9,
      .help = "co-smoothing: channels (0-based) the encoder never reads; the decoder predicts them, scored as "
-             "co_bps (Poisson) and co_r2"},
+             "co_bps (Poisson) and co_r2; [] = the input file's /heldout_channels, if it has one"},
     {.key = "data.standardize", .type = OT_ENUM, .off = OFF(standardize), .cap = SZ(standardize), .def = "auto",
      .choices = "auto|zscore|off",
      .help = "scale of the data the model sees: zscore = each channel minus its mean, over its std, both from "
