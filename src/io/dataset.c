@@ -319,8 +319,8 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
             return FR_FAIL(FR_EINVAL, "/heldout_channels: %lld channel(s) of %d: at least one must stay for the encoder",
                            n, ds->N);
         long long *v = NULL;
+        TRY(FR_CALLOC(ds->heldout, n > 0 ? n : 1)); /* first: fr_dataset_free owns it, so nothing leaks */
         TRY(FR_CALLOC(v, n > 0 ? n : 1));
-        TRY(FR_CALLOC(ds->heldout, n > 0 ? n : 1));
         fr_err rc = n > 0 ? read_small(file, "/heldout_channels", H5T_NATIVE_LLONG, v) : FR_OK;
         for (long long q = 0; q < n && rc == FR_OK; ++q) {
             if (v[q] < 0 || v[q] >= ds->N)
