@@ -31,6 +31,7 @@ struct fr_ms_ws {
     double *MU;       /* (steps, K) mu_{t+j} */
     double *ETA;      /* (steps, N) eta_{t+j} */
     double *dS;       /* (steps, N) d loss / d sigma(x~_{t+j}) */
+    double *DE, *DSG; /* (steps, N) dNLL/deta and dNLL/ds at bin t+j, kept from the forward pass */
     double *deta, *dh; /* (N) */
     double *dmu;      /* (K) */
 };
@@ -52,6 +53,8 @@ fr_err fr_ms_ws_create(const fr_model *m, int steps, fr_ms_ws **out)
     TRY_GOTO(rc, FR_CALLOC(w->MU, k * K), fail);
     TRY_GOTO(rc, FR_CALLOC(w->ETA, k * N), fail);
     TRY_GOTO(rc, FR_CALLOC(w->dS, k * N), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->DE, k * N), fail);
+    TRY_GOTO(rc, FR_CALLOC(w->DSG, k * N), fail);
     TRY_GOTO(rc, FR_CALLOC(w->deta, N), fail);
     TRY_GOTO(rc, FR_CALLOC(w->dh, N), fail);
     TRY_GOTO(rc, FR_CALLOC(w->dmu, K), fail);
@@ -66,24 +69,51 @@ void fr_ms_ws_free(fr_ms_ws *w)
 {
     if (!w) return;
     free(w->hist), free(w->sg), free(w->sp), free(w->mp), free(w->H), free(w->MU), free(w->ETA), free(w->dS);
+    free(w->DE), free(w->DSG);
     free(w->deta), free(w->dh), free(w->dmu);
     free(w);
 }
 
-/* The observation model's mean of eta and its derivative (0 where the
- * Poisson rate floor binds, as in the NLL). */
-static double mean_d(const fr_model *m, double eta, double *dmean)
+/* ln(x!) for the counts of the data: a table for small integers (built on
+ * first use), lgamma otherwise. The rollout evaluates the NLL at k - 1 bins
+ * per sample, and lgamma was a third of the term's time. */
+enum { LNFACT_N = 1024 };
+static double g_lnfact[LNFACT_N];
+static int g_lnfact_ready;
+static double ln_fact(double x)
+{
+    if (!g_lnfact_ready) {
+        for (int q = 0; q < LNFACT_N; ++q) g_lnfact[q] = lgamma(q + 1.0);
+        g_lnfact_ready = 1;
+    }
+    if (x >= 0 && x < LNFACT_N && x == (double)(int)x) return g_lnfact[(int)x];
+    return lgamma(x + 1.0);
+}
+
+/* One entry of the rollout: the NLL of x under eta with dNLL/deta (and
+ * dNLL/ds for Gaussian), and the observation model's mean with its
+ * derivative, sharing the transcendental calls (one exp, one log1p and one
+ * log for the softplus link). The same formulas as fr_obs_nll and
+ * fr_model_mean; the tests hold them against the reference. */
+static double entry(const fr_model *m, const double *s, int n, double x, double eta, double *de, double *ds,
+                    double *mean, double *dmean)
 {
     if (m->spec.obs == FR_OBS_GAUSSIAN) {
-        *dmean = 1.0;
-        return eta;
+        *mean = eta, *dmean = 1.0;
+        return fr_obs_nll(m, s, n, x, eta, de, ds);
     }
     double lam, dl;
     if (m->spec.link == FR_LINK_EXP) lam = dl = exp(eta);
-    else lam = fr_softplus(eta), dl = 1.0 / (1.0 + exp(-eta));
+    else {
+        double e = exp(-fabs(eta));
+        lam = (eta > 0 ? eta : 0.0) + log1p(e);
+        dl = eta >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); /* sigmoid */
+    }
     if (lam < FR_POISSON_RATE_FLOOR) lam = FR_POISSON_RATE_FLOOR, dl = 0.0;
-    *dmean = dl;
-    return lam;
+    *mean = lam, *dmean = dl;
+    *de = (1.0 - x / lam) * dl;
+    *ds = 0.0;
+    return lam - x * log(lam) + ln_fact(x);
 }
 
 static fr_err check_opts(const fr_model *m, const fr_ms_opts *o, const fr_ms_batch *b)
@@ -141,12 +171,18 @@ fr_err fr_ms_loss_grad(const fr_model *m, const double *params, const fr_ms_opts
             cblas_dgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0, v.A, K, mu, 1, 1.0, eta, 1);
             if (D > 0) cblas_dgemv(CblasRowMajor, CblasNoTrans, N, D, 1.0, v.E, D, U + (t + j) * D, 1, 1.0, eta, 1);
             const double *xr = X + (t + j) * N;
-            if (j >= 1)
-                for (int n = 0; n < N; ++n) nll += fr_obs_nll(m, v.s, n, xr[n], eta[n], NULL, NULL);
+            /* NLL (j >= 1) and its derivatives, kept for the backward pass,
+             * and the fed-back mean (j < J) in one pass over the entries */
+            double *de = ws->DE + (size_t)j * N, *dsg = ws->DSG + (size_t)j * N, *mp = ws->mp + (size_t)j * N;
+            double *mn = ws->dS + (size_t)j * N; /* the means, until the backward pass clears dS */
+            for (int n = 0; n < N; ++n) {
+                double e = entry(m, v.s, n, xr[n], eta[n], &de[n], &dsg[n], &mn[n], &mp[n]);
+                if (j >= 1) nll += e;
+            }
             if (j < J) {
-                double *sg = ws->sg + (size_t)j * N, *sp = ws->sp + (size_t)j * N, *mp = ws->mp + (size_t)j * N;
+                double *sg = ws->sg + (size_t)j * N, *sp = ws->sp + (size_t)j * N;
                 for (int n = 0; n < N; ++n) {
-                    double xt = alpha * xr[n] + (1.0 - alpha) * mean_d(m, eta[n], &mp[n]);
+                    double xt = alpha * xr[n] + (1.0 - alpha) * mn[n];
                     if (s->nonlin == FR_NL_TANH) {
                         sg[n] = tanh(xt);
                         sp[n] = 1.0 - sg[n] * sg[n];
@@ -165,16 +201,14 @@ fr_err fr_ms_loss_grad(const fr_model *m, const double *params, const fr_ms_opts
         memset(ws->dS, 0, sizeof(double) * (size_t)J * N);
         for (int j = J; j >= 0; --j) {
             double *deta = ws->deta, *h = ws->H + (size_t)j * N, *mu = ws->MU + (size_t)j * K;
-            const double *eta = ws->ETA + (size_t)j * N, *xr = X + (t + j) * N;
             if (j == 0 && fb == 0.0) break; /* bin t feeds nothing back */
             for (int n = 0; n < N; ++n) deta[n] = 0.0;
-            if (j >= 1)
-                for (int n = 0; n < N; ++n) {
-                    double de, ds;
-                    fr_obs_nll(m, v.s, n, xr[n], eta[n], &de, &ds);
-                    deta[n] = w * de;
-                    if (gv.s) gv.s[n] += w * ds;
-                }
+            if (j >= 1) {
+                const double *de = ws->DE + (size_t)j * N, *dsg = ws->DSG + (size_t)j * N;
+                for (int n = 0; n < N; ++n) deta[n] = w * de[n];
+                if (gv.s)
+                    for (int n = 0; n < N; ++n) gv.s[n] += w * dsg[n];
+            }
             if (j < J && fb != 0.0) {
                 const double *dS = ws->dS + (size_t)j * N, *sp = ws->sp + (size_t)j * N, *mp = ws->mp + (size_t)j * N;
                 for (int n = 0; n < N; ++n) deta[n] += fb * dS[n] * sp[n] * mp[n];
