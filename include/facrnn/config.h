@@ -57,6 +57,9 @@ typedef struct {
     int batch_size;                        /* M = 128 */
     int epochs;                            /* default 300 */
     double beta;                           /* 20 */
+    int rollout_steps;                     /* k: multi-step rollout term, 1 = off (default) */
+    double rollout_weight;                 /* lambda, 1 */
+    double rollout_anneal;                 /* fraction of a restart's steps over which alpha falls 1 -> 0, 0.5 */
     long long seed;                        /* 0 */
     int eval_every;                        /* epochs, default 10 */
     int checkpoint_every;                  /* epochs, default 50 (0 = never) */

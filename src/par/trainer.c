@@ -179,7 +179,9 @@ static fr_err run_epoch(fit_loop *f, int r, int ep, uint64_t seed)
         ls->step += 1;
         ls->steps_total += 1;
         ++f->steps_this_run;
-        t->adam.lr = lr_at(t->cfg, (double)(ls->step - 1) / ((double)f->E * t->n_batches));
+        double frac = (double)(ls->step - 1) / ((double)f->E * t->n_batches);
+        t->adam.lr = lr_at(t->cfg, frac);
+        t->ms_alpha = fr_ms_alpha(t->cfg->rollout_anneal, frac); /* from the step counter: a resume is bitwise */
         fr_timer_start(&f->step_time);
         fr_err rc = fr_trainer_step(t, len, (long)ls->step, seed, ep, 1, tail);
         fr_timer_stop(&f->step_time);
@@ -191,7 +193,7 @@ static fr_err run_epoch(fit_loop *f, int r, int ep, uint64_t seed)
         ls->acc_nll += tail[TAIL_NLL] / len;
         ls->acc_kl += tail[TAIL_KL] / len;
         ls->acc_pc += tail[TAIL_PC] / len;
-        ls->acc_loss += (tail[TAIL_NLL] + tail[TAIL_KL] + t->model.spec.beta * tail[TAIL_PC]) / len;
+        ls->acc_loss += fr_trainer_tail_loss(t, tail, len);
         ls->acc_n += 1;
         ls->batch = b + 1;
         if (tail[TAIL_STOP] > 0) {

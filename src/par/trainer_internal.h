@@ -23,6 +23,7 @@
 #include "facrnn/dataset.h"
 #include "facrnn/fit_result.h"
 #include "facrnn/model.h"
+#include "facrnn/multistep.h"
 
 /* ---- the trainer's state (trainer_step.c) ------------------------------------- */
 typedef struct {
@@ -54,13 +55,31 @@ typedef struct {
     double *mu_all, *z_all, *dmu_all, *dz_rows; /* (Mmax, K) */
     int *counts, *displs;     /* (size) each rank's samples in this minibatch: count, first */
     int *pack_counts, *pack_displs; /* (size) the same in doubles of (mu|z) rows, for the Allgatherv */
+    /* train.rollout_steps > 1: the rollout term (NULL/unused otherwise) */
+    fr_ms_ws *ms_ws;
+    double ms_alpha;          /* teacher forcing of this step, set from the step counter */
+    const double **mxp, **mup; /* (Mmax) each sample's trial, row 0 of x and of u */
+    long long *mt, *mT;       /* (Mmax) each sample's bin and its trial's length */
     size_t np;                /* n_params */
     double *params, *grad, *m1, *m2, *best;
     fr_adam_cfg adam;
 } fr_trainer;
 
-/* The tail of the reduced gradient buffer: loss sums and the stop flag. */
-enum { TAIL_NLL, TAIL_KL, TAIL_PC, TAIL_STOP, TAIL_N };
+/* The tail of the reduced gradient buffer: loss sums and the stop flag.
+ * TAIL_MS (the rollout term's sum) is last and reduced only when the term is
+ * on, so a fit without it reduces exactly the buffer it always did. */
+enum { TAIL_NLL, TAIL_KL, TAIL_PC, TAIL_STOP, TAIL_MS, TAIL_N };
+
+/* The loss of one minibatch of len samples from its reduced tail sums:
+ * (NLL + KL + beta PC) / len, plus lambda * rollout term / len when the
+ * term is on (left out otherwise, so a fit without it computes the same
+ * bits as before it existed). Not collective. */
+static inline double fr_trainer_tail_loss(const fr_trainer *t, const double *tail, int len)
+{
+    double loss = (tail[TAIL_NLL] + tail[TAIL_KL] + t->model.spec.beta * tail[TAIL_PC]) / len;
+    if (t->ms_ws) loss += t->cfg->rollout_weight * tail[TAIL_MS] / len;
+    return loss;
+}
 
 /* Set up the state of a fit (training sample ids, model, buffers, Adam).
  * Collective over comm (one Allgather of the ranks' first sample ids); a

@@ -187,6 +187,13 @@ fr_err fr_trainer_setup(fr_trainer *t, MPI_Comm comm, const fr_config *cfg, cons
     TRY(FR_CALLOC(t->pack_counts, t->size));
     TRY(FR_CALLOC(t->pack_displs, t->size));
     TRY(FR_CALLOC(t->displs, t->size));
+    if (cfg->rollout_steps > 1) {
+        TRY(fr_ms_ws_create(&t->model, cfg->rollout_steps, &t->ms_ws));
+        TRY(FR_CALLOC(t->mxp, Mmax));
+        TRY(FR_CALLOC(t->mup, Mmax));
+        TRY(FR_CALLOC(t->mt, Mmax));
+        TRY(FR_CALLOC(t->mT, Mmax));
+    }
     t->np = t->model.n_params;
     TRY(FR_CALLOC(t->params, t->np));
     TRY(FR_CALLOC(t->grad, t->np + TAIL_N));
@@ -206,10 +213,11 @@ void fr_trainer_free(fr_trainer *t)
 {
     if (t->sx && t->sx != t->ds->x) free(t->sx);
     fr_ws_free(t->ws);
+    fr_ms_ws_free(t->ms_ws);
     void *bufs[] = {t->sample_start, t->train_ids, t->perm, t->sid_lo, t->batch, (void *)t->xp, (void *)t->sxp,
                     (void *)t->up, (void *)t->op, t->sx_rows, t->eps, t->pack_loc, t->pack_all, t->mu_all, t->z_all, t->dmu_all,
                     t->dz_rows, t->counts, t->displs, t->pack_counts, t->pack_displs, t->params, t->grad, t->m1,
-                    t->m2, t->best};
+                    t->m2, t->best, (void *)t->mxp, (void *)t->mup, t->mt, t->mT};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) free(bufs[i]);
 }
 
@@ -267,6 +275,13 @@ static void point_rows(fr_trainer *t, const long long *sids, int m, uint64_t see
         }
         if (t->D) t->up[i] = t->ds->u + row * t->ds->D;
         if (t->op) t->op[i] = t->ds->mask + row * t->N;
+        if (t->ms_ws) { /* the rollout reads the sample's whole trial, local since trials are whole */
+            long long row0 = local_row(t, k, 0);
+            t->mxp[i] = t->ds->x + row0 * t->N;
+            t->mup[i] = t->D ? t->ds->u + row0 * t->ds->D : NULL;
+            t->mt[i] = tt;
+            t->mT[i] = t->ds->offsets[k + 1] - t->ds->offsets[k];
+        }
     }
     if (with_eps)
         for (int i = 0; i < m; ++i)
@@ -325,15 +340,25 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
     TRY(fr_model_backward(mdl, t->params, &b, t->ws, 1.0 / len, use_pc ? t->dmu_all + (size_t)row0 * K : NULL,
                           use_pc ? t->dz_rows : NULL, t->grad, &terms));
     double *tl = t->grad + t->np;
+    if (t->ms_ws) {
+        /* The rollout term of this rank's samples; the loss only for the
+         * objective (update = 0), which needs no gradient. */
+        fr_ms_opts o = {t->cfg->rollout_steps, t->cfg->rollout_weight, t->ms_alpha};
+        fr_ms_batch mb = {m, t->mxp, t->D ? t->mup : NULL, t->mt, t->mT};
+        TRY(fr_ms_loss_grad(mdl, t->params, &o, &mb, o.weight / len, t->ms_ws, update ? t->grad : NULL,
+                            &tl[TAIL_MS]));
+    }
     tl[TAIL_NLL] = terms.nll;
     tl[TAIL_KL] = terms.kl;
     tl[TAIL_PC] = pc_sum;
     tl[TAIL_STOP] = fr_trainer_stop_requested() ? 1.0 : 0.0;
-    /* THE gradient reduction: parameters, loss sums and the stop flag. */
+    /* THE gradient reduction: parameters, loss sums and the stop flag (and
+     * the rollout term's sum when it is on). */
+    int n_tail = t->ms_ws ? TAIL_N : TAIL_MS;
     if (t->size > 1)
-        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, t->grad, (int)(t->np + TAIL_N), MPI_DOUBLE, MPI_SUM, t->comm));
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, t->grad, (int)(t->np + n_tail), MPI_DOUBLE, MPI_SUM, t->comm));
     memcpy(tail, tl, TAIL_N * sizeof(double));
-    double loss = (tl[TAIL_NLL] + tl[TAIL_KL]) / len + mdl->spec.beta * tl[TAIL_PC] / len;
+    double loss = fr_trainer_tail_loss(t, tl, len);
     if (!isfinite(loss)) return FR_FAIL(FR_ENUMERIC, "loss is %g at epoch %d, step %ld", loss, epoch, step);
     if (update) fr_adam_step(&t->adam, step, t->np, t->params, t->grad, t->m1, t->m2);
     return FR_OK;
@@ -350,6 +375,10 @@ fr_err fr_trainer_step(fr_trainer *t, int len, long step, uint64_t seed, int epo
 fr_err fr_trainer_objective(fr_trainer *t, double *obj)
 {
     double sum = 0;
+    /* The rollout term enters free-running (alpha = 0), as simulate runs
+     * the model, whatever the schedule's alpha: the loop sets alpha again
+     * before its next step. */
+    t->ms_alpha = 0.0;
     for (int pass = 0; pass < FR_OBJECTIVE_PASSES; ++pass) {
         fr_trainer_make_perm(t, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass);
         for (int b = 0; b < t->n_batches; ++b) {
@@ -359,7 +388,7 @@ fr_err fr_trainer_objective(fr_trainer *t, double *obj)
             memcpy(t->batch, t->perm + start, (size_t)len * sizeof *t->batch);
             double tail[TAIL_N];
             TRY(fr_trainer_step(t, len, 0, FR_OBJECTIVE_SEED, FR_OBJECTIVE_EPOCH - pass, 0, tail));
-            sum += (tail[TAIL_NLL] + tail[TAIL_KL] + t->model.spec.beta * tail[TAIL_PC]) / len;
+            sum += fr_trainer_tail_loss(t, tail, len);
         }
     }
     *obj = sum / ((double)FR_OBJECTIVE_PASSES * t->n_batches);
