@@ -55,7 +55,7 @@ static void toy_make(toy *t, const fr_model *m, uint64_t seed)
         t->t[i] = tt;
         t->T[i] = trial_len[k];
     }
-    t->b = (fr_batch){TM, t->xp, t->sxp, s->D > 0 ? t->up : NULL, t->eps};
+    t->b = (fr_batch){TM, t->xp, t->sxp, s->D > 0 ? t->up : NULL, t->eps, NULL};
     t->mb = (fr_ms_batch){TM, t->tx, s->D > 0 ? t->tu : NULL, t->t, t->T};
 }
 
@@ -261,7 +261,7 @@ static void test_alpha1_is_one_step(void)
         for (long long r = t.t[i] + 1; r <= end; ++r) {
             const double *xp[1] = {t.x[k] + r * TN}, *sxp[2] = {t.sx[k] + (r - 1) * TN, t.sx[k] + (r - 2) * TN};
             const double *up[1] = {t.u[k] + r * TD};
-            fr_batch b1 = {1, xp, sxp, up, NULL};
+            fr_batch b1 = {1, xp, sxp, up, NULL, NULL};
             double nll;
             CU_ASSERT_EQUAL(fr_model_predict(&m, p, &b1, ws, NULL, NULL, &nll), FR_OK);
             acc += nll;

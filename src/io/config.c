@@ -90,13 +90,13 @@ static const opt g_opts[] = {
     {.key = "train.beta", .type = OT_DOUBLE, .off = OFF(beta), .def = "20", .min = 0, .max = 1e6,
      .help = "weight of the partial-correlation penalty"},
     {.key = "train.rollout_steps", .type = OT_INT, .off = OFF(rollout_steps), .def = "1", .min = 1, .max = 1000,
-     .help = "k: training for generation adds the mean NLL of bins t+1..t+k-1 under a k-step mean-mode rollout "
+     .flags = OF_HASH_SET, .help = "k: training for generation adds the mean NLL of bins t+1..t+k-1 under a k-step mean-mode rollout "
              "from the true history before t (1 = off: one-step prediction only)"},
     {.key = "train.rollout_weight", .type = OT_DOUBLE, .off = OFF(rollout_weight), .def = "1", .min = 0,
-     .max = 1e6, .help = "lambda, weight of the rollout term in the loss"},
+     .max = 1e6, .flags = OF_HASH_SET, .help = "lambda, weight of the rollout term in the loss"},
     {.key = "train.rollout_anneal", .type = OT_DOUBLE, .off = OFF(rollout_anneal), .def = "0.5", .min = 0,
      .max = 1,
-     .help = "teacher forcing of the rollout: the fed-back bins are alpha x + (1 - alpha) xhat, alpha falling "
+     .flags = OF_HASH_SET, .help = "teacher forcing of the rollout: the fed-back bins are alpha x + (1 - alpha) xhat, alpha falling "
              "linearly from 1 to 0 over this fraction of each restart's steps (0 = free-running throughout)"},
     {.key = "train.seed", .type = OT_INT64, .off = OFF(seed), .def = "0", .min = 0, .max = 9.2e18,
      .help = "random seed (initialisation, minibatches, noise)"},

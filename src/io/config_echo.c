@@ -158,7 +158,9 @@ uint64_t fr_config_fit_hash(const fr_config *cfg)
 {
     static const char *const hashed[] = {"data.", "model.", "train.", "cv."};
     uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
-    char line[FR_CFG_PATH_MAX * 4 + 256];
+    char line[FR_CFG_PATH_MAX * 4 + 256], dline[sizeof line];
+    fr_config def;
+    fr_config_defaults(&def);
     for (int i = 0; i < fr_cfg_nopts; ++i) {
         const opt *o = &fr_cfg_opts[i];
         int in = 0;
@@ -168,6 +170,13 @@ uint64_t fr_config_fit_hash(const fr_config *cfg)
         sb_printf(&b, "%s: ", o->key);
         sb_value(&b, o, cfg);
         sb_printf(&b, "\n");
+        if (o->flags & OF_HASH_SET) {
+            sbuf d = {dline, sizeof dline, 0, 0};
+            sb_printf(&d, "%s: ", o->key);
+            sb_value(&d, o, &def);
+            sb_printf(&d, "\n");
+            if (d.len == b.len && !memcmp(line, dline, b.len)) continue;
+        }
         for (size_t k = 0; k < b.len; ++k) {
             h ^= (unsigned char)line[k];
             h *= 1099511628211ULL; /* FNV prime */

@@ -26,7 +26,10 @@ typedef enum {
 enum {
     OF_GT = 1,       /* value must be strictly above min */
     OF_NONEMPTY = 2, /* list: null means "not set"; an explicit [] is an error */
-    OF_NOHASH = 4    /* left out of fr_config_fit_hash: does not change the trajectory */
+    OF_NOHASH = 4,   /* left out of fr_config_fit_hash: does not change the trajectory */
+    OF_HASH_SET = 8  /* in fr_config_fit_hash only when not at its default: an option added after
+                      * results existed, whose default is the old behaviour, so their checkpoints
+                      * still resume and their results files still take new runs */
 };
 
 typedef struct {

@@ -46,6 +46,13 @@ fr_err fr_fit_prepare(MPI_Comm comm, fr_config *cfg, fr_dataset *ds, unsigned ch
     }
     TRY(FR_CALLOC(*split, ds->n_trials));
     fr_err rc = fr_cv_split(ds->n_trials, ds->condition, cfg->folds, cfg->fold, FR_CV_SEED, *split);
+    /* A rank without rows may hold no mask: the agreement below carries the
+     * refusal to every rank. */
+    if (rc == FR_OK && ds->mask && cfg->rollout_steps > 1)
+        rc = FR_FAIL(FR_EINVAL,
+                     "train.rollout_steps: %d with an input /mask: the rollout term does not leave missing entries "
+                     "out yet; use train.rollout_steps: 1 with masked data",
+                     cfg->rollout_steps);
     return fr_error_agree(&comm, rc);
 }
 
