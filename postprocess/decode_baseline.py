@@ -111,7 +111,8 @@ def r2_dims(Y, Yhat):
 
 def read_input(path):
     """/data (total_bins, N), /trial_offsets, and the optional /behavior,
-    /mask, /heldout_channels and /inputs (each None when absent)."""
+    /mask, /heldout_channels and /inputs (each None when absent), the
+    bin_size_s and observation attributes."""
     if not os.path.exists(path):
         raise DecodeError(f"--data: no such file '{path}'")
     with h5py.File(path, "r") as f:
@@ -125,6 +126,8 @@ def read_input(path):
         held = np.asarray(f["/heldout_channels"][()], np.int64).ravel() if "/heldout_channels" in f else None
         u = np.asarray(f["/inputs"][()], float) if "/inputs" in f else None  # (total_bins, D)
         bin_s = float(f.attrs.get("bin_size_s", 0) or 0)
+        obs = f.attrs.get("observation", "")
+        obs = obs.decode() if isinstance(obs, bytes) else str(obs)
     if y is not None and y.ndim == 1:
         y = y[:, None]
     if x.ndim != 2 or off.ndim != 1 or off[0] != 0 or off[-1] != x.shape[0] or np.any(np.diff(off) <= 0):
@@ -137,7 +140,7 @@ def read_input(path):
         raise DecodeError(f"{path}: /data has NaN or Inf outside /mask")
     if np.any(x < 0):
         raise DecodeError(f"{path}: /data has negative values; the baselines take spike counts")
-    return x, off, y, mask, held, u, bin_s
+    return x, off, y, mask, held, u, bin_s, obs
 
 
 def lagged(xs, off, lags, include_current):
@@ -293,17 +296,18 @@ def main(argv=None):
             cfg_lags = config_lags(cfg)
             cfg_held = config_int_list(cfg, "data", "heldout_channels")
             link = config_value(cfg, "model", "link")
-            observation = config_value(cfg, "data", "observation")
+            observation = (config_value(cfg, "data", "observation") or "").strip('"')
             ids = [args.run] if args.run else sorted(f["runs"])
             if not data_path:
                 raise DecodeError("--data: not given and the results file has no input_path")
-            x, off, y, mask, file_held, u, bin_s = read_input(data_path)
+            x, off, y, mask, file_held, u, bin_s, file_obs = read_input(data_path)
             held = cfg_held or ([] if file_held is None else [int(h) for h in file_held])
             lags = args.lags or cfg_lags or 1
+            observation = observation or file_obs      # "" in the config: the file's attribute
             if y is None and not held:
                 raise DecodeError(f"{data_path}: no /behavior and the run has no held-out channels "
                                   f"(data.heldout_channels): nothing to compare")
-            if held and observation not in (None, "poisson", ""):
+            if held and observation != "poisson":
                 raise DecodeError(f"{args.results}: co-smoothing baselines score spike counts (Poisson), "
                                   f"the run's observation is {observation}")
             report = {"results": args.results, "data": data_path, "runs": {}}

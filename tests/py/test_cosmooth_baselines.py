@@ -194,6 +194,11 @@ def test_errors_are_one_line(tmp_path):
     assert err_line(p) == "decode_baseline.py: error: --lags: must be >= 1, got 0"
     p = run(tmp_path / "r.h5", "--run", "K9", ok=False)
     assert err_line(p) == f"decode_baseline.py: error: {tmp_path / 'r.h5'}: no run '/runs/K9'"
+    with h5py.File(tmp_path / "r.h5", "a") as f:
+        f.attrs["config"] = f.attrs["config"].replace("observation: poisson", "observation: gaussian")
+    p = run(tmp_path / "r.h5", ok=False)
+    assert err_line(p) == (f"decode_baseline.py: error: {tmp_path / 'r.h5'}: co-smoothing baselines score spike "
+                           f"counts (Poisson), the run's observation is gaussian")
     sub = tmp_path / "a"
     sub.mkdir()
     make_files(sub, held=[2, 6])
@@ -210,3 +215,35 @@ def test_errors_are_one_line(tmp_path):
         del f["trial_offsets"]
     p = run(sub / "r.h5", ok=False)
     assert err_line(p) == f"decode_baseline.py: error: {sub / 'in.h5'}: /trial_offsets is missing (not a facrnn input file)"
+
+
+def test_co_bps_equals_the_c_metric(tmp_path):
+    """A real fit with held-out channels (exp and softplus links): the
+    Python co_bps of the run's own latents and decoder equals the C
+    heldout_co_bps to 1e-10, so the baselines are scored by the same
+    definition as facrnn."""
+    binp = os.environ.get("FACRNN_BIN")
+    if not binp or not os.access(binp, os.X_OK):
+        import pytest
+        pytest.skip("FACRNN_BIN is unset or not built (%r): no real fit" % binp)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OPENBLAS_NUM_THREADS="1")
+
+    def sh(*cmd):
+        r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r
+
+    sh(binp, "--quiet", "synth", "multiregion", "--out", tmp_path / "d.h5", "--set", "groups=[2,2]",
+       "--set", "N=20", "--set", "trials=24", "--set", "bins=40")
+    for link in ("exp", "softplus"):
+        out = tmp_path / f"fit_{link}.h5"
+        (tmp_path / "fit.yaml").write_text(
+            f"data:\n  path: {tmp_path / 'd.h5'}\n  heldout_channels: [2, 9, 15]\nmodel:\n  rank: 4\n"
+            f"  groups: [2, 2]\n  lags: 2\n  link: {link}\ntrain:\n  epochs: 15\n  restarts: 1\ncv:\n  folds: 4\n"
+            f"output:\n  path: {out}\n")
+        sh(binp, "--quiet", "fit", tmp_path / "fit.yaml")
+        run(out, "--co-cv-folds", 2, "--json", tmp_path / "o.json")
+        (co,) = [r["cosmooth"] for r in json.load(open(tmp_path / "o.json"))["runs"].values()]
+        assert co["heldout"] == [2, 9, 15] and co["lags"] == 2
+        c, py = co["facrnn_co_bps"], co["facrnn_co_bps_python"]
+        assert math.isfinite(c) and abs(py - c) <= 1e-10 * max(1.0, abs(c)), (link, py, c)
