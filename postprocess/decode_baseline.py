@@ -137,7 +137,7 @@ def read_input(path):
             raise DecodeError(f"{path}: /mask has shape {mask.shape}, /data {x.shape}")
         x = np.where(mask != 0, x, 0.0)                # NaN allowed where missing
     if not np.all(np.isfinite(x)):
-        raise DecodeError(f"{path}: /data has NaN or Inf outside /mask")
+        raise DecodeError(f"{path}: /data has NaN or Inf" + (" where /mask is 1" if mask is not None else ""))
     if np.any(x < 0):
         raise DecodeError(f"{path}: /data has negative values; the baselines take spike counts")
     return x, off, y, mask, held, u, bin_s, obs
@@ -271,7 +271,8 @@ def main(argv=None):
     ap.add_argument("results", help="facrnn results HDF5 (fit or sweep)")
     ap.add_argument("--data", help="input HDF5 (default: the results file's input_path)")
     ap.add_argument("--run", help="run id under /runs (default: every run)")
-    ap.add_argument("--lags", type=int, help="decoder lags (default: the run's model.lags)")
+    ap.add_argument("--lags", type=int, help="ridge decoder lags (default: the run's model.lags; the co-smoothing "
+                                             "baselines always use the run's, so they score the bins facrnn scores)")
     ap.add_argument("--include-current", action="store_true", help="also use bin t (not causal w.r.t. the model)")
     ap.add_argument("--cv-folds", type=int, default=5, help="folds over training trials for choosing lambda")
     ap.add_argument("--co-cv-folds", type=int, default=3,
@@ -303,6 +304,7 @@ def main(argv=None):
             x, off, y, mask, file_held, u, bin_s, file_obs = read_input(data_path)
             held = cfg_held or ([] if file_held is None else [int(h) for h in file_held])
             lags = args.lags or cfg_lags or 1
+            co_lags = cfg_lags or 1                    # the run's L: the bins facrnn scores
             observation = observation or file_obs      # "" in the config: the file's attribute
             if y is None and not held:
                 raise DecodeError(f"{data_path}: no /behavior and the run has no held-out channels "
@@ -342,11 +344,11 @@ def main(argv=None):
                           f"C metric {c_val:.4f}; latents / ridge = {ratio:.3f}")
                 if held:
                     try:
-                        co = cosmooth.cosmooth_baselines(x, off, split, held, lags, mask, args.co_cv_folds)
+                        co = cosmooth.cosmooth_baselines(x, off, split, held, co_lags, mask, args.co_cv_folds)
                     except ValueError as e:
                         raise DecodeError(f"co-smoothing, run {rid}: {e}")
                     c_co = float(metrics.get("heldout_co_bps", np.nan))
-                    c_py = facrnn_co_bps(g, x, off, split, co["heldout"], lags, link, mask, u)
+                    c_py = facrnn_co_bps(g, x, off, split, co["heldout"], co_lags, link, mask, u)
                     co["facrnn_co_bps"] = c_co
                     co["facrnn_co_bps_python"] = c_py
                     out["cosmooth"] = co
