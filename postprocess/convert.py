@@ -8,6 +8,7 @@ The output follows docs/formats.md ("Input: one HDF5 file per data set"):
     /inputs           [total_bins, D]   optional known inputs
     /behavior         [total_bins, P]   optional behaviour (e.g. hand velocity)
     /trial_condition  [n_trials]        optional integer condition label per trial
+    /mask             [total_bins, N]   optional (--mask-nan) uint8, 1 = observed, 0 = missing
     /trial_ids, /trial_split, /channel_ids   optional (nwb): source trial ids,
                                       each trial's split (text), the units' ids
     root attributes   format_version=1, bin_size_s, observation, description
@@ -64,8 +65,13 @@ bins in every trial (pass --layout to confirm when that is right), and a CSV
 column that increases within every trial like a time stamp (--ignore-cols).
 
 NaN padding: --trim-nan drops the trailing bins of each trial in which every
-channel is NaN (trials padded to a common length, as nlb_tools writes them);
-any other NaN is an error.
+channel is NaN (trials padded to a common length, as nlb_tools writes them).
+Missing values: --mask-nan turns every NaN left inside the trials (after any
+--trim-nan) into a missing entry: /data = 0 there and /mask = 0 (uint8, same
+shape as /data, 1 = observed), which facrnn leaves out of the likelihood and
+the metrics; /mask is written only when some entry is missing, and the
+summary counts them and names channels and trials with no observed entry.
+Without --mask-nan any NaN is an error; Inf always is.
 
 MATLAB v7.3 files (HDF5 inside) are read with h5py: numeric arrays in MATLAB's
 shape, cell arrays of per-trial matrices as above.
@@ -819,9 +825,18 @@ def write(out, args):
     data = np.asarray(out["data"])
     if data.dtype.kind not in "iuf":
         raise ConvertError(f"data: not numeric (dtype {data.dtype})")
+    mask = None
+    if getattr(args, "mask_nan", False) and data.dtype.kind == "f":
+        missing = np.isnan(data)
+        if missing.any():
+            mask = (~missing).astype(np.uint8)
+            data = np.where(missing, 0.0, data)
     bad = np.argwhere(~np.isfinite(data.astype(np.float64)))
     if bad.size:
-        raise ConvertError(f"data: NaN or Inf at row {int(bad[0][0])}, column {int(bad[0][1])}")
+        r, c = int(bad[0][0]), int(bad[0][1])
+        hint = "" if getattr(args, "mask_nan", False) or not np.isnan(data[r, c]) else \
+            " (--mask-nan marks NaN entries as missing)"
+        raise ConvertError(f"data: NaN or Inf at row {r}, column {c}{hint}")
     observation = args.observation or ("poisson" if is_counts(data) else "gaussian")
     if observation == "poisson" and not is_counts(data):
         raise ConvertError("data: --observation poisson needs non-negative integer counts")
@@ -837,6 +852,8 @@ def write(out, args):
     with h5py.File(tmp, "w") as f:
         f.create_dataset("data", data=data.astype(dtype))
         f.create_dataset("trial_offsets", data=np.asarray(out["offsets"], dtype=np.int64))
+        if mask is not None:
+            f.create_dataset("mask", data=mask)
         for key in ("inputs", "behavior"):
             if key in out:
                 f.create_dataset(key, data=np.asarray(out[key], dtype=np.float64))
@@ -885,11 +902,21 @@ def validate(path):
             raise ConvertError(f"{path}: the behavior_columns attribute must name every column of /behavior")
         if f.attrs["observation"] == "poisson" and not is_counts(data):
             raise ConvertError(f"{path}: poisson data must be non-negative integer counts")
-        return {"trials": off.size - 1, "bins": data.shape[0], "channels": data.shape[1],
+        missing = {}
+        if "mask" in f:
+            mask = f["mask"][()]
+            if mask.shape != data.shape or mask.dtype != np.uint8 or np.any(mask > 1):
+                raise ConvertError(f"{path}: /mask must be uint8 0/1 with /data's shape {data.shape}")
+            if np.any(data[mask == 0] != 0):
+                raise ConvertError(f"{path}: /data must be 0 where /mask is 0")
+            missing = {"entries": int((mask == 0).sum()),
+                       "channels": [int(j) for j in np.flatnonzero(~mask.any(axis=0))],
+                       "trials": [k for k in range(off.size - 1) if not mask[off[k]:off[k + 1]].any()]}
+        return {"missing": missing,"trials": off.size - 1, "bins": data.shape[0], "channels": data.shape[1],
                 "min_len": int(d.min()), "max_len": int(d.max()), "observation": f.attrs["observation"],
                 "dtype": str(data.dtype),
                 "behavior_columns": [str(x) for x in f.attrs.get("behavior_columns", [])],
-                "optional": [k for k in ("inputs", "behavior", "trial_condition", "trial_split", "channel_ids")
+                "optional": [k for k in ("mask", "inputs", "behavior", "trial_condition", "trial_split", "channel_ids")
                              if k in f]}
 
 
@@ -909,6 +936,9 @@ def parse_args(argv):
                                     "time,channels. Giving it also confirms a shape with more channels than bins")
     p.add_argument("--trim-nan", action="store_true",
                    help="3-D data: drop each trial's trailing all-NaN bins (NaN-padded trials)")
+    p.add_argument("--mask-nan", action="store_true",
+                   help="NaN entries inside trials (after --trim-nan) become missing: /data 0 and /mask 0 there "
+                        "(/mask: uint8, 1 = observed), instead of an error")
     g = p.add_argument_group("npy")
     g.add_argument("--trial-ids", help="npy: .npy with one trial id per row of 2-D data")
     g.add_argument("--offsets", help="npy: .npy with trial offsets for 2-D data")
@@ -982,6 +1012,14 @@ def main(argv=None):
           f"({s['dtype']}), trial length {s['min_len']}..{s['max_len']} bins, observation {s['observation']}, "
           f"bin {args.bin_size:g} s" + (f", with {', '.join(s['optional'])}" if s["optional"] else "") +
           (f"; behavior columns {', '.join(s['behavior_columns'])}" if s["behavior_columns"] else ""))
+    miss = s["missing"]
+    if miss:
+        print(f"/mask: {miss['entries']} missing entries (NaN) of {s['bins'] * s['channels']}"
+              + (f"; channels with no observed entry: {', '.join(map(str, miss['channels']))}"
+                 if miss["channels"] else "")
+              + (f"; trials with no observed entry: {', '.join(map(str, miss['trials']))}" if miss["trials"] else ""))
+    elif args.mask_nan:
+        print("--mask-nan: no NaN inside the trials, so no /mask")
     return 0
 
 

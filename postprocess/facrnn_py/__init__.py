@@ -15,7 +15,9 @@ Import it with the post-processing folder on the path (no install step):
 Modules: results (load, Results, Run, sweep helpers; configurations are
 (K, groups, beta)), data (load_data), readouts (sub-connectivity,
 participation, alignment, behaviour R² as the C metric, PSTHs), metrics
-(the metric names, the same as the C table). Layout: docs/formats.md.
+(the metric names, the same as the C table), cosmooth (co_bps as the C
+metric, and the co-smoothing baselines; import it as facrnn_py.cosmooth).
+Layout: docs/formats.md.
 """
 from .data import condition_name, load_data, trial_slices
 from .metrics import CONNECTIVITY, METRIC_NAMES, METRICS, SETS

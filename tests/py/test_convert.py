@@ -331,7 +331,8 @@ def test_trim_nan(tmp_path):
     beh = np.arange(18, dtype=float).reshape(3, 6)
     np.savez(tmp_path / "p.npz", data=x, behavior=beh)
     p = run("npz", tmp_path / "p.npz", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
-    assert err_line(p) == "convert.py: error: data: NaN or Inf at row 10, column 0"
+    assert err_line(p) == ("convert.py: error: data: NaN or Inf at row 10, column 0 (--mask-nan marks NaN entries "
+                           "as missing)")
     run("npz", tmp_path / "p.npz", "--trim-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.1)
     o = load(tmp_path / "o.h5")
     np.testing.assert_array_equal(o["trial_offsets"], [0, 6, 10, 15])
@@ -345,7 +346,54 @@ def test_trim_nan(tmp_path):
     x[2, :] = 1
     np.save(tmp_path / "q.npy", x)
     p = run("npy", tmp_path / "q.npy", "--trim-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.1, ok=False)
-    assert err_line(p) == "convert.py: error: data: NaN or Inf at row 2, column 1"
+    assert err_line(p) == ("convert.py: error: data: NaN or Inf at row 2, column 1 (--mask-nan marks NaN entries "
+                           "as missing)")
+
+
+def test_mask_nan_round_trip(tmp_path):
+    """--mask-nan: NaN inside trials (after --trim-nan) -> /data 0 and /mask 0
+    there; the observed entries and the NaN pattern come back exactly."""
+    rng = np.random.default_rng(3)
+    x = rng.poisson(2.0, size=(4, 7, 3)).astype(float)
+    x[1, 5:] = np.nan                      # padding: trimmed by --trim-nan, not masked
+    x[0, 2, 1] = np.nan                    # missing entries inside trials
+    x[2, 0:3, 0] = np.nan
+    x[3, :, 2] = np.nan                    # a channel missing for a whole trial
+    np.save(tmp_path / "x.npy", x)
+    p = run("npy", tmp_path / "x.npy", "--trim-nan", "--mask-nan", "--out", tmp_path / "o.h5", "--bin-size", 0.02)
+    assert "/mask: 11 missing entries (NaN) of 78" in p.stdout, p.stdout
+    o = load(tmp_path / "o.h5")
+    lengths = [7, 5, 7, 7]
+    want = np.concatenate([x[k, :lengths[k]] for k in range(4)])
+    np.testing.assert_array_equal(o["trial_offsets"], [0, 7, 12, 19, 26])
+    assert o["mask"].dtype == np.uint8 and o["mask"].shape == o["data"].shape
+    np.testing.assert_array_equal(o["mask"], (~np.isnan(want)).astype(np.uint8))
+    np.testing.assert_array_equal(o["data"], np.where(np.isnan(want), 0.0, want))
+    check_attrs(o, 0.02, "poisson")        # counts once the NaN are masked
+    # back: the NaN pattern and every observed number
+    back = np.where(o["mask"] == 1, o["data"], np.nan)
+    np.testing.assert_array_equal(back, want)
+    # a channel or trial with no observed entry is named in the summary
+    x[:, :, 1] = np.nan
+    x[2] = np.nan
+    x[2, 0, 0] = 1.0                       # keep trial 2 from being all NaN for --trim-nan
+    x[1] = np.nan
+    x[1, :2, 0] = 0.0
+    x[1, 1, 0] = np.nan                    # trial 1: only bin 0 of channel 0 observed
+    np.save(tmp_path / "y.npy", x)
+    p = run("npy", tmp_path / "y.npy", "--mask-nan", "--out", tmp_path / "y.h5", "--bin-size", 0.02)
+    assert "channels with no observed entry: 1" in p.stdout, p.stdout
+    # without NaN: no /mask; Inf is still an error; without --mask-nan the error names the option
+    np.save(tmp_path / "z.npy", np.ones((2, 3, 2)))
+    p = run("npy", tmp_path / "z.npy", "--mask-nan", "--out", tmp_path / "z.h5", "--bin-size", 0.02)
+    assert "--mask-nan: no NaN inside the trials, so no /mask" in p.stdout
+    assert "mask" not in load(tmp_path / "z.h5")
+    inf = np.ones((2, 3, 2))
+    inf[1, 1, 1] = np.inf
+    np.save(tmp_path / "i.npy", inf)
+    p = run("npy", tmp_path / "i.npy", "--mask-nan", "--out", tmp_path / "i.h5", "--bin-size", 0.02, ok=False)
+    assert p.returncode == 2 and err_line(p) == "convert.py: error: data: NaN or Inf at row 4, column 1"
+    assert not (tmp_path / "i.h5").exists()
 
 
 def test_output_folder(tmp_path):
