@@ -305,6 +305,107 @@ static void test_connectivity(void)
     CU_ASSERT_EQUAL(fr_conn_svd(N, K, A, B, 3, 3, rg, NULL, NULL), FR_EINVAL);
 }
 
+/* Slow reference of fr_align_cumulate: each row summed from scratch. */
+static void cumulate_ref(long long T, int L, int K, const double *mu, int P, const double *b, int position,
+                         double *C, double *Y)
+{
+    for (long long t = L; t < T; ++t) {
+        for (int k = 0; k < K; ++k) {
+            double c = 0;
+            for (long long s = L; s <= t; ++s) c += mu[s * K + k];
+            C[(t - L) * K + k] = c;
+        }
+        for (int a = 0; a < P; ++a) {
+            double y = 0;
+            if (position) y = b[t * P + a] - b[L * P + a];
+            else
+                for (long long s = L; s <= t; ++s) y += b[s * P + a];
+            Y[(t - L) * P + a] = y;
+        }
+    }
+}
+
+/* Behaviour alignment: column x (0) is an exact affine function of group 2's
+ * cumulative latents and column y (1) of group 1's, so the assignment swaps
+ * and R^2 = 1; noise on the behaviour lowers it; with more columns than
+ * groups each column takes its best group. */
+static void test_behavior_align(void)
+{
+    enum { K = 4, P = 3, L = 2, T = 40, NTR = 10, NTRAIN = 7 };
+    int groups[2] = {2, 2}, one[1] = {K};
+    double mu[T * K], b[T * P], bn[T * P], C[T * K], Y[T * P], Cr[T * K], Yr[T * P], Yn[T * P];
+    fr_moments tr[2], te[2]; /* [clean, noisy] */
+    for (int i = 0; i < 2; ++i) {
+        CU_ASSERT_EQUAL_FATAL(fr_moments_init(&tr[i], K + P), FR_OK);
+        CU_ASSERT_EQUAL_FATAL(fr_moments_init(&te[i], K + P), FR_OK);
+    }
+    for (int k = 0; k < NTR; ++k) {
+        for (int t = 0; t < T * K; ++t) mu[t] = t < L * K ? NAN : rnd(400 + k, t) + 0.3;
+        for (int t = 0; t < T; ++t) {
+            /* velocities whose running sums are affine in the running sums of
+             * the latents: the intercept enters at the first sample bin */
+            const double *m = mu + t * K;
+            b[t * P + 0] = 2.0 * m[2] - 0.7 * m[3] + (t == L ? 5.0 : 0.0);
+            b[t * P + 1] = -1.2 * m[0] + 0.4 * m[1] + (t == L ? -1.0 : 0.0);
+            b[t * P + 2] = b[t * P + 0]; /* a third column like x (P > G case below) */
+            for (int a = 0; a < P; ++a) bn[t * P + a] = b[t * P + a] + 3.0 * rnd(500 + k, t * P + a);
+        }
+        for (int pos = 0; pos < 2; ++pos) {
+            /* the kernel against its slow reference, velocity and position */
+            fr_align_cumulate(T, L, K, mu, P, b, pos, C, Y);
+            cumulate_ref(T, L, K, mu, P, b, pos, Cr, Yr);
+            for (int i = 0; i < (T - L) * K; ++i) FR_ASSERT_CLOSE(C[i], Cr[i], 1e-12, 1e-12);
+            for (int i = 0; i < (T - L) * P; ++i) FR_ASSERT_CLOSE(Y[i], Yr[i], 1e-12, 1e-12);
+        }
+        fr_align_cumulate(T, L, K, mu, P, b, 0, C, Y);
+        fr_align_cumulate(T, L, K, mu, P, bn, 0, Cr, Yn);
+        CU_ASSERT_EQUAL(fr_moments_add(k < NTRAIN ? &tr[0] : &te[0], T - L, K, C, P, Y), FR_OK);
+        CU_ASSERT_EQUAL(fr_moments_add(k < NTRAIN ? &tr[1] : &te[1], T - L, K, C, P, Yn), FR_OK);
+    }
+    double mat[P * 2], r2, r2_all, r2n, r2n_all, r2one, r2one_all;
+    int asg[P];
+    /* P = 2 <= G = 2: the first two columns, the Hungarian assignment swaps */
+    fr_moments sub[2];
+    for (int i = 0; i < 2; ++i) { /* moments of [C, x, y] from [C, x, y, x'] */
+        CU_ASSERT_EQUAL_FATAL(fr_moments_init(&sub[i], K + 2), FR_OK);
+        const fr_moments *src = i ? &te[0] : &tr[0];
+        *sub[i].n = *src->n;
+        for (int r = 0; r < K + 2; ++r) {
+            sub[i].s[r] = src->s[r];
+            for (int c = 0; c < K + 2; ++c) sub[i].S[r * (K + 2) + c] = src->S[r * (K + P) + c];
+        }
+    }
+    CU_ASSERT_EQUAL_FATAL(fr_behavior_align_r2_from_moments(&sub[0], &sub[1], K, 2, groups, 2, 1e-6, mat, asg, &r2,
+                                                            &r2_all), FR_OK);
+    CU_ASSERT_EQUAL(asg[0], 1);
+    CU_ASSERT_EQUAL(asg[1], 0);
+    FR_ASSERT_CLOSE(mat[0 * 2 + 1], 1.0, 1e-8, 0);
+    FR_ASSERT_CLOSE(mat[1 * 2 + 0], 1.0, 1e-8, 0);
+    CU_ASSERT(mat[0 * 2 + 0] < 0.99 && mat[1 * 2 + 1] < 0.99);
+    FR_ASSERT_CLOSE(r2, 1.0, 1e-8, 0);
+    FR_ASSERT_CLOSE(r2_all, 1.0, 1e-8, 0);
+    /* noise on the velocities lowers both */
+    CU_ASSERT_EQUAL_FATAL(fr_behavior_align_r2_from_moments(&tr[1], &te[1], K, 2, groups, P, 1e-6, mat, asg, &r2n,
+                                                            &r2n_all), FR_OK);
+    CU_ASSERT(r2n < 0.99 && r2n_all < 0.99);
+    /* P = 3 > G = 2: each column its best group (x and its copy share group 2) */
+    CU_ASSERT_EQUAL_FATAL(fr_behavior_align_r2_from_moments(&tr[0], &te[0], K, 2, groups, P, 1e-6, mat, asg, &r2,
+                                                            &r2_all), FR_OK);
+    CU_ASSERT(asg[0] == 1 && asg[1] == 0 && asg[2] == 1);
+    FR_ASSERT_CLOSE(r2, 1.0, 1e-8, 0);
+    /* one group of every latent (an lrRNN): grouped and ungrouped agree */
+    CU_ASSERT_EQUAL_FATAL(fr_behavior_align_r2_from_moments(&tr[1], &te[1], K, 1, one, P, 1e-6, mat, asg, &r2one,
+                                                            &r2one_all), FR_OK);
+    CU_ASSERT(asg[0] == 0 && asg[1] == 0 && asg[2] == 0);
+    FR_ASSERT_CLOSE(r2one, r2one_all, 1e-14, 0);
+    FR_ASSERT_CLOSE(r2one_all, r2n_all, 1e-14, 0);
+    for (int i = 0; i < 2; ++i) {
+        fr_moments_free(&tr[i]);
+        fr_moments_free(&te[i]);
+        fr_moments_free(&sub[i]);
+    }
+}
+
 static void reg(void)
 {
     CU_pSuite s = CU_add_suite("analysis", NULL, NULL);
@@ -312,6 +413,7 @@ static void reg(void)
     CU_add_test(s, "latent_r2_cases", test_latent_r2_cases);
     CU_add_test(s, "component_r2_and_nan_rows", test_component_r2_and_nan_rows);
     CU_add_test(s, "behavior_r2", test_behavior_r2);
+    CU_add_test(s, "behavior_align", test_behavior_align);
     CU_add_test(s, "connectivity", test_connectivity);
 }
 

@@ -276,6 +276,10 @@ static void test_manifest_roundtrip(void)
     r[0].seconds = 12.5;
     r[0].objective = -11.25;
     r[0].coupling = 0.0123456789;
+    r[0].co_bps = 0.125;
+    r[0].co_r2 = NAN;
+    r[0].behavior_align_r2 = 0.7123456789012345;
+    r[0].behavior_align_all_r2 = -2.5e-7;
     snprintf(r[1].id, sizeof r[1].id, "K6_g6_b20_s0_f0");
     r[1].status = FR_RUN_FAILED;
     snprintf(r[1].reason, sizeof r[1].reason, "loss is nan at epoch 3,\tstep 7\nsecond line");
@@ -298,6 +302,9 @@ static void test_manifest_roundtrip(void)
     CU_ASSERT_EQUAL(back[0].epochs_done, 300);
     CU_ASSERT(back[0].objective == r[0].objective);
     CU_ASSERT(back[0].coupling == r[0].coupling);
+    CU_ASSERT(back[0].co_bps == r[0].co_bps && isnan(back[0].co_r2));
+    CU_ASSERT(back[0].behavior_align_r2 == r[0].behavior_align_r2);
+    CU_ASSERT(back[0].behavior_align_all_r2 == r[0].behavior_align_all_r2);
     CU_ASSERT_EQUAL(back[1].status, FR_RUN_FAILED);
     CU_ASSERT_STRING_EQUAL(back[1].reason, "loss is nan at epoch 3, step 7 second line");
     /* matching to a run list: done beats failed, absent = pending */
@@ -337,6 +344,18 @@ static void test_manifest_roundtrip(void)
     CU_ASSERT_EQUAL(back[0].heldout_nll, -1.5);
     CU_ASSERT_EQUAL(back[0].seconds, 3.5);
     CU_ASSERT(isnan(back[0].objective) && isnan(back[0].coupling));
+    CU_ASSERT(isnan(back[0].behavior_align_r2) && isnan(back[0].behavior_align_all_r2));
+    free(back);
+    /* a version-3 manifest (before the behaviour alignment) still reads */
+    f = fopen(other, "w");
+    fprintf(f, "# facrnn sweep manifest v3\n# id\tstatus\t...\n"
+               "K4_g2+2_b20_s0_f0\tdone\t-1.5\t0.9\t0.1\tnan\t-1.6\t0.1\t0.8\t0.05\t100\t3.5\t-2\t0.01\t0.3\t0.4\t\n");
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(back[0].co_bps, 0.3);
+    CU_ASSERT_EQUAL(back[0].co_r2, 0.4);
+    CU_ASSERT(isnan(back[0].behavior_align_r2) && isnan(back[0].behavior_align_all_r2));
     free(back);
 }
 

@@ -79,6 +79,28 @@ fr_err fr_latent_r2(long long n, int K_fit, const double *z /* (n, K_fit) */, in
 fr_err fr_behavior_r2_from_moments(const fr_moments *train, const fr_moments *test, int K, int P, double ridge,
                                    double *r2 /* (P) */, double *r2_mean);
 
+/* ---- behaviour alignment (docs/model.md, "Metrics", behavior_align_r2) -----
+ * The FacRNN paper's monkey metric as this project reads it: cumulative
+ * latents aligned to cumulative behaviour (hand position up to a constant).
+ * fr_align_cumulate turns one trial of T bins (L context bins first) into
+ * its T - L sample rows: C[t - L] = sum_{s = L..t} mu_s and, for velocity
+ * behaviour (position = 0), Y[t - L] = sum_{s = L..t} b_s, for position
+ * behaviour (position = 1) Y[t - L] = b_t - b_L. Rows of mu before L are
+ * not read (they are NaN in the latents). */
+void fr_align_cumulate(long long T, int L, int K, const double *mu /* (T, K) */, int P, const double *b /* (T, P) */,
+                       int position, double *C /* (T - L, K) */, double *Y /* (T - L, P) */);
+/* train and test summarise v = [C (K), Y (P)]. For every (column a, group g)
+ * an affine ridge map C_g -> Y_a is fitted on train and scored on test:
+ * r2_matrix[a][g]. P <= G: a Hungarian assignment (each group to at most one
+ * column) maximises the summed R^2; P > G: each column takes its best group.
+ * *r2 = the mean over the columns of their assigned R^2. *r2_all = the same
+ * map from all K latents, mean over columns (no grouping). r2_matrix and
+ * assign may be NULL. */
+fr_err fr_behavior_align_r2_from_moments(const fr_moments *train, const fr_moments *test, int K, int G,
+                                         const int *groups /* (G) sizes */, int P, double ridge,
+                                         double *r2_matrix /* (P, G) */, int *assign /* (P) */, double *r2,
+                                         double *r2_all);
+
 /* ---- connectivity from thin factors (never forms N x N) --------------------
  * A is (N, K), B is (K, N). The block k0..k0+H-1 gives W_blk = A[:, blk] B[blk, :].
  * Thin SVD W_blk = U diag(s) V^T via QR of A[:, blk] and B[blk, :]^T and an

@@ -47,6 +47,7 @@ typedef struct {
     int N;                      /* channels */
     int D;                      /* inputs (0 if absent or not read) */
     int P;                      /* behaviour columns (0 if absent or not read) */
+    int behavior_position;      /* /behavior attribute kind: 1 "position", 0 "velocity" or absent */
     long long *offsets;         /* (n_trials + 1) */
     int *condition;             /* (n_trials) or NULL */
     char observation[16];       /* file attribute: "gaussian", "poisson" or "" */

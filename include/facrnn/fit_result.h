@@ -51,6 +51,8 @@ typedef struct {
     double group_latent_r2; /* vs /truth/latents (NaN if absent) */
     double component_latent_r2;
     double behavior_r2;     /* NaN if no /behavior */
+    double behavior_align_r2;     /* cumulative latents of a group per behaviour column (NaN if no /behavior) */
+    double behavior_align_all_r2; /* the same from all K latents */
     double co_bps;          /* co-smoothing, Poisson: bits/spike of the held-out channels against their mean rate */
     double co_r2;           /* co-smoothing: one-step R^2 of the held-out channels (NaN without them) */
     long long n_samples;
@@ -93,7 +95,7 @@ typedef struct {
     size_t off;        /* offsetof(fr_fit_metrics, field) */
     int is_count;      /* 1: the field is a long long (n_samples), else a double */
 } fr_metric_def;
-enum { FR_N_METRICS = 11 };
+enum { FR_N_METRICS = 13 };
 extern const fr_metric_def fr_metric_defs[FR_N_METRICS];
 /* Metric i of m as a double (counts converted). Not collective. */
 double fr_metric_get(const fr_fit_metrics *m, int i);

@@ -15,8 +15,10 @@
 #include "facrnn/fit_result.h"
 
 /* Fill group_latent_r2, component_latent_r2 (when /truth/latents was read)
- * and behavior_r2 (when /behavior was read; the affine map is fitted on the
- * training trials and scored on the trials of each set) of `train` and
+ * and behavior_r2, behavior_align_r2 and behavior_align_all_r2 (when
+ * /behavior was read; the affine maps are fitted on the training trials and
+ * scored on the trials of each set; the alignment metrics cumulate each
+ * trial's latents from bin L = m->spec.L on, fr_align_cumulate) of `train` and
  * `heldout` from the local latents (rows, K) (NaN rows are skipped). The
  * held-out entries stay NaN when no trial is held out. Collective. */
 fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split,

@@ -85,6 +85,7 @@ typedef struct {
     double objective;               /* training objective of the fit (compares seeds of one configuration) */
     double coupling;                /* held-out dynamical coupling between groups, max over groups (coupling.h) */
     double co_bps, co_r2;           /* held-out co-smoothing scores (fit metrics), NaN without held-out channels */
+    double behavior_align_r2, behavior_align_all_r2; /* held-out behaviour alignment (fit metrics), NaN without /behavior */
 } fr_sweep_record;
 
 const char *fr_sweep_status_name(int status);
@@ -100,7 +101,7 @@ typedef struct {
     int csv;          /* 1: also a CSV column */
     const char *csv_fmt; /* printf format of the value in the CSV */
 } fr_sweep_col;
-enum { FR_SWEEP_NCOLS = 15 };
+enum { FR_SWEEP_NCOLS = 17 };
 extern const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS];
 
 /* Write records atomically (atomic.h) as a tab-separated text

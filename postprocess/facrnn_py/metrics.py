@@ -19,6 +19,9 @@ METRICS = (
     ("group_latent_r2", "group-latent R2", "R² of the true latent groups from the fitted groups (synthetic data)"),
     ("component_latent_r2", "component R2", "R² of the true latents one component at a time (synthetic data)"),
     ("behavior_r2", "behaviour R2", "behaviour decoded from the latents, affine map fitted on training trials"),
+    ("behavior_align_r2", "aligned behaviour R2", "cumulative latents of one group per behaviour column against "
+     "cumulative behaviour (hand position), columns matched to groups; fitted on training trials"),
+    ("behavior_align_all_r2", "aligned behaviour R2 (all latents)", "the same from all latents for every column"),
     ("co_bps", "co-bps", "co-smoothing (Poisson): bits/spike of the channels the encoder never reads, against "
      "their mean rate"),
     ("co_r2", "co-R2", "co-smoothing: one-step R2 of the channels the encoder never reads"),

@@ -362,6 +362,71 @@ fr_err fr_behavior_r2_from_moments(const fr_moments *train, const fr_moments *te
     return rc;
 }
 
+/* ---- behaviour alignment ------------------------------------------------------------ */
+void fr_align_cumulate(long long T, int L, int K, const double *mu, int P, const double *b, int position, double *C,
+                       double *Y)
+{
+    for (long long t = L; t < T; ++t) {
+        double *c = C + (size_t)(t - L) * K, *y = Y + (size_t)(t - L) * P;
+        const double *m = mu + (size_t)t * K, *bt = b + (size_t)t * P;
+        for (int k = 0; k < K; ++k) c[k] = m[k] + (t > L ? c[k - K] : 0.0);
+        for (int a = 0; a < P; ++a)
+            y[a] = position ? bt[a] - b[(size_t)L * P + a] : bt[a] + (t > L ? y[a - P] : 0.0);
+    }
+}
+
+fr_err fr_behavior_align_r2_from_moments(const fr_moments *train, const fr_moments *test, int K, int G,
+                                         const int *groups, int P, double ridge, double *r2_matrix, int *assign,
+                                         double *r2, double *r2_all)
+{
+    if (train->d != K + P || test->d != K + P)
+        return FR_FAIL(FR_EINVAL, "behaviour alignment R2: moments have dimension %d/%d, expected %d + %d", train->d,
+                       test->d, K, P);
+    double *mat = NULL, *W = NULL, *b = NULL, *r = NULL;
+    int *idx = NULL, *asg = NULL;
+    fr_err rc = FR_CALLOC(mat, (size_t)P * G + 1);
+    if (rc == FR_OK) rc = FR_CALLOC(W, (size_t)K * P + 1);
+    if (rc == FR_OK) rc = FR_CALLOC(b, P + 1);
+    if (rc == FR_OK) rc = FR_CALLOC(r, P + 1);
+    if (rc == FR_OK) rc = FR_CALLOC(idx, K + P);
+    if (rc == FR_OK) rc = FR_CALLOC(asg, P + 1);
+    if (rc != FR_OK) goto done;
+    for (int k = 0; k < K + P; ++k) idx[k] = k;
+    /* every column from every group: the (P, G) score matrix */
+    for (int g = 0, k0 = 0; g < G; k0 += groups[g++]) {
+        TRY_GOTO(rc, fr_affine_fit_moments(train, groups[g], idx + k0, P, idx + K, ridge, W, b), done);
+        double mean;
+        TRY_GOTO(rc, fr_affine_score_moments(test, groups[g], idx + k0, P, idx + K, W, b, r, &mean), done);
+        for (int a = 0; a < P; ++a) mat[(size_t)a * G + g] = r[a];
+    }
+    if (P <= G) {
+        TRY_GOTO(rc, fr_hungarian_max(P, G, mat, asg), done);
+    } else {
+        /* more columns than groups (e.g. one group): each column its best */
+        for (int a = 0; a < P; ++a) {
+            asg[a] = 0;
+            for (int g = 1; g < G; ++g)
+                if (mat[(size_t)a * G + g] > mat[(size_t)a * G + asg[a]]) asg[a] = g;
+        }
+    }
+    double tot = 0;
+    for (int a = 0; a < P; ++a) tot += asg[a] >= 0 ? mat[(size_t)a * G + asg[a]] : 0.0;
+    *r2 = tot / P;
+    /* all K latents for every column: FacRNN and the lrRNN compare */
+    TRY_GOTO(rc, fr_affine_fit_moments(train, K, idx, P, idx + K, ridge, W, b), done);
+    TRY_GOTO(rc, fr_affine_score_moments(test, K, idx, P, idx + K, W, b, NULL, r2_all), done);
+    if (r2_matrix) memcpy(r2_matrix, mat, sizeof(double) * (size_t)P * G);
+    if (assign) memcpy(assign, asg, sizeof(int) * (size_t)P);
+done:
+    free(mat);
+    free(W);
+    free(b);
+    free(r);
+    free(idx);
+    free(asg);
+    return rc;
+}
+
 /* ---- connectivity ----------------------------------------------------------------- */
 void fr_conn_J(int N, int K, const double *A, const double *B, double *J)
 {

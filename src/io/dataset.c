@@ -387,6 +387,20 @@ static fr_err read_meta(hid_t file, const fr_read_opts *opts, fr_dataset *ds, me
         TRY(read_small(file, "/trial_condition", H5T_NATIVE_INT, ds->condition));
     }
 
+    /* /behavior's `kind`: velocities (the default) or positions; the
+     * alignment metric integrates the one and differences the other. */
+    if (link_exists(file, "/behavior")) {
+        hid_t d = H5Dopen2(file, "/behavior", H5P_DEFAULT);
+        if (d < 0) return FR_FAIL(FR_EINVAL, "/behavior: cannot open dataset");
+        char kind[64];
+        fr_err rc = read_string_attr(d, "kind", kind, sizeof kind);
+        H5Dclose(d);
+        TRY(rc);
+        if (kind[0] && strcmp(kind, "velocity") && strcmp(kind, "position"))
+            return FR_FAIL(FR_EINVAL, "/behavior: attribute kind = '%s': expected velocity or position", kind);
+        ds->behavior_position = !strcmp(kind, "position");
+    }
+
     /* Root attributes. */
     char obs[64];
     int found;

@@ -18,6 +18,8 @@ const fr_metric_def fr_metric_defs[FR_N_METRICS] = {
     MDEF(group_latent_r2, "group-latent R2", "%.4f"),
     MDEF(component_latent_r2, "component R2", "%.4f"),
     MDEF(behavior_r2, "behaviour R2", "%.4g"),
+    MDEF(behavior_align_r2, "aligned behaviour R2", "%.4g"),
+    MDEF(behavior_align_all_r2, "aligned behaviour R2 (all latents)", "%.4g"),
     MDEF(co_bps, "co-bps", "%.4g"),
     MDEF(co_r2, "co-R2", "%.4g"),
     {"n_samples", "samples", "%.0f", offsetof(fr_fit_metrics, n_samples), 1},

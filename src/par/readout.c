@@ -21,6 +21,28 @@ static fr_err add_rows(const fr_dataset *ds, const unsigned char *split, int whi
     return FR_OK;
 }
 
+/* Moments of the alignment rows [C (K), Y (P)] (fr_align_cumulate) of the
+ * local trials: training trials into at, held-out trials into ah. */
+static fr_err add_align_rows(const fr_dataset *ds, const unsigned char *split, int L, int K, const double *lat,
+                             fr_moments *at, fr_moments *ah)
+{
+    int P = ds->P;
+    long long tmax = 1;
+    for (long long k = ds->trial_lo; k < ds->trial_hi; ++k)
+        if (ds->offsets[k + 1] - ds->offsets[k] > tmax) tmax = ds->offsets[k + 1] - ds->offsets[k];
+    double *C = NULL, *Y = NULL;
+    fr_err rc = FR_CALLOC(C, (size_t)tmax * K);
+    if (rc == FR_OK) rc = FR_CALLOC(Y, (size_t)tmax * P);
+    for (long long k = ds->trial_lo; k < ds->trial_hi && rc == FR_OK; ++k) {
+        long long a = ds->offsets[k] - ds->row_lo, T = ds->offsets[k + 1] - ds->offsets[k];
+        fr_align_cumulate(T, L, K, lat + a * K, P, ds->behavior + a * P, ds->behavior_position, C, Y);
+        rc = fr_moments_add(split[k] ? at : ah, T - L, K, C, P, Y);
+    }
+    free(C);
+    free(Y);
+    return rc;
+}
+
 fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsigned char *split,
                                  const fr_model *m, const double *latents, fr_fit_metrics *train,
                                  fr_fit_metrics *heldout)
@@ -52,32 +74,42 @@ fr_err fr_readout_latent_metrics(MPI_Comm comm, const fr_dataset *ds, const unsi
         }
     }
     if (rc == FR_OK && ds->behavior && ds->P > 0) {
-        fr_moments mt, mh;
-        TRY(fr_moments_init(&mt, K + ds->P));
-        TRY(fr_moments_init(&mh, K + ds->P));
-        rc = add_rows(ds, split, 1, K, latents, ds->P, ds->behavior, &mt);
-        if (rc == FR_OK) rc = add_rows(ds, split, 0, K, latents, ds->P, ds->behavior, &mh);
+        /* [behaviour train, held-out, alignment train, held-out]: local
+         * sums, then one reduction of the four packed buffers */
+        fr_moments mo[4];
+        int nmo = 0;
+        for (; nmo < 4 && rc == FR_OK; ++nmo) rc = fr_moments_init(&mo[nmo], K + ds->P);
+        if (rc != FR_OK) --nmo;
+        if (rc == FR_OK) rc = add_rows(ds, split, 1, K, latents, ds->P, ds->behavior, &mo[0]);
+        if (rc == FR_OK) rc = add_rows(ds, split, 0, K, latents, ds->P, ds->behavior, &mo[1]);
+        if (rc == FR_OK) rc = add_align_rows(ds, split, m->spec.L, K, latents, &mo[2], &mo[3]);
         rc = fr_error_agree(&comm, rc);
         if (rc == FR_OK) {
-            /* training and held-out moments in one reduction */
-            double *both = NULL;
-            rc = FR_CALLOC(both, mt.len + mh.len);
+            size_t tot = 0;
+            for (int i = 0; i < 4; ++i) tot += mo[i].len;
+            double *all = NULL;
+            rc = FR_CALLOC(all, tot);
+            rc = fr_error_agree(&comm, rc);
             if (rc == FR_OK) {
-                memcpy(both, mt.buf, mt.len * sizeof *both);
-                memcpy(both + mt.len, mh.buf, mh.len * sizeof *both);
-                rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, both, (int)(mt.len + mh.len), MPI_DOUBLE, MPI_SUM, comm),
+                for (size_t i = 0, o = 0; i < 4; o += mo[i++].len) memcpy(all + o, mo[i].buf, mo[i].len * sizeof *all);
+                rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, all, (int)tot, MPI_DOUBLE, MPI_SUM, comm),
                                   "MPI_Allreduce(behaviour moments)", __FILE__, __LINE__);
-                memcpy(mt.buf, both, mt.len * sizeof *both);
-                memcpy(mh.buf, both + mt.len, mh.len * sizeof *both);
+                for (size_t i = 0, o = 0; i < 4; o += mo[i++].len) memcpy(mo[i].buf, all + o, mo[i].len * sizeof *all);
             }
-            free(both);
-            /* a small relative ridge: the decoder is scored on other trials */
-            if (rc == FR_OK && *mt.n > K + 1) rc = fr_behavior_r2_from_moments(&mt, &mt, K, ds->P, 1e-6, NULL, &train->behavior_r2);
-            if (rc == FR_OK && heldout_any && *mt.n > K + 1 && *mh.n > 1)
-                rc = fr_behavior_r2_from_moments(&mt, &mh, K, ds->P, 1e-6, NULL, &heldout->behavior_r2);
+            free(all);
         }
-        fr_moments_free(&mt);
-        fr_moments_free(&mh);
+        /* a small relative ridge: the decoders are scored on other trials */
+        fr_moments *mt = &mo[0], *mh = &mo[1], *at = &mo[2], *ah = &mo[3];
+        if (rc == FR_OK && *mt->n > K + 1) rc = fr_behavior_r2_from_moments(mt, mt, K, ds->P, 1e-6, NULL, &train->behavior_r2);
+        if (rc == FR_OK && heldout_any && *mt->n > K + 1 && *mh->n > 1)
+            rc = fr_behavior_r2_from_moments(mt, mh, K, ds->P, 1e-6, NULL, &heldout->behavior_r2);
+        if (rc == FR_OK && *at->n > K + 1)
+            rc = fr_behavior_align_r2_from_moments(at, at, K, m->spec.G, m->spec.group_size, ds->P, 1e-6, NULL, NULL,
+                                                   &train->behavior_align_r2, &train->behavior_align_all_r2);
+        if (rc == FR_OK && heldout_any && *at->n > K + 1 && *ah->n > 1)
+            rc = fr_behavior_align_r2_from_moments(at, ah, K, m->spec.G, m->spec.group_size, ds->P, 1e-6, NULL, NULL,
+                                                   &heldout->behavior_align_r2, &heldout->behavior_align_all_r2);
+        for (int i = 0; i < nmo; ++i) fr_moments_free(&mo[i]);
     }
     return rc;
 }

@@ -255,7 +255,7 @@ static void fail_record(fr_sweep_record *rec, const char *id)
     rec->status = FR_RUN_FAILED;
     snprintf(rec->reason, sizeof rec->reason, "%s", fr_error_msg());
     rec->heldout_nll = rec->heldout_r2 = rec->heldout_pc = rec->group_latent_r2 = rec->train_nll = NAN;
-    rec->co_bps = rec->co_r2 = NAN;
+    rec->co_bps = rec->co_r2 = rec->behavior_align_r2 = rec->behavior_align_all_r2 = NAN;
     rec->pc_obs = rec->pc_null_mean = rec->pc_null_sd = NAN;
     rec->objective = rec->coupling = NAN;
 }
@@ -343,6 +343,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rec->heldout_r2 = res.heldout.r2;
         rec->co_bps = res.heldout.co_bps;
         rec->co_r2 = res.heldout.co_r2;
+        rec->behavior_align_r2 = res.heldout.behavior_align_r2;
+        rec->behavior_align_all_r2 = res.heldout.behavior_align_all_r2;
         rec->heldout_pc = res.heldout.pc;
         rec->group_latent_r2 = res.heldout.group_latent_r2;
         rec->train_nll = res.train.nll_per_bin;

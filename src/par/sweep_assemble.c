@@ -64,6 +64,8 @@ REC_GET(get_heldout_r2, heldout_r2)
 REC_GET(get_group_latent_r2, group_latent_r2)
 REC_GET(get_co_bps, co_bps)
 REC_GET(get_co_r2, co_r2)
+REC_GET(get_behavior_align_r2, behavior_align_r2)
+REC_GET(get_behavior_align_all_r2, behavior_align_all_r2)
 REC_GET(get_train_nll, train_nll)
 REC_GET(get_pc_obs, pc_obs)
 REC_GET(get_pc_null_mean, pc_null_mean)
@@ -81,6 +83,8 @@ const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS] = {
     {"heldout_group_latent_r2", get_group_latent_r2, 0, 1, "%.17g"},
     {"heldout_co_bps", get_co_bps, 0, 1, "%.17g"},
     {"heldout_co_r2", get_co_r2, 0, 1, "%.17g"},
+    {"heldout_behavior_align_r2", get_behavior_align_r2, 0, 1, "%.17g"},
+    {"heldout_behavior_align_all_r2", get_behavior_align_all_r2, 0, 1, "%.17g"},
     {"train_nll_per_bin", get_train_nll, 0, 0, "%.17g"},
     {"heldout_pc_partition", get_pc_obs, 0, 0, "%.17g"},
     {"heldout_pc_null_mean", get_pc_null_mean, 0, 1, "%.17g"},

@@ -288,11 +288,13 @@ const char *fr_sweep_status_name(int status)
 }
 
 /* v2 added the training objective and the dynamical coupling (before the
- * reason), v3 the co-smoothing scores co_bps and co_r2 (after them); v1 and
- * v2 files are still read, with the fields they lack NaN. */
+ * reason), v3 the co-smoothing scores co_bps and co_r2 (after them), v4 the
+ * behaviour alignment scores (after those); v1 to v3 files are still read,
+ * with the fields they lack NaN. */
 #define MANIFEST_HEADER_V1 "# facrnn sweep manifest v1"
 #define MANIFEST_HEADER_V2 "# facrnn sweep manifest v2"
-#define MANIFEST_HEADER "# facrnn sweep manifest v3"
+#define MANIFEST_HEADER_V3 "# facrnn sweep manifest v3"
+#define MANIFEST_HEADER "# facrnn sweep manifest v4"
 
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
 {
@@ -300,7 +302,8 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
     TRY(fr_atomic_fopen(&a, path));
     FILE *f = a.f;
     fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
-               "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\tco_bps\tco_r2\treason\n",
+               "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\tco_bps\tco_r2\t"
+               "behavior_align_r2\tbehavior_align_all_r2\treason\n",
             MANIFEST_HEADER);
     for (int i = 0; i < n; ++i) {
         const fr_sweep_record *r = &recs[i];
@@ -309,10 +312,11 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
         snprintf(reason, sizeof reason, "%s", r->reason);
         for (char *c = reason; *c; ++c)
             if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
-        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%s\n",
+        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%s\n",
                 r->id, fr_sweep_status_name(r->status), r->heldout_nll, r->heldout_r2, r->heldout_pc,
                 r->group_latent_r2, r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done,
-                r->seconds, r->objective, r->coupling, r->co_bps, r->co_r2, reason);
+                r->seconds, r->objective, r->coupling, r->co_bps, r->co_r2,
+                r->behavior_align_r2, r->behavior_align_all_r2, reason);
     }
     return fr_atomic_commit(&a);
 }
@@ -328,12 +332,13 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
     fr_err rc = FR_CALLOC(recs, cap);
     char line[4096];
     long lineno = 0;
-    int version = 3;
+    int version = 4;
     while (rc == FR_OK && fgets(line, sizeof line, f)) {
         ++lineno;
         if (lineno == 1) {
             if (!strncmp(line, MANIFEST_HEADER_V1, strlen(MANIFEST_HEADER_V1))) version = 1;
             else if (!strncmp(line, MANIFEST_HEADER_V2, strlen(MANIFEST_HEADER_V2))) version = 2;
+            else if (!strncmp(line, MANIFEST_HEADER_V3, strlen(MANIFEST_HEADER_V3))) version = 3;
             else if (strncmp(line, MANIFEST_HEADER, strlen(MANIFEST_HEADER)) != 0) {
                 rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
                 break;
@@ -352,9 +357,9 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         }
         fr_sweep_record *r = &recs[n];
         memset(r, 0, sizeof *r);
-        /* v1: 12 numeric fields + reason; v2: 14 + reason; v3: 16 + reason */
-        int nnum = version == 1 ? 12 : version == 2 ? 14 : 16;
-        char *fields[17];
+        /* v1: 12 numeric fields + reason; v2: 14 + reason; v3: 16 + reason; v4: 18 + reason */
+        int nnum = version == 1 ? 12 : version == 2 ? 14 : version == 3 ? 16 : 18;
+        char *fields[19];
         int nf = 0;
         char *p = line;
         while (nf < nnum + 1) {
@@ -387,6 +392,8 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         r->coupling = version == 1 ? NAN : strtod(fields[13], NULL);
         r->co_bps = version < 3 ? NAN : strtod(fields[14], NULL);
         r->co_r2 = version < 3 ? NAN : strtod(fields[15], NULL);
+        r->behavior_align_r2 = version < 4 ? NAN : strtod(fields[16], NULL);
+        r->behavior_align_all_r2 = version < 4 ? NAN : strtod(fields[17], NULL);
         if (nf > nnum) snprintf(r->reason, sizeof r->reason, "%s", fields[nnum]);
         ++n;
     }

@@ -37,20 +37,20 @@ YAML
 summary() {
     local f=$1
     for col in run_id K groups beta seed fold status heldout_nll_per_bin heldout_pc heldout_r2 \
-               heldout_co_bps heldout_co_r2 heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence coupling objective \
+               heldout_co_bps heldout_co_r2 heldout_behavior_align_r2 heldout_behavior_align_all_r2 heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence coupling objective \
                epochs_done; do
         h5dump -d "/sweep/table/$col" "$f" | tail -n +2
     done
     h5dump -g /sweep/selection "$f" | tail -n +2
-    cut -d, -f1-18 "$f.csv"   # every column but seconds
+    cut -d, -f1-20 "$f.csv"   # every column but seconds
 }
 
 "$FACRNN_BIN" --quiet sweep s.yaml
 mpirun -n 3 "$FACRNN_BIN" --quiet sweep s.yaml --set output.path=b.h5
 summary a.h5 > a.txt
-# no held-out channels: the co-smoothing columns are NaN
+# no held-out channels, no /behavior: the co-smoothing and alignment columns are NaN
 /usr/bin/python3 -c "import h5py, numpy as np; t = h5py.File('a.h5', 'r')['sweep/table']; \
-assert all(np.isnan(t[c][()]).all() for c in ('heldout_co_bps', 'heldout_co_r2'))"
+assert all(np.isnan(t[c][()]).all() for c in ('heldout_co_bps', 'heldout_co_r2', 'heldout_behavior_align_r2', 'heldout_behavior_align_all_r2'))"
 summary b.h5 > b.txt
 diff a.txt b.txt
 grep -q 'selected_K' a.txt
