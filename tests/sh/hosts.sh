@@ -127,17 +127,47 @@ fr_hosts_up() {
 # waiting rank yield its core instead of spinning (without it, 3 ranks on 2
 # cores made a fit 7 times slower).
 fr_mpirun() {
-  local hosts="$1" hf i first=""; shift
+  local hosts="$1" hf i first="" pid t rc; shift
   hf="$WORK/hostfile.${hosts// /_}"
   : > "$hf"
   for i in $hosts; do
     [ -n "$first" ] || first="$i"
     echo "${FR_HOSTS_ADDR[i]} slots=1" >> "$hf"
   done
-  timeout "${FR_MPIRUN_TIMEOUT:-600}" ip netns exec "${FR_HOSTS_NS[first]}" mpirun --hostfile "$hf" --map-by node \
+  ip netns exec "${FR_HOSTS_NS[first]}" mpirun --hostfile "$hf" --map-by node \
     --mca plm_rsh_agent "$FR_HOSTS_AGENT" --mca plm_rsh_no_tree_spawn 1 \
     --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include "$FR_HOSTS_IF" \
-    --mca oob_tcp_if_include "$FR_HOSTS_IF" --mca mpi_yield_when_idle 1 "$@"
+    --mca oob_tcp_if_include "$FR_HOSTS_IF" --mca mpi_yield_when_idle 1 "$@" &
+  pid=$!
+  for ((t = 0; t < 10 * ${FR_MPIRUN_TIMEOUT:-600}; ++t)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    _fr_hosts_stacks >&2
+    kill -TERM "$pid" 2>/dev/null; sleep 2; kill -KILL "$pid" 2>/dev/null
+    for i in $hosts; do ip netns pids "${FR_HOSTS_NS[i]}" | xargs -r kill -9 2>/dev/null; done
+    wait "$pid" 2>/dev/null
+    return 124
+  fi
+  rc=0; wait "$pid" || rc=$?
+  return "$rc"
+}
+
+# What a hung mpirun was doing, for the log: every process in every host and
+# the stack of each (gdb, where it is installed).
+_fr_hosts_stacks() {
+  local i p
+  echo "fr_mpirun: timed out after ${FR_MPIRUN_TIMEOUT:-600} s; processes in the hosts:"
+  for ((i = 1; i < ${#FR_HOSTS_NS[@]} + 1; ++i)); do
+    [ -n "${FR_HOSTS_NS[i]:-}" ] || continue
+    for p in $(ip netns pids "${FR_HOSTS_NS[i]}"); do
+      echo "  host $i: $(ps -o pid=,stat=,etime=,args= -p "$p" | cut -c1-160)"
+      if command -v gdb >/dev/null && grep -q facrnn "/proc/$p/cmdline" 2>/dev/null; then
+        timeout 20 gdb -p "$p" -batch -ex "thread apply all bt 12" 2>/dev/null | grep -E "^#|^Thread" | sed 's/^/      /' | head -40
+      fi
+    done
+  done
 }
 
 # fr_host_kill I: the host is lost: SIGKILL every process in its namespace
