@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest: PROCESSORS 3
+# ctest: PROCESSORS 3 LABELS slow
 # Successive halving of restarts (train.restart_schedule: halving):
 # - a restart's trajectory does not depend on being suspended between rounds:
 #   the restart that reaches the last round ends with bitwise the objective

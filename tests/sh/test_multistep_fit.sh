@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest: PROCESSORS 3
+# ctest: PROCESSORS 3 LABELS slow
 # Training for generation (train.rollout_steps) end to end:
 #  - rank invariance at 1/2/3 ranks within 1e-9 after 208 steps with the
 #    rollout term on (Gaussian lorenz-thomas; Poisson facrnn data with inputs
