@@ -69,6 +69,11 @@ release_requeued() {
     s="$(job_state "$1")"; n="$(job_field "$1" Restarts)"
     if [ "$s" = PENDING ] && [ "${n:-0}" -ge 1 ]; then
       for _ in $(seq 60); do pgrep -f "^slurmstepd: \[$1\.[0-9]+\]" >/dev/null || break; sleep 0.5; done
+      # slurmd revokes the job's old credential when its step ends and rejects
+      # a new one stamped within that second ("Killing non-startable batch
+      # JobId=N: Job credential revoked", seen once in a suite run): let the
+      # clock move on before the release.
+      sleep 2
       scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 && released=1; break
     fi
     case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
