@@ -33,6 +33,34 @@ finish() {
   [ "$FAILS" -eq 0 ]
 }
 
+# stop_resume_bitwise YAML RUN WHAT: a 2-rank fit of YAML to cut.h5 gets
+# SIGUSR1 once its log shows epoch 20 of restart 1 (of 2): it must checkpoint
+# and exit 75 without a results file; the same command then resumes, and run
+# RUN must equal full.h5's bitwise (params, loss history, latents). WHAT
+# names the case in the PASS lines.
+stop_resume_bitwise() {
+  local yaml="$1" run="$2" what="$3" pid rc=0
+  mpirun -n 2 "$FACRNN_BIN" fit "$yaml" --set output.path=cut.h5 --set train.log_every=1 > cut.log 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do grep -q "restart 1/2 epoch  *20/" cut.log && break; sleep 0.1; done
+  kill -USR1 $pid
+  wait $pid || rc=$?
+  if [ "$rc" -eq 75 ] && [ -f "cut.h5.ckpt/$run.ckpt.h5" ] && [ ! -f cut.h5 ]; then
+    pass "SIGUSR1 ($what) checkpoints and exits 75"
+  else
+    fail "SIGUSR1: exit $rc (want 75), checkpoint present: $(ls cut.h5.ckpt 2>&1)"
+  fi
+  mpirun -n 2 "$FACRNN_BIN" --quiet fit "$yaml" --set output.path=cut.h5
+  "$PY" - "$run" <<'PY' && pass "resumed fit ($what) is bitwise identical" || fail "resume not bitwise identical"
+import sys, h5py, numpy as np
+run = sys.argv[1]
+a, b = (h5py.File(p, "r")[f"runs/{run}"] for p in ("full.h5", "cut.h5"))
+assert np.array_equal(a["params/flat"][()], b["params/flat"][()])
+assert np.array_equal(a["history/loss"][()], b["history/loss"][()])
+assert np.array_equal(a["latents"][()], b["latents"][()], equal_nan=True)
+PY
+}
+
 # same_sweep_table N A.h5 B.h5: both sweeps have N runs, all done; every
 # /sweep/table column but the wall-clock `seconds` and every /sweep/selection
 # attribute equal (numbers within 1e-8 relative); the same /runs.

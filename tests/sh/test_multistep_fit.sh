@@ -92,26 +92,7 @@ PY
 sed -e 's/epochs: 16/epochs: 80/' -e 's/restarts: 1/restarts: 2/' -e 's/checkpoint_every: 5/checkpoint_every: 1000/' \
   -e 's/rollout_anneal: 0.5/rollout_anneal: 0.6/' fit.yaml > long.yaml
 mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml --set output.path=full.h5
-rc=0
-mpirun -n 2 "$FACRNN_BIN" fit long.yaml --set output.path=cut.h5 --set train.log_every=1 > cut.log 2>&1 &
-pid=$!
-for _ in $(seq 600); do grep -q "restart 1/2 epoch  *20/" cut.log && break; sleep 0.1; done
-kill -USR1 $pid
-wait $pid || rc=$?
-if [ "$rc" -eq 75 ] && [ -f cut.h5.ckpt/$RUN.ckpt.h5 ] && [ ! -f cut.h5 ]; then
-  pass "SIGUSR1 inside the annealing checkpoints and exits 75"
-else
-  fail "SIGUSR1: exit $rc (want 75), checkpoint present: $(ls cut.h5.ckpt 2>&1)"
-fi
-mpirun -n 2 "$FACRNN_BIN" --quiet fit long.yaml --set output.path=cut.h5
-$PY - "$RUN" <<'PY' && pass "resumed fit with the rollout term is bitwise identical" || fail "resume not bitwise identical"
-import sys, h5py, numpy as np
-run = sys.argv[1]
-a, b = (h5py.File(p, "r")[f"runs/{run}"] for p in ("full.h5", "cut.h5"))
-assert np.array_equal(a["params/flat"][()], b["params/flat"][()])
-assert np.array_equal(a["history/loss"][()], b["history/loss"][()])
-assert np.array_equal(a["latents"][()], b["latents"][()], equal_nan=True)
-PY
+stop_resume_bitwise long.yaml "$RUN" "inside the annealing"
 
 # ---- bad values ----------------------------------------------------------------------
 cp r1.h5 keep.h5
