@@ -42,8 +42,8 @@ static void make(double drive, uint64_t seed, double *lat /* (NT*NB, KK) */, lon
 }
 
 /* coupling through the moments path, standardised like the sweep does */
-static double fast(int quad, int G, const int *groups, const double *lat, const long long *off, const unsigned char *tr,
-                   double *cg)
+static double fast_lag(int quad, int lag, int G, const int *groups, const double *lat, const long long *off,
+                       const unsigned char *tr, double *cg, double *pred)
 {
     int P = fr_coupling_nfeat(KK, quad);
     fr_moments zm, a, b;
@@ -57,14 +57,20 @@ static double fast(int quad, int G, const int *groups, const double *lat, const 
         mean[i] = zm.s[i] / *zm.n;
         sd[i] = sqrt(zm.S[i * KK + i] / *zm.n - mean[i] * mean[i]);
     }
-    CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, KK, quad, mean, sd, NT, off, tr, lat), FR_OK);
-    /* every within-trial pair of non-context bins, none across trials */
-    CU_ASSERT_EQUAL(*a.n + *b.n, NT * (NB - 2));
-    CU_ASSERT_EQUAL(*b.n, 10 * (NB - 2));
+    CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, KK, quad, lag, mean, sd, NT, off, tr, lat), FR_OK);
+    /* every within-trial pair of non-context bins lag apart, none across trials */
+    CU_ASSERT_EQUAL(*a.n + *b.n, NT * (NB - 1 - lag));
+    CU_ASSERT_EQUAL(*b.n, 10 * (NB - 1 - lag));
     double c = NAN;
-    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, quad, G, groups, cg, &c), FR_OK);
+    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, quad, G, groups, cg, &c, pred), FR_OK);
     fr_moments_free(&zm), fr_moments_free(&a), fr_moments_free(&b);
     return c;
+}
+
+static double fast(int quad, int G, const int *groups, const double *lat, const long long *off, const unsigned char *tr,
+                   double *cg)
+{
+    return fast_lag(quad, 1, G, groups, lat, off, tr, cg, NULL);
 }
 
 static void test_independent_and_coupled(void)
@@ -94,6 +100,35 @@ static void test_independent_and_coupled(void)
     free(lat);
 }
 
+/* Predictability: rotations predict themselves, latents without dynamics
+ * do not, at any lag; a drive stays visible a few bins ahead. */
+static void test_predictability_and_lags(void)
+{
+    double *lat = malloc(sizeof(double) * NT * NB * KK);
+    long long off[NT + 1];
+    unsigned char tr[NT];
+    int g22[] = {2, 2}, g4[] = {4};
+    double cg[2], pred = NAN;
+    make(0, 4, lat, off, tr);
+    fast_lag(1, 1, 2, g22, lat, off, tr, cg, &pred);
+    CU_ASSERT(pred > 0.5);
+    fast_lag(1, 1, 1, g4, lat, off, tr, cg, &pred);
+    CU_ASSERT(pred > 0.5);
+    /* white noise: rows independent of each other */
+    for (int k = 0; k < NT; ++k)
+        for (int t = 1; t < NB; ++t)
+            for (int i = 0; i < KK; ++i)
+                lat[((size_t)k * NB + t) * KK + i] = fr_rng_normal(5, 1, (uint32_t)k, (uint64_t)(t * KK + i));
+    for (int lag = 1; lag <= 3; ++lag) {
+        double c = fast_lag(1, lag, 2, g22, lat, off, tr, cg, &pred);
+        CU_ASSERT(pred < 0.05);
+        CU_ASSERT(c < 0.05);
+    }
+    make(0.8, 2, lat, off, tr);
+    CU_ASSERT(fast_lag(1, 3, 2, g22, lat, off, tr, cg, &pred) > 0.1);
+    free(lat);
+}
+
 static void test_reference_and_errors(void)
 {
     double *lat = malloc(sizeof(double) * NT * NB * KK);
@@ -105,20 +140,26 @@ static void test_reference_and_errors(void)
         for (int p = 0; p < 2; ++p) {
             const int *g = p ? g13 : g22;
             double cf[2], cr[2], mf, mr;
-            mf = fast(quad, 2, g, lat, off, tr, cf);
-            CU_ASSERT_EQUAL(fr_coupling_ref(KK, quad, 2, g, NT, off, tr, lat, cr, &mr), FR_OK);
-            FR_ASSERT_CLOSE(mf, mr, 1e-8, 1e-10);
-            FR_ASSERT_CLOSE(cf[0], cr[0], 1e-8, 1e-10);
-            FR_ASSERT_CLOSE(cf[1], cr[1], 1e-8, 1e-10);
+            for (int lag = 1; lag <= 5; lag += 2) {
+                double pf = NAN, pr = NAN;
+                mf = fast_lag(quad, lag, 2, g, lat, off, tr, cf, &pf);
+                CU_ASSERT_EQUAL(fr_coupling_ref(KK, quad, lag, 2, g, NT, off, tr, lat, cr, &mr, &pr), FR_OK);
+                FR_ASSERT_CLOSE(mf, mr, 1e-8, 1e-10);
+                FR_ASSERT_CLOSE(cf[0], cr[0], 1e-8, 1e-10);
+                FR_ASSERT_CLOSE(cf[1], cr[1], 1e-8, 1e-10);
+                FR_ASSERT_CLOSE(pf, pr, 1e-8, 1e-10);
+            }
         }
     double c;
-    CU_ASSERT_EQUAL(fr_coupling_ref(KK, 1, 2, bad, NT, off, tr, lat, NULL, &c), FR_EINVAL);
+    CU_ASSERT_EQUAL(fr_coupling_ref(KK, 1, 1, 2, bad, NT, off, tr, lat, NULL, &c, NULL), FR_EINVAL);
     /* too few held-out pairs is an error, not a number */
     fr_moments a, b;
     int P = fr_coupling_nfeat(KK, 1);
     CU_ASSERT_EQUAL_FATAL(fr_moments_init(&a, P + KK), FR_OK);
     CU_ASSERT_EQUAL_FATAL(fr_moments_init(&b, P + KK), FR_OK);
-    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, 1, 2, g22, NULL, &c), FR_EINVAL);
+    CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, KK, 1, 2, g22, NULL, &c, NULL), FR_EINVAL);
+    double m0[KK] = {0}, s1[KK] = {1, 1, 1, 1};
+    CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, KK, 1, 0, m0, s1, NT, off, tr, lat), FR_EINVAL); /* lag 0 */
     fr_moments_free(&a), fr_moments_free(&b);
     CU_ASSERT_EQUAL(fr_coupling_nfeat(4, 1), 14);
     CU_ASSERT_EQUAL(fr_coupling_nfeat(4, 0), 4);
@@ -167,10 +208,10 @@ static void test_large_k(void)
                     sd[i] += d * d;
                 }
         for (int i = 0; i < K; ++i) sd[i] = sqrt(sd[i] / cnt);
-        CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, K, 0, mean, sd, T, off, tr, lat), FR_OK);
+        CU_ASSERT_EQUAL(fr_coupling_pairs_add(&a, &b, K, 0, 1, mean, sd, T, off, tr, lat), FR_OK);
         double cf[2], mf = NAN, cr[2], mr = NAN;
-        CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, K, 0, 2, groups, cf, &mf), FR_OK);
-        CU_ASSERT_EQUAL(fr_coupling_ref(K, 0, 2, groups, T, off, tr, lat, cr, &mr), FR_OK);
+        CU_ASSERT_EQUAL(fr_coupling_from_moments(&a, &b, K, 0, 2, groups, cf, &mf, NULL), FR_OK);
+        CU_ASSERT_EQUAL(fr_coupling_ref(K, 0, 1, 2, groups, T, off, tr, lat, cr, &mr, NULL), FR_OK);
         FR_ASSERT_CLOSE(cf[0], cr[0], 1e-6, 1e-8);
         FR_ASSERT_CLOSE(cf[1], cr[1], 1e-6, 1e-8);
         if (drive) {
@@ -188,6 +229,7 @@ static void reg(void)
 {
     CU_pSuite s = CU_add_suite("coupling", NULL, NULL);
     CU_add_test(s, "independent and coupled groups", test_independent_and_coupled);
+    CU_add_test(s, "predictability and lags", test_predictability_and_lags);
     CU_add_test(s, "moments vs reference, errors", test_reference_and_errors);
     CU_add_test(s, "large K", test_large_k);
 }

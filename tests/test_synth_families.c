@@ -50,8 +50,8 @@ static void true_coupling(const fr_synth_spec *s, const fr_synth_data *d, double
 {
     unsigned char *is_train = calloc((size_t)d->n_trials, 1);
     for (long long k = 0; k < d->n_trials; ++k) is_train[k] = k % 2 == 0;
-    CU_ASSERT_FATAL(fr_coupling_ref(d->K, 1, s->n_sys, s->sys_dim, d->n_trials, d->offsets, is_train, d->latents,
-                                    c_group, c_max) == FR_OK);
+    CU_ASSERT_FATAL(fr_coupling_ref(d->K, 1, 1, s->n_sys, s->sys_dim, d->n_trials, d->offsets, is_train, d->latents,
+                                    c_group, c_max, NULL) == FR_OK);
     free(is_train);
 }
 

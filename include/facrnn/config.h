@@ -90,6 +90,9 @@ typedef struct {
     double sweep_se_rule;                  /* sweep.se_rule: one-SE rule multiplier (1.0) */
     double sweep_min_independence;         /* sweep.min_independence: support threshold (0.5) */
     double sweep_max_coupling;             /* sweep.max_coupling: dynamical coupling threshold (0.2) */
+    int n_sweep_coupling_lags;
+    int sweep_coupling_lags[FR_CFG_MAX_LIST]; /* sweep.coupling_lags: horizons of the coupling, in bins */
+    double sweep_min_predictability;       /* sweep.min_predictability: each group must predict itself */
     int sweep_null_samples;                /* sweep.null_samples: random rotations per run (8) */
     int sweep_null_max_points;             /* sweep.null_max_points: held-out points in the null's KDE (256) */
     int sweep_bootstrap;                   /* sweep.bootstrap: fold resamples of the selection's confidence (200) */

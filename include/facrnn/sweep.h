@@ -83,7 +83,9 @@ typedef struct {
     int epochs_done;
     double seconds;
     double objective;               /* training objective of the fit (compares seeds of one configuration) */
-    double coupling;                /* held-out dynamical coupling between groups, max over groups (coupling.h) */
+    double coupling;                /* held-out dynamical coupling between groups, max over groups and the rule's
+                                       lags (coupling.h) */
+    double predictability;          /* held-out R^2 of each group's next latent from its own present, worst group */
     double co_bps, co_r2;           /* held-out co-smoothing scores (fit metrics), NaN without held-out channels */
     double behavior_align_r2, behavior_align_all_r2; /* held-out behaviour alignment (fit metrics), NaN without /behavior */
 } fr_sweep_record;
@@ -101,7 +103,7 @@ typedef struct {
     int csv;          /* 1: also a CSV column */
     const char *csv_fmt; /* printf format of the value in the CSV */
 } fr_sweep_col;
-enum { FR_SWEEP_NCOLS = 17 };
+enum { FR_SWEEP_NCOLS = 18 };
 extern const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS];
 
 /* Write records atomically (atomic.h) as a tab-separated text
@@ -126,6 +128,9 @@ typedef struct {
     int null_max_points;     /* held-out points for the null's KDE (256) */
     int null_nmc;            /* Monte-Carlo samples per point (4) */
     double max_coupling;     /* a partition is supported when mean + SE of its coupling <= this (0.2) */
+    int n_coupling_lags;     /* horizons of the coupling (bins); a run's coupling is the max over them */
+    int coupling_lags[FR_CFG_MAX_LIST];
+    double min_predictability; /* ... and mean - SE of its predictability >= this */
     int bootstrap;           /* resamples of the folds behind the selection's confidence (200; 0 = none) */
 } fr_sweep_rule;
 /* The documented defaults (the config's defaults). Not collective. */
@@ -156,9 +161,11 @@ typedef struct {
     double pc_mean;
     int n_folds;            /* folds with a done run: the evidence is each fold's best-objective seed */
     double coup_mean, coup_se; /* dynamical coupling over those runs, NaN for G = 1 */
+    double pred_mean, pred_se; /* predictability over those runs, NaN for G = 1 */
     int in_band;            /* at the selected K, within the SE band of that K's best */
-    int supported;          /* beta > 0, multi-group, ind_mean - ind_se >= min_independence and
-                               coup_mean + coup_se <= max_coupling */
+    int supported;          /* beta > 0, multi-group, ind_mean - ind_se >= min_independence,
+                               coup_mean + coup_se <= max_coupling and
+                               pred_mean - pred_se >= min_predictability */
 } fr_sweep_score;
 
 typedef struct {
@@ -166,7 +173,7 @@ typedef struct {
     fr_sweep_score *ranked; /* (n) sorted by nll_mean, then canonical order */
     int chosen;             /* index into ranked, -1 when nothing finished */
     int best;               /* index of the lowest nll_mean overall */
-    char rule[1024];        /* the rule in words, with its parameters */
+    char rule[1600];        /* the rule in words, with its parameters */
     char why[512];          /* why the winner won */
 } fr_sweep_selection;
 

@@ -514,7 +514,7 @@ def run_groups(run):
 
 ROW_NUMBERS = ("heldout_nll_per_bin", "heldout_pc", "heldout_r2", "heldout_group_latent_r2", "heldout_co_bps",
                "heldout_co_r2", "heldout_behavior_align_r2", "heldout_behavior_align_all_r2", "train_nll_per_bin",
-               "independence", "coupling", "objective", "epochs_done", "seconds")
+               "independence", "coupling", "predictability", "objective", "epochs_done", "seconds")
 
 
 def sweep_rows(res):

@@ -43,11 +43,12 @@ static fr_err flush_pairs(fr_moments *m, int P, int K, int *nb, double *phi, dou
     return rc;
 }
 
-fr_err fr_coupling_pairs_add(fr_moments *train, fr_moments *test, int K, int quad, const double *mean,
+fr_err fr_coupling_pairs_add(fr_moments *train, fr_moments *test, int K, int quad, int lag, const double *mean,
                              const double *sd, long long n_trials, const long long *off,
                              const unsigned char *is_train, const double *lat)
 {
     int P = fr_coupling_nfeat(K, quad);
+    if (lag < 1) return FR_FAIL(FR_EINVAL, "coupling: lag %d, must be >= 1", lag);
     if (train->d != P + K || test->d != P + K)
         return FR_FAIL(FR_EINVAL, "coupling: moments have dimension %d/%d, expected %d", train->d, test->d, P + K);
     /* pairs are buffered per side and added a chunk at a time (dsyrk) */
@@ -61,8 +62,8 @@ fr_err fr_coupling_pairs_add(fr_moments *train, fr_moments *test, int K, int qua
     }
     for (long long k = 0; k < n_trials && rc == FR_OK; ++k) {
         int side = is_train[k] != 0;
-        for (long long r = off[k]; r + 1 < off[k + 1] && rc == FR_OK; ++r) {
-            const double *a = lat + r * K, *b = lat + (r + 1) * K;
+        for (long long r = off[k]; r + lag < off[k + 1] && rc == FR_OK; ++r) {
+            const double *a = lat + r * K, *b = lat + (r + lag) * K;
             if (isnan(a[0]) || isnan(b[0])) continue;
             double *y = tgt[side] + (size_t)nb[side] * K;
             for (int i = 0; i < K; ++i) {
@@ -81,7 +82,7 @@ fr_err fr_coupling_pairs_add(fr_moments *train, fr_moments *test, int K, int qua
 
 /* Held-out SSE (per pair) of group [k0, k1) predicted from predictors xi. */
 static fr_err group_sse(const fr_moments *train, const fr_moments *test, int P, int nx, const int *xi, int k0, int k1,
-                        double *sse)
+                        double *sse, double *sst)
 {
     int ny = k1 - k0, *yi = NULL;
     double *W = NULL, *b = NULL, *r2 = NULL, r2m;
@@ -92,13 +93,15 @@ static fr_err group_sse(const fr_moments *train, const fr_moments *test, int P, 
     if (rc == FR_OK) rc = FR_CALLOC(b, ny);
     if (rc == FR_OK) rc = fr_affine_fit_moments(train, nx, xi, ny, yi, COUPLING_RIDGE, W, b);
     if (rc == FR_OK) rc = fr_affine_score_moments(test, nx, xi, ny, yi, W, b, r2, &r2m);
-    double n = *test->n, s = 0;
+    double n = *test->n, s = 0, t = 0;
     for (int j = 0; j < ny && rc == FR_OK; ++j) {
         int y = yi[j];
         double var = test->S[(size_t)y * test->d + y] / n - (test->s[y] / n) * (test->s[y] / n);
         s += fmax(var, 0) * (1 - r2[j]);
+        t += fmax(var, 0);
     }
     *sse = s;
+    if (sst) *sst = t;
     free(W);
     free(b);
     free(yi);
@@ -119,31 +122,31 @@ static fr_err check_groups(int K, int G, const int *groups)
 }
 
 fr_err fr_coupling_from_moments(const fr_moments *train, const fr_moments *test, int K, int quad, int G,
-                                const int *groups, double *c_group, double *c_max)
+                                const int *groups, double *c_group, double *c_max, double *pred_min)
 {
     TRY(check_groups(K, G, groups));
-    *c_max = G == 1 ? 0 : -INFINITY;
-    if (G == 1) {
-        if (c_group) c_group[0] = 0;
-        return FR_OK;
-    }
     int P = fr_coupling_nfeat(K, quad);
     if (*train->n < P + 2 || *test->n < 2)
-        return FR_FAIL(FR_EINVAL, "coupling: too few consecutive-bin pairs (%.0f training, %.0f held out) for %d "
+        return FR_FAIL(FR_EINVAL, "coupling: too few lagged pairs (%.0f training, %.0f held out) for %d "
                                   "predictors", *train->n, *test->n, P);
     int *own = NULL, *all = NULL;
     fr_err rc = FR_CALLOC(own, P);
     if (rc == FR_OK) rc = FR_CALLOC(all, P);
     for (int p = 0; p < P && rc == FR_OK; ++p) all[p] = p;
+    *c_max = G == 1 ? 0 : -INFINITY;
+    if (pred_min) *pred_min = INFINITY;
     int k0 = 0;
     for (int g = 0; g < G && rc == FR_OK; ++g) {
         int k1 = k0 + groups[g], no = own_features(K, quad, k0, k1, own);
-        double so = 0, sa = 0;
-        rc = group_sse(train, test, P, no, own, k0, k1, &so);
-        if (rc == FR_OK) rc = group_sse(train, test, P, P, all, k0, k1, &sa);
-        double c = so > 0 ? (so - sa) / so : 0;
+        double so = 0, sa = 0, st = 0;
+        rc = group_sse(train, test, P, no, own, k0, k1, &so, &st);
+        /* one group: its own features are all features, no coupling */
+        if (rc == FR_OK && G > 1) rc = group_sse(train, test, P, P, all, k0, k1, &sa, NULL);
+        double c = G > 1 && so > 0 ? (so - sa) / so : 0;
         if (c_group) c_group[g] = c;
         if (c > *c_max) *c_max = c;
+        double r2 = st > 0 ? 1 - so / st : 0;
+        if (pred_min && r2 < *pred_min) *pred_min = r2;
         k0 = k1;
     }
     free(own);
@@ -186,8 +189,9 @@ static fr_err ref_solve(int n, double *C, int m, double *r)
     return FR_OK;
 }
 
-fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_trials, const long long *off,
-                       const unsigned char *is_train, const double *lat, double *c_group, double *c_max)
+fr_err fr_coupling_ref(int K, int quad, int lag, int G, const int *groups, long long n_trials, const long long *off,
+                       const unsigned char *is_train, const double *lat, double *c_group, double *c_max,
+                       double *pred_min)
 {
     TRY(check_groups(K, G, groups));
     int P = fr_coupling_nfeat(K, quad);
@@ -217,11 +221,11 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
     if (rc == FR_OK) rc = FR_CALLOC(tr, rows ? rows : 1);
     long long np = 0;
     for (long long k = 0; k < n_trials && rc == FR_OK; ++k)
-        for (long long r = off[k]; r + 1 < off[k + 1]; ++r) {
-            if (isnan(lat[r * K]) || isnan(lat[(r + 1) * K])) continue;
+        for (long long r = off[k]; r + lag < off[k + 1]; ++r) {
+            if (isnan(lat[r * K]) || isnan(lat[(r + lag) * K])) continue;
             for (int i = 0; i < K; ++i) {
                 z[i] = (lat[r * K + i] - mean[i]) / sd[i];
-                Y[np * K + i] = (lat[(r + 1) * K + i] - mean[i]) / sd[i];
+                Y[np * K + i] = (lat[(r + lag) * K + i] - mean[i]) / sd[i];
             }
             fr_coupling_features(K, quad, z, X + np * P);
             tr[np++] = is_train[k];
@@ -233,11 +237,21 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
     if (rc == FR_OK) rc = FR_CALLOC(rhs, (size_t)P * K);
     if (rc == FR_OK) rc = FR_CALLOC(xm, P + K);
     *c_max = G == 1 ? 0 : -INFINITY;
+    if (pred_min) *pred_min = INFINITY;
     int k0 = 0;
-    for (int g = 0; g < G && rc == FR_OK && G > 1; ++g) {
+    for (int g = 0; g < G && rc == FR_OK; ++g) {
         int k1 = k0 + groups[g], ny = k1 - k0;
-        double sse[2];
-        for (int which = 0; which < 2 && rc == FR_OK; ++which) {
+        double sse[2] = {0, 0}, sst = 0;
+        /* held-out total sum of squares of the group's targets, about their own mean */
+        for (int j = 0; j < ny; ++j) {
+            double m = 0, nh = 0;
+            for (long long i = 0; i < np; ++i)
+                if (!tr[i]) m += Y[i * K + k0 + j], nh += 1;
+            m /= nh;
+            for (long long i = 0; i < np; ++i)
+                if (!tr[i]) sst += (Y[i * K + k0 + j] - m) * (Y[i * K + k0 + j] - m);
+        }
+        for (int which = 0; which < (G > 1 ? 2 : 1) && rc == FR_OK; ++which) {
             int nx = which ? P : own_features(K, quad, k0, k1, idx);
             if (which)
                 for (int p = 0; p < P; ++p) idx[p] = p;
@@ -278,12 +292,13 @@ fr_err fr_coupling_ref(int K, int quad, int G, const int *groups, long long n_tr
             }
             sse[which] = s;
         }
-        double c = sse[0] > 0 ? (sse[0] - sse[1]) / sse[0] : 0;
+        double c = G > 1 && sse[0] > 0 ? (sse[0] - sse[1]) / sse[0] : 0;
         if (c_group) c_group[g] = c;
         if (c > *c_max) *c_max = c;
+        double r2 = sst > 0 ? 1 - sse[0] / sst : 0;
+        if (pred_min && r2 < *pred_min) *pred_min = r2;
         k0 = k1;
     }
-    if (G == 1 && c_group) c_group[0] = 0;
     free(X), free(Y), free(tr), free(idx), free(C), free(rhs), free(xm), free(mean);
     return rc;
 }

@@ -155,6 +155,15 @@ static const opt g_opts[] = {
      .max = BIG,
      .help = "selection: a multi-group partition is supported when its held-out dynamical coupling between "
              "groups, mean + SE over folds, is at most this"},
+    {.key = "sweep.coupling_lags", .type = OT_INTLIST, .off = OFF(sweep_coupling_lags),
+     .off_n = OFF(n_sweep_coupling_lags), .cap = NEL(sweep_coupling_lags), .def = "[1]", .min = 1, .max = 100000,
+     .flags = OF_NONEMPTY,
+     .help = "selection: horizons (bins) at which the coupling is measured; a run's coupling is the largest"},
+    {.key = "sweep.min_predictability", .type = OT_DOUBLE, .off = OFF(sweep_min_predictability), .def = "-1",
+     .min = -BIG, .max = 1,
+     .help = "selection: a multi-group partition is supported when its predictability (the held-out R^2 of "
+             "each group's next latent from its own present, worst group), mean - SE over folds, is at least "
+             "this: a sub-circuit must have dynamics"},
     {.key = "sweep.null_samples", .type = OT_INT, .off = OFF(sweep_null_samples), .def = "8", .min = 1,
      .max = 100000, .help = "selection: random rotations of the held-out latents in the independence null"},
     {.key = "sweep.null_max_points", .type = OT_INT, .off = OFF(sweep_null_max_points), .def = "256", .min = 2,

@@ -180,31 +180,35 @@ static fr_err gather_heldout(MPI_Comm team, const fr_dataset *ds, const unsigned
     return rc;
 }
 
-/* Held-out dynamical coupling between the groups of one fitted run
- * (coupling.h): latents standardised with training-bin moments, pair
- * moments summed over the team (trials are whole on each rank, so every
- * consecutive pair is local). Every rank gets the same numbers. Collective
- * over team. */
+/* Held-out dynamical coupling between the groups of one fitted run, and
+ * their predictability (coupling.h): latents standardised with
+ * training-bin moments, pair moments of every lag of the rule summed over
+ * the team in one Allreduce (trials are whole on each rank, so every pair
+ * is local). c_max is the largest coupling over groups and lags, pred the
+ * worst group's predictability at the first lag. Every rank gets the same
+ * numbers. Collective over team. */
 static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned char *split, const fr_sweep_run *run,
-                            const double *lat /* (rows, K) */, double *c_max)
+                            const fr_sweep_rule *rule, const double *lat /* (rows, K) */, double *c_max, double *pred)
 {
-    int K = run->K, quad = K <= FR_COUPLING_QUAD_MAX_K, P = fr_coupling_nfeat(K, quad);
+    int K = run->K, quad = K <= FR_COUPLING_QUAD_MAX_K, P = fr_coupling_nfeat(K, quad), NL = rule->n_coupling_lags;
     long long nt = ds->trial_hi - ds->trial_lo;
-    *c_max = NAN;
+    *c_max = *pred = NAN;
     if (run->G < 2) {
         *c_max = 0;
         return FR_OK;
     }
-    fr_moments zm, tr, te;
-    memset(&zm, 0, sizeof zm), memset(&tr, 0, sizeof tr), memset(&te, 0, sizeof te);
+    fr_moments zm, tr[FR_CFG_MAX_LIST], te[FR_CFG_MAX_LIST];
+    memset(&zm, 0, sizeof zm), memset(tr, 0, sizeof tr), memset(te, 0, sizeof te);
     long long *off = NULL;
     unsigned char *is_train = NULL;
-    double *mean = NULL, *sd = NULL; /* (K) each, one allocation */
+    double *mean = NULL, *sd = NULL, *flat = NULL; /* (K) each, one allocation; flat: every lag's moments */
     fr_err rc = FR_CALLOC(mean, 2 * (size_t)K);
     if (rc == FR_OK) sd = mean + K;
     if (rc == FR_OK) rc = fr_moments_init(&zm, K);
-    if (rc == FR_OK) rc = fr_moments_init(&tr, P + K);
-    if (rc == FR_OK) rc = fr_moments_init(&te, P + K);
+    for (int l = 0; l < NL && rc == FR_OK; ++l) {
+        rc = fr_moments_init(&tr[l], P + K);
+        if (rc == FR_OK) rc = fr_moments_init(&te[l], P + K);
+    }
     if (rc == FR_OK) rc = FR_CALLOC(off, nt + 1);
     if (rc == FR_OK) rc = FR_CALLOC(is_train, nt ? nt : 1);
     for (long long k = 0; k <= nt && rc == FR_OK; ++k) off[k] = ds->offsets[ds->trial_lo + k] - ds->row_lo;
@@ -221,27 +225,44 @@ static fr_err team_coupling(MPI_Comm team, const fr_dataset *ds, const unsigned 
         mean[i] = m;
         sd[i] = v > 0 ? sqrt(v) : 1;
     }
-    if (rc == FR_OK) rc = fr_coupling_pairs_add(&tr, &te, K, quad, mean, sd, nt, off, is_train, lat);
-    /* training and held-out pair moments in one Allreduce */
-    double *flat = NULL;
-    if (rc == FR_OK) rc = FR_CALLOC(flat, tr.len + te.len);
+    for (int l = 0; l < NL && rc == FR_OK; ++l)
+        rc = fr_coupling_pairs_add(&tr[l], &te[l], K, quad, rule->coupling_lags[l], mean, sd, nt, off, is_train, lat);
+    /* training and held-out pair moments of every lag in one Allreduce */
+    size_t len = 0;
+    for (int l = 0; l < NL; ++l) len += tr[l].len + te[l].len;
+    if (rc == FR_OK) rc = FR_CALLOC(flat, len ? len : 1);
     rc = fr_error_agree(&team, rc);
     if (rc == FR_OK) {
-        memcpy(flat, tr.buf, tr.len * sizeof(double));
-        memcpy(flat + tr.len, te.buf, te.len * sizeof(double));
-        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, flat, (int)(tr.len + te.len), MPI_DOUBLE, MPI_SUM, team),
-                          "MPI_Allreduce", __FILE__, __LINE__);
-        memcpy(tr.buf, flat, tr.len * sizeof(double));
-        memcpy(te.buf, flat + tr.len, te.len * sizeof(double));
+        size_t o = 0;
+        for (int l = 0; l < NL; ++l) {
+            memcpy(flat + o, tr[l].buf, tr[l].len * sizeof(double)), o += tr[l].len;
+            memcpy(flat + o, te[l].buf, te[l].len * sizeof(double)), o += te[l].len;
+        }
+        rc = fr_check_mpi(MPI_Allreduce(MPI_IN_PLACE, flat, (int)len, MPI_DOUBLE, MPI_SUM, team), "MPI_Allreduce",
+                          __FILE__, __LINE__);
+        o = 0;
+        for (int l = 0; l < NL; ++l) {
+            memcpy(tr[l].buf, flat + o, tr[l].len * sizeof(double)), o += tr[l].len;
+            memcpy(te[l].buf, flat + o, te[l].len * sizeof(double)), o += te[l].len;
+        }
     }
+    double cm = -INFINITY;
+    for (int l = 0; l < NL && rc == FR_OK; ++l) {
+        double c = NAN, p = NAN;
+        if (fr_coupling_from_moments(&tr[l], &te[l], K, quad, run->G, run->groups, NULL, &c, &p) != FR_OK) {
+            /* too few pairs at this lag (tiny data): no evidence either way, not a failed run */
+            LOG_WARN("sweep: %s: no dynamical coupling at lag %d: %s", run->id, rule->coupling_lags[l], fr_error_msg());
+            fr_error_clear();
+            cm = NAN;
+            break;
+        }
+        if (c > cm) cm = c;
+        if (l == 0) *pred = p;
+    }
+    if (rc == FR_OK) *c_max = cm;
+    fr_moments_free(&zm);
+    for (int l = 0; l < NL; ++l) fr_moments_free(&tr[l]), fr_moments_free(&te[l]);
     free(flat);
-    if (rc == FR_OK && fr_coupling_from_moments(&tr, &te, K, quad, run->G, run->groups, NULL, c_max) != FR_OK) {
-        /* too few pairs (tiny data): no evidence either way, not a failed run */
-        LOG_WARN("sweep: %s: no dynamical coupling: %s", run->id, fr_error_msg());
-        fr_error_clear();
-        *c_max = NAN;
-    }
-    fr_moments_free(&zm), fr_moments_free(&tr), fr_moments_free(&te);
     free(off);
     free(is_train);
     free(mean);
@@ -257,7 +278,7 @@ static void fail_record(fr_sweep_record *rec, const char *id)
     rec->heldout_nll = rec->heldout_r2 = rec->heldout_pc = rec->group_latent_r2 = rec->train_nll = NAN;
     rec->co_bps = rec->co_r2 = rec->behavior_align_r2 = rec->behavior_align_all_r2 = NAN;
     rec->pc_obs = rec->pc_null_mean = rec->pc_null_sd = NAN;
-    rec->objective = rec->coupling = NAN;
+    rec->objective = rec->coupling = rec->predictability = NAN;
 }
 
 /* Fit run `run` on the team, write its per-run file, fill rec. Returns
@@ -301,8 +322,8 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         if (rc == FR_OK)
             rc = fr_check_mpi(MPI_Bcast(null3, 3, MPI_DOUBLE, 0, team), "MPI_Bcast(null3)", __FILE__, __LINE__);
     }
-    double coupling = NAN;
-    if (rc == FR_OK) rc = team_coupling(team, ds, split, run, res.latents, &coupling);
+    double coupling = NAN, predictability = NAN;
+    if (rc == FR_OK) rc = team_coupling(team, ds, split, run, rule, res.latents, &coupling, &predictability);
     if (rc == FR_OK) {
         fr_trainer_service();
         fr_phases_enter(ph, FR_PH_OUTPUT);
@@ -321,6 +342,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
                 if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_pc_null_sd", null3[2]);
                 if (w == FR_OK) w = fr_h5_attr_int(g, "heldout_pc_null_samples", rule->null_samples);
                 if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_group_coupling", coupling);
+                if (w == FR_OK) w = fr_h5_attr_double(g, "heldout_group_predictability", predictability);
                 if (g >= 0) H5Gclose(g);
             }
             w = fr_error_agree(&team, w);
@@ -355,6 +377,7 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
         rec->seconds = res.seconds;
         rec->objective = res.objective;
         rec->coupling = coupling;
+        rec->predictability = predictability;
     } else if (rc != FR_ESIGNAL) {
         fail_record(rec, run->id);
         fr_error_clear();

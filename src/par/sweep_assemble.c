@@ -71,6 +71,7 @@ REC_GET(get_pc_obs, pc_obs)
 REC_GET(get_pc_null_mean, pc_null_mean)
 REC_GET(get_pc_null_sd, pc_null_sd)
 REC_GET(get_coupling, coupling)
+REC_GET(get_predictability, predictability)
 REC_GET(get_objective, objective)
 REC_GET(get_epochs_done, epochs_done)
 REC_GET(get_seconds, seconds)
@@ -91,6 +92,7 @@ const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS] = {
     {"heldout_pc_null_sd", get_pc_null_sd, 0, 0, "%.17g"},
     {"independence", fr_sweep_independence, 0, 1, "%.17g"},
     {"coupling", get_coupling, 0, 1, "%.17g"},
+    {"predictability", get_predictability, 0, 1, "%.17g"},
     {"objective", get_objective, 0, 1, "%.17g"},
     {"epochs_done", get_epochs_done, 1, 1, "%.0f"},
     {"seconds", get_seconds, 0, 1, "%.3f"},
@@ -157,6 +159,11 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "min_independence", rule->min_independence);
     if (rc == FR_OK) rc = fr_h5_attr_int(g, "null_samples", rule->null_samples);
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "max_coupling", rule->max_coupling);
+    char lags[256] = "";
+    for (int l = 0, len = 0; l < rule->n_coupling_lags && len < (int)sizeof lags - 16; ++l)
+        len += snprintf(lags + len, sizeof lags - (size_t)len, "%s%d", l ? ", " : "", rule->coupling_lags[l]);
+    if (rc == FR_OK) rc = fr_h5_attr_str(g, "coupling_lags", lags);
+    if (rc == FR_OK) rc = fr_h5_attr_double(g, "min_predictability", rule->min_predictability);
     int n = sel->n;
     const fr_sweep_score *s = sel->ranked;
     if (rc == FR_OK && sel->chosen >= 0) {
@@ -172,6 +179,8 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "independence_se", c->ind_se);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling", c->coup_mean);
         if (rc == FR_OK) rc = fr_h5_attr_double(g, "coupling_se", c->coup_se);
+        if (rc == FR_OK) rc = fr_h5_attr_double(g, "predictability", c->pred_mean);
+        if (rc == FR_OK) rc = fr_h5_attr_double(g, "predictability_se", c->pred_se);
         if (rc == FR_OK) rc = fr_h5_attr_str(g, "score_name", "held-out NLL per bin, mean +- SE over folds x seeds");
         if (rc == FR_OK) rc = fr_h5_attr_str(g, "confidence", conf->text);
         if (rc == FR_OK) rc = fr_h5_attr_int(g, "confidence_fits", conf->units);
@@ -216,6 +225,8 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     ICOL("n_folds", s[i].n_folds)
     DCOL("coupling_mean", s[i].coup_mean)
     DCOL("coupling_se", s[i].coup_se)
+    DCOL("predictability_mean", s[i].pred_mean)
+    DCOL("predictability_se", s[i].pred_se)
     ICOL("in_band", s[i].in_band)
     ICOL("supported", s[i].supported)
     ICOL("selected", i == sel->chosen)

@@ -289,12 +289,13 @@ const char *fr_sweep_status_name(int status)
 
 /* v2 added the training objective and the dynamical coupling (before the
  * reason), v3 the co-smoothing scores co_bps and co_r2 (after them), v4 the
- * behaviour alignment scores (after those); v1 to v3 files are still read,
- * with the fields they lack NaN. */
+ * behaviour alignment scores (after those), v5 the predictability (after
+ * those); v1 to v4 files are still read, with the fields they lack NaN. */
 #define MANIFEST_HEADER_V1 "# facrnn sweep manifest v1"
 #define MANIFEST_HEADER_V2 "# facrnn sweep manifest v2"
 #define MANIFEST_HEADER_V3 "# facrnn sweep manifest v3"
-#define MANIFEST_HEADER "# facrnn sweep manifest v4"
+#define MANIFEST_HEADER_V4 "# facrnn sweep manifest v4"
+#define MANIFEST_HEADER "# facrnn sweep manifest v5"
 
 fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
 {
@@ -303,7 +304,7 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
     FILE *f = a.f;
     fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
                "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\tco_bps\tco_r2\t"
-               "behavior_align_r2\tbehavior_align_all_r2\treason\n",
+               "behavior_align_r2\tbehavior_align_all_r2\tpredictability\treason\n",
             MANIFEST_HEADER);
     for (int i = 0; i < n; ++i) {
         const fr_sweep_record *r = &recs[i];
@@ -312,11 +313,11 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
         snprintf(reason, sizeof reason, "%s", r->reason);
         for (char *c = reason; *c; ++c)
             if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
-        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%s\n",
+        fprintf(f, "%s\t%s\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%d\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%s\n",
                 r->id, fr_sweep_status_name(r->status), r->heldout_nll, r->heldout_r2, r->heldout_pc,
                 r->group_latent_r2, r->train_nll, r->pc_obs, r->pc_null_mean, r->pc_null_sd, r->epochs_done,
                 r->seconds, r->objective, r->coupling, r->co_bps, r->co_r2,
-                r->behavior_align_r2, r->behavior_align_all_r2, reason);
+                r->behavior_align_r2, r->behavior_align_all_r2, r->predictability, reason);
     }
     return fr_atomic_commit(&a);
 }
@@ -332,13 +333,14 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
     fr_err rc = FR_CALLOC(recs, cap);
     char line[4096];
     long lineno = 0;
-    int version = 4;
+    int version = 5;
     while (rc == FR_OK && fgets(line, sizeof line, f)) {
         ++lineno;
         if (lineno == 1) {
             if (!strncmp(line, MANIFEST_HEADER_V1, strlen(MANIFEST_HEADER_V1))) version = 1;
             else if (!strncmp(line, MANIFEST_HEADER_V2, strlen(MANIFEST_HEADER_V2))) version = 2;
             else if (!strncmp(line, MANIFEST_HEADER_V3, strlen(MANIFEST_HEADER_V3))) version = 3;
+            else if (!strncmp(line, MANIFEST_HEADER_V4, strlen(MANIFEST_HEADER_V4))) version = 4;
             else if (strncmp(line, MANIFEST_HEADER, strlen(MANIFEST_HEADER)) != 0) {
                 rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
                 break;
@@ -357,9 +359,9 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         }
         fr_sweep_record *r = &recs[n];
         memset(r, 0, sizeof *r);
-        /* v1: 12 numeric fields + reason; v2: 14 + reason; v3: 16 + reason; v4: 18 + reason */
-        int nnum = version == 1 ? 12 : version == 2 ? 14 : version == 3 ? 16 : 18;
-        char *fields[19];
+        /* v1: 12 numeric fields + reason; v2: 14 + reason; v3: 16 + reason; v4: 18 + reason; v5: 19 + reason */
+        int nnum = version == 1 ? 12 : version == 2 ? 14 : version == 3 ? 16 : version == 4 ? 18 : 19;
+        char *fields[20];
         int nf = 0;
         char *p = line;
         while (nf < nnum + 1) {
@@ -394,6 +396,7 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
         r->co_r2 = version < 3 ? NAN : strtod(fields[15], NULL);
         r->behavior_align_r2 = version < 4 ? NAN : strtod(fields[16], NULL);
         r->behavior_align_all_r2 = version < 4 ? NAN : strtod(fields[17], NULL);
+        r->predictability = version < 5 ? NAN : strtod(fields[18], NULL);
         if (nf > nnum) snprintf(r->reason, sizeof r->reason, "%s", fields[nnum]);
         ++n;
     }
@@ -431,6 +434,9 @@ void fr_sweep_rule_defaults(fr_sweep_rule *rule)
     rule->null_max_points = 256;
     rule->null_nmc = 4;
     rule->max_coupling = 0.2;
+    rule->n_coupling_lags = 1;
+    rule->coupling_lags[0] = 1;
+    rule->min_predictability = -1;
     rule->bootstrap = 200;
 }
 
@@ -442,6 +448,9 @@ void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule)
     rule->null_max_points = cfg->sweep_null_max_points;
     rule->null_nmc = cfg->sweep_null_nmc;
     rule->max_coupling = cfg->sweep_max_coupling;
+    rule->n_coupling_lags = cfg->n_sweep_coupling_lags;
+    memcpy(rule->coupling_lags, cfg->sweep_coupling_lags, sizeof rule->coupling_lags);
+    rule->min_predictability = cfg->sweep_min_predictability;
     rule->bootstrap = cfg->sweep_bootstrap;
 }
 
@@ -528,6 +537,9 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
 {
     memset(sel, 0, sizeof *sel);
     sel->chosen = sel->best = -1;
+    char lags[256] = "";
+    for (int l = 0, len = 0; l < rule->n_coupling_lags && len < (int)sizeof lags - 16; ++l)
+        len += snprintf(lags + len, sizeof lags - (size_t)len, "%s%d", l ? ", " : "", rule->coupling_lags[l]);
     snprintf(sel->rule, sizeof sel->rule,
              "K: for each K the configuration (partition, beta) with the lowest mean held-out NLL per bin over "
              "folds x seeds; choose the smallest K whose best mean is within %g standard error(s) of the overall "
@@ -536,18 +548,22 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
              "groups are independent both at equal times (held-out independence score 1 - PC(fitted partition) / "
              "mean PC over %d random rotations, mean - SE over folds >= %g) and over time (held-out dynamical "
              "coupling, how much the other groups' present latents improve the prediction of a group's next "
-             "latent over its own, max over groups, mean + SE over folds <= %g). Choose the supported "
+             "latent %s bins ahead over its own, max over groups and horizons, mean + SE over folds <= %g) and "
+             "every group has dynamics of its own (predictability, the held-out R^2 of a group's next latent "
+             "from its own present, worst group, mean - SE over folds >= %g). Choose the supported "
              "partition with the most groups (ties: lowest mean held-out NLL); if none is supported, G = 1 (the "
              "lrRNN).",
-             rule->se_mult, rule->null_samples, rule->min_independence, rule->max_coupling);
+             rule->se_mult, rule->null_samples, rule->min_independence, lags, rule->max_coupling,
+             rule->min_predictability);
     fr_sweep_score *sc = NULL;
-    double *nll = NULL, *ind = NULL, *pc = NULL, *cp = NULL;
+    double *nll = NULL, *ind = NULL, *pc = NULL, *cp = NULL, *pr = NULL;
     int *slot = NULL, *rep = NULL;
     TRY(FR_CALLOC(sc, n > 0 ? n : 1));
     fr_err rc = FR_CALLOC(nll, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(ind, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(pc, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(cp, n > 0 ? n : 1);
+    if (rc == FR_OK) rc = FR_CALLOC(pr, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(slot, n > 0 ? n : 1);
     if (rc == FR_OK) rc = FR_CALLOC(rep, n > 0 ? n : 1);
     if (rc != FR_OK) goto out;
@@ -583,17 +599,21 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
         for (int f = 0; f < nrep; ++f) {
             ind[f] = fr_sweep_independence(&runs[rep[f]], &recs[rep[f]]);
             cp[f] = sc[c].G >= 2 ? recs[rep[f]].coupling : NAN;
+            pr[f] = sc[c].G >= 2 ? recs[rep[f]].predictability : NAN;
         }
         sc[c].n = m;
         sc[c].n_folds = nrep;
         mean_se(nll, m, &sc[c].nll_mean, &sc[c].nll_se);
         mean_se(ind, nrep, &sc[c].ind_mean, &sc[c].ind_se);
         mean_se(cp, nrep, &sc[c].coup_mean, &sc[c].coup_se);
+        mean_se(pr, nrep, &sc[c].pred_mean, &sc[c].pred_se);
         double dummy;
         mean_se(pc, m, &sc[c].pc_mean, &dummy);
         sc[c].supported = sc[c].G >= 2 && sc[c].beta > 0 && isfinite(sc[c].ind_mean) &&
                           sc[c].ind_mean - sc[c].ind_se >= rule->min_independence && isfinite(sc[c].coup_mean) &&
-                          sc[c].coup_mean + sc[c].coup_se <= rule->max_coupling;
+                          sc[c].coup_mean + sc[c].coup_se <= rule->max_coupling &&
+                          /* a manifest older than the predictability has none: no test */
+                          (!isfinite(sc[c].pred_mean) || sc[c].pred_mean - sc[c].pred_se >= rule->min_predictability);
     }
     sel->n = nc;
     sel->ranked = sc;
@@ -692,6 +712,7 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
     }
 out:
     free(sc);
+    free(pr);
     free(nll);
     free(ind);
     free(pc);
