@@ -286,10 +286,19 @@ static void test_manifest_roundtrip(void)
     r[1].heldout_nll = NAN;
     snprintf(r[2].id, sizeof r[2].id, "pending");
     r[2].status = FR_RUN_PENDING;
-    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_write(path, r, 3), FR_OK);
+    r[0].predictability = 0.4321;
+    fr_sweep_rule rule;
+    fr_sweep_rule_defaults(&rule);
+    rule.n_coupling_lags = 2, rule.coupling_lags[1] = 4;
+    char ro[256], ro_back[256];
+    fr_sweep_readout_text(&rule, ro, sizeof ro);
+    CU_ASSERT_STRING_EQUAL(ro, "null_samples=8 null_max_points=256 null_nmc=4 coupling_lags=1,4");
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_write(path, r, 3, ro), FR_OK);
     fr_sweep_record *back = NULL;
     int n = 0;
-    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(path, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(path, &back, &n, ro_back, sizeof ro_back), FR_OK);
+    CU_ASSERT_STRING_EQUAL(ro_back, ro);
+    CU_ASSERT(back[0].predictability == r[0].predictability);
     CU_ASSERT_EQUAL_FATAL(n, 2); /* pending runs are not written */
     CU_ASSERT_STRING_EQUAL(back[0].id, r[0].id);
     CU_ASSERT_EQUAL(back[0].status, FR_RUN_DONE);
@@ -328,18 +337,19 @@ static void test_manifest_roundtrip(void)
     /* a missing manifest is empty, a foreign file is refused */
     char other[1100];
     snprintf(other, sizeof other, "%s/none", fr_test_tmpdir());
-    CU_ASSERT_EQUAL(fr_sweep_manifest_read(other, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL(fr_sweep_manifest_read(other, &back, &n, NULL, 0), FR_OK);
     CU_ASSERT_EQUAL(n, 0);
     FILE *f = fopen(other, "w");
     fprintf(f, "hello\n");
     fclose(f);
-    CU_ASSERT_EQUAL(fr_sweep_manifest_read(other, &back, &n), FR_EINVAL);
+    CU_ASSERT_EQUAL(fr_sweep_manifest_read(other, &back, &n, NULL, 0), FR_EINVAL);
     /* a version-1 manifest (before objective and coupling) still reads */
     f = fopen(other, "w");
     fprintf(f, "# facrnn sweep manifest v1\n# id\tstatus\t...\n"
                "K4_g2+2_b20_s0_f0\tdone\t-1.5\t0.9\t0.1\tnan\t-1.6\t0.1\t0.8\t0.05\t100\t3.5\t\n");
     fclose(f);
-    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n, ro_back, sizeof ro_back), FR_OK);
+    CU_ASSERT_STRING_EQUAL(ro_back, ""); /* no readout line before v5 */
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_EQUAL(back[0].heldout_nll, -1.5);
     CU_ASSERT_EQUAL(back[0].seconds, 3.5);
@@ -351,11 +361,12 @@ static void test_manifest_roundtrip(void)
     fprintf(f, "# facrnn sweep manifest v3\n# id\tstatus\t...\n"
                "K4_g2+2_b20_s0_f0\tdone\t-1.5\t0.9\t0.1\tnan\t-1.6\t0.1\t0.8\t0.05\t100\t3.5\t-2\t0.01\t0.3\t0.4\t\n");
     fclose(f);
-    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n), FR_OK);
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_manifest_read(other, &back, &n, NULL, 0), FR_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_EQUAL(back[0].co_bps, 0.3);
     CU_ASSERT_EQUAL(back[0].co_r2, 0.4);
     CU_ASSERT(isnan(back[0].behavior_align_r2) && isnan(back[0].behavior_align_all_r2));
+    CU_ASSERT(isnan(back[0].predictability));
     free(back);
 }
 
@@ -426,6 +437,7 @@ static void build(const hand *h, int nh, fr_sweep_run *runs, fr_sweep_record *re
             recs[n].pc_obs = h[c].G > 1 ? h[c].pc_obs + 0.01 * f : 0;
             recs[n].pc_null_mean = h[c].G > 1 ? h[c].pc_null : NAN;
             recs[n].coupling = h[c].G > 1 ? h[c].coup + 0.005 * f : 0;
+            recs[n].predictability = h[c].G > 1 ? 0.5 : NAN;
             recs[n].objective = h[c].nll[f];
         }
 }
@@ -569,6 +581,37 @@ static void test_selection(void)
     build(t3, 4, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
     CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 1);
+    fr_sweep_selection_free(&sel);
+    fr_sweep_rule_defaults(&rule);
+
+    /* Predictability: a partition whose weakest group does not predict its
+     * own next state (latents without dynamics) is no sub-circuit, however
+     * independent and uncoupled: 2+2+2 falls back to 3+3. A manifest
+     * without the number (NaN) is not tested on it. */
+    t3[2].coup = 0.10;
+    rule.min_predictability = 0.2;
+    build(t3, 4, runs, recs);
+    for (int i = 6; i < 9; ++i) recs[i].predictability = 0.21 + 0.03 * (i - 6); /* 0.24 +- 0.017: passes */
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 3);
+    fr_sweep_selection_free(&sel);
+    for (int i = 6; i < 9; ++i) recs[i].predictability = 0.19 + 0.03 * (i - 6); /* 0.22 - 0.017 = 0.203 */
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 3);
+    fr_sweep_selection_free(&sel);
+    for (int i = 6; i < 9; ++i) recs[i].predictability = 0.02;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 2);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].groups[0], 3);
+    for (int c = 0; c < sel.n; ++c)
+        if (sel.ranked[c].G == 3 && sel.ranked[c].groups[0] == 2) {
+            CU_ASSERT(!sel.ranked[c].supported);
+            FR_ASSERT_CLOSE(sel.ranked[c].pred_mean, 0.02, 1e-12, 0);
+        }
+    fr_sweep_selection_free(&sel);
+    for (int i = 0; i < 12; ++i) recs[i].predictability = NAN;
+    CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 12, &rule, &sel), FR_OK);
+    CU_ASSERT_EQUAL(sel.ranked[sel.chosen].G, 3);
     fr_sweep_selection_free(&sel);
     fr_sweep_rule_defaults(&rule);
 

@@ -107,11 +107,14 @@ enum { FR_SWEEP_NCOLS = 18 };
 extern const fr_sweep_col fr_sweep_cols[FR_SWEEP_NCOLS];
 
 /* Write records atomically (atomic.h) as a tab-separated text
- * file, one line per record, doubles printed exactly (%.17g). Not collective. */
-fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n);
+ * file, one line per record, doubles printed exactly (%.17g), after a line
+ * "# readout: <readout>" (fr_sweep_readout_text) naming the settings its
+ * runs' selection read-outs were measured with. Not collective. */
+fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n, const char *readout);
 /* Read a manifest; a missing file gives n = 0. *recs allocated (free()).
- * Not collective. */
-fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs, int *n);
+ * readout (cap bytes, may be NULL) gets the file's readout line, "" when it
+ * has none (v4 and older). Not collective. */
+fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs, int *n, char *readout, size_t cap);
 /* Match records to the run list by id: out[i] = the record of runs[i]
  * (status PENDING when absent). A done record wins over a failed one.
  * Not collective. */
@@ -135,6 +138,11 @@ typedef struct {
 } fr_sweep_rule;
 /* The documented defaults (the config's defaults). Not collective. */
 void fr_sweep_rule_defaults(fr_sweep_rule *rule);
+/* The settings a finished run's read-outs (independence null, coupling,
+ * predictability) depend on, as one line, e.g. "null_samples=8
+ * null_max_points=256 null_nmc=4 coupling_lags=1,4": a sweep resumed with
+ * other values would mix runs measured two ways. Not collective. */
+void fr_sweep_readout_text(const fr_sweep_rule *rule, char *buf, size_t cap);
 /* The rule of a resolved config (its sweep.* selection keys). Not collective. */
 void fr_sweep_rule_from_config(const fr_config *cfg, fr_sweep_rule *rule);
 

@@ -67,6 +67,7 @@ typedef struct {
     int remote_open;        /* other teams not yet told to stop */
     int stopping;
     const char *manifest;
+    const char *readout; /* fr_sweep_readout_text of the rule */
     int finished, failed, todo;
     double cost_done, cost_todo, t0;
     double t_polled;        /* when coord_hook last looked for requests */
@@ -93,7 +94,7 @@ static void coord_record(coord *c, int index, const fr_sweep_record *rec, int in
         c->failed++;
         LOG_WARN("sweep: run %s failed: %s", rec->id, rec->reason);
     }
-    fr_err rc = fr_sweep_manifest_write(c->manifest, c->recs, c->n);
+    fr_err rc = fr_sweep_manifest_write(c->manifest, c->recs, c->n, c->readout);
     if (rc != FR_OK) fr_fatal(rc); /* only rank 0 knows: abort rather than lose results silently */
     double el = fr_wtime() - c->t0;
     double eta = c->cost_done > 0 ? el * (c->cost_todo - c->cost_done) / c->cost_done : NAN;
@@ -390,7 +391,12 @@ static fr_err fit_one(MPI_Comm team, const fr_config *base, const fr_dataset *ds
 }
 
 /* ---- assembly (rank 0) ------------------------------------------------------------------ */
-static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs, int n, fr_sweep_record *recs)
+/* Every manifest of the output (slices included) into recs. A manifest
+ * whose done runs were measured with other read-out settings (readout) is
+ * an error: their coupling or null would not compare with new runs'. One
+ * written before the line existed measured the coupling at lag 1 only. */
+static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs, int n, fr_sweep_record *recs,
+                                 const char *readout)
 {
     char pat[FR_CFG_PATH_MAX + 32];
     snprintf(pat, sizeof pat, "%s.manifest*", out_path);
@@ -406,7 +412,17 @@ static fr_err read_all_manifests(const char *out_path, const fr_sweep_run *runs,
         if (len > 4 && !strcmp(p + len - 4, ".tmp")) continue;
         fr_sweep_record *r = NULL;
         int nr = 0;
-        rc = fr_sweep_manifest_read(p, &r, &nr);
+        char had[256];
+        rc = fr_sweep_manifest_read(p, &r, &nr, had, sizeof had);
+        if (rc == FR_OK && nr > 0) {
+            const char *lags = strstr(readout, "coupling_lags=");
+            int same = had[0] ? !strcmp(had, readout) : lags && !strcmp(lags, "coupling_lags=1");
+            if (!same)
+                rc = FR_FAIL(FR_EINVAL,
+                             "sweep: %s: its runs' selection read-outs were measured with '%s', this configuration "
+                             "asks for '%s'; keep those sweep.* keys, or write the sweep to a new output.path",
+                             p, had[0] ? had : "coupling_lags=1", readout);
+        }
         if (rc == FR_OK && nr > 0) {
             fr_sweep_record *na = realloc(all, (size_t)(nall + nr) * sizeof *all);
             if (!na) rc = FR_FAIL(FR_ENOMEM, "sweep: out of memory reading manifests");
@@ -600,6 +616,8 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     }
     fr_sweep_rule rule;
     fr_sweep_rule_from_config(base, &rule);
+    char readout[256];
+    fr_sweep_readout_text(&rule, readout, sizeof readout);
     char runs_dir[FR_CFG_PATH_MAX + 16], manifest[FR_CFG_PATH_MAX + 64];
     snprintf(runs_dir, sizeof runs_dir, "%s.runs", base->output_path);
     if (a.slice_n > 1) snprintf(manifest, sizeof manifest, "%s.manifest.slice%dof%d", base->output_path, a.slice_i, a.slice_n);
@@ -614,7 +632,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     if (rc == FR_OK && a.collect) {
         fr_err lr = FR_OK;
         if (rank == 0) {
-            lr = read_all_manifests(base->output_path, runs, n, recs);
+            lr = read_all_manifests(base->output_path, runs, n, recs, readout);
             if (lr == FR_OK) lr = collect_check(runs, recs, n, runs_dir, a.partial);
             if (lr == FR_OK) lr = fr_sweep_assemble(base, runs, recs, n, &rule, runs_dir, size);
         }
@@ -654,7 +672,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
     coord c;
     memset(&c, 0, sizeof c);
     if (rc == FR_OK && rank == 0) {
-        fr_err lr = read_all_manifests(base->output_path, runs, n, recs);
+        fr_err lr = read_all_manifests(base->output_path, runs, n, recs, readout);
         /* only this job's manifest counts for skipping, but every done run is kept */
         if (lr == FR_OK) lr = FR_CALLOC(c.queue, n);
         for (int i = 0; i < n && lr == FR_OK; ++i) {
@@ -681,6 +699,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
         c.n = n;
         c.recs = recs;
         c.manifest = manifest;
+        c.readout = readout;
         c.todo = c.nq;
         c.remote_open = n_teams - 1;
         c.t0 = fr_wtime();
@@ -688,7 +707,7 @@ fr_err fr_cmd_sweep(int argc, char **argv)
                  a.slice_n > 1 ? " (this slice's share)" : "", skipped, c.nq, n_teams, rpf < size ? rpf : size);
         log_plan(base);
         /* the manifest exists from the start (done runs of earlier jobs included) */
-        lr = fr_sweep_manifest_write(manifest, recs, n);
+        lr = fr_sweep_manifest_write(manifest, recs, n, readout);
         if (lr != FR_OK) fr_fatal(lr);
         fr_trainer_set_between_steps(coord_hook, &c);
     }

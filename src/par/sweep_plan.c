@@ -297,15 +297,25 @@ const char *fr_sweep_status_name(int status)
 #define MANIFEST_HEADER_V4 "# facrnn sweep manifest v4"
 #define MANIFEST_HEADER "# facrnn sweep manifest v5"
 
-fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n)
+void fr_sweep_readout_text(const fr_sweep_rule *rule, char *buf, size_t cap)
+{
+    int len = snprintf(buf, cap, "null_samples=%d null_max_points=%d null_nmc=%d coupling_lags=", rule->null_samples,
+                       rule->null_max_points, rule->null_nmc);
+    for (int l = 0; l < rule->n_coupling_lags && len > 0 && (size_t)len < cap; ++l)
+        len += snprintf(buf + len, cap - (size_t)len, "%s%d", l ? "," : "", rule->coupling_lags[l]);
+}
+
+#define READOUT_PREFIX "# readout: "
+
+fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, int n, const char *readout)
 {
     fr_atomic a;
     TRY(fr_atomic_fopen(&a, path));
     FILE *f = a.f;
-    fprintf(f, "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
+    fprintf(f, "%s\n" READOUT_PREFIX "%s\n# id\tstatus\theldout_nll\theldout_r2\theldout_pc\tgroup_latent_r2\ttrain_nll\tpc_obs\t"
                "pc_null_mean\tpc_null_sd\tepochs_done\tseconds\tobjective\tcoupling\tco_bps\tco_r2\t"
                "behavior_align_r2\tbehavior_align_all_r2\tpredictability\treason\n",
-            MANIFEST_HEADER);
+            MANIFEST_HEADER, readout);
     for (int i = 0; i < n; ++i) {
         const fr_sweep_record *r = &recs[i];
         if (r->status == FR_RUN_PENDING) continue;
@@ -322,10 +332,11 @@ fr_err fr_sweep_manifest_write(const char *path, const fr_sweep_record *recs, in
     return fr_atomic_commit(&a);
 }
 
-fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int *n_out)
+fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int *n_out, char *readout, size_t ro_cap)
 {
     *recs_out = NULL;
     *n_out = 0;
+    if (readout && ro_cap) readout[0] = 0;
     FILE *f = fopen(path, "r");
     if (!f) return errno == ENOENT ? FR_OK : FR_FAIL(FR_EIO, "sweep manifest: cannot read %s: %s", path, strerror(errno));
     int cap = 64, n = 0;
@@ -345,6 +356,10 @@ fr_err fr_sweep_manifest_read(const char *path, fr_sweep_record **recs_out, int 
                 rc = FR_FAIL(FR_EINVAL, "sweep manifest %s: line 1 is not '%s'", path, MANIFEST_HEADER);
                 break;
             }
+        }
+        if (!strncmp(line, READOUT_PREFIX, strlen(READOUT_PREFIX)) && readout && ro_cap) {
+            snprintf(readout, ro_cap, "%s", line + strlen(READOUT_PREFIX));
+            readout[strcspn(readout, "\n")] = 0;
         }
         if (line[0] == '#' || line[0] == '\n') continue;
         line[strcspn(line, "\n")] = 0;

@@ -37,12 +37,12 @@ YAML
 summary() {
     local f=$1
     for col in run_id K groups beta seed fold status heldout_nll_per_bin heldout_pc heldout_r2 \
-               heldout_co_bps heldout_co_r2 heldout_behavior_align_r2 heldout_behavior_align_all_r2 heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence coupling objective \
+               heldout_co_bps heldout_co_r2 heldout_behavior_align_r2 heldout_behavior_align_all_r2 heldout_pc_partition heldout_pc_null_mean heldout_pc_null_sd independence coupling predictability objective \
                epochs_done; do
         h5dump -d "/sweep/table/$col" "$f" | tail -n +2
     done
     h5dump -g /sweep/selection "$f" | tail -n +2
-    cut -d, -f1-20 "$f.csv"   # every column but seconds
+    cut -d, -f1-21 "$f.csv"   # every column but seconds
 }
 
 "$FACRNN_BIN" --quiet sweep s.yaml
@@ -130,6 +130,15 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q 'sweep.partitions' e.err && [ ! -e e.h5.runs ]
+# Resuming a finished sweep with other read-out settings (the coupling's
+# lags) would mix runs measured two ways: refused, and nothing changes.
+sum_a=$(md5sum a.h5 a.h5.manifest)
+set +e
+"$FACRNN_BIN" --quiet sweep s.yaml --set 'sweep.coupling_lags=[1, 3]' 2> l.err
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "a.h5.manifest: its runs' selection read-outs were measured with 'null_samples=8 null_max_points=256 null_nmc=4 coupling_lags=" l.err
+[ "$(md5sum a.h5 a.h5.manifest)" = "$sum_a" ]
 
 # No argument is dropped, however many: the last of 400 --set options is read.
 many=()
