@@ -178,6 +178,22 @@ double fr_model_mean(const fr_model *m, double eta)
     return lam < FR_POISSON_RATE_FLOOR ? FR_POISSON_RATE_FLOOR : lam;
 }
 
+/* ln(x!) for the counts of the data: a table for small integers (built on
+ * first use; the same numbers as lgamma), lgamma otherwise. lgamma was a
+ * tenth of a Poisson training step, and a third of the rollout term's. */
+enum { LNFACT_N = 1024 };
+static double g_lnfact[LNFACT_N];
+static int g_lnfact_ready;
+double fr_ln_factorial(double x)
+{
+    if (!g_lnfact_ready) {
+        for (int q = 0; q < LNFACT_N; ++q) g_lnfact[q] = lgamma(q + 1.0);
+        g_lnfact_ready = 1;
+    }
+    if (x >= 0 && x < LNFACT_N && x == (double)(int)x) return g_lnfact[(int)x];
+    return lgamma(x + 1.0);
+}
+
 double fr_obs_nll(const fr_model *m, const double *s, int n, double x, double eta, double *deta, double *ds)
 {
     if (m->spec.obs == FR_OBS_GAUSSIAN) {
@@ -191,13 +207,15 @@ double fr_obs_nll(const fr_model *m, const double *s, int n, double x, double et
         lam = exp(eta);
         dlam = lam;
     } else {
-        lam = fr_softplus(eta);
-        dlam = 1.0 / (1.0 + exp(-eta)); /* sigmoid */
+        /* softplus and its derivative, the sigmoid, from one exponential */
+        double e = exp(-fabs(eta));
+        lam = (eta > 0 ? eta : 0.0) + log1p(e);
+        dlam = eta >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     }
     if (lam < FR_POISSON_RATE_FLOOR) lam = FR_POISSON_RATE_FLOOR, dlam = 0.0;
     if (deta) *deta = (1.0 - x / lam) * dlam;
     if (ds) *ds = 0.0;
-    return lam - x * log(lam) + lgamma(x + 1.0);
+    return lam - x * log(lam) + fr_ln_factorial(x);
 }
 
 /* ---- workspace -------------------------------------------------------------- */

@@ -27,6 +27,8 @@ double fr_softplus(double x);
 /* NLL of one entry x_n under eta_n (channel n; s is the log-std view or
  * NULL for Poisson); writes dNLL/deta and dNLL/ds_n where non-NULL. */
 double fr_obs_nll(const fr_model *m, const double *s, int n, double x, double eta, double *deta, double *ds);
+/* ln(x!) = lgamma(x + 1), from a table for small integer x. Not collective. */
+double fr_ln_factorial(double x);
 
 /* e^x by a polynomial with fused multiply-adds (relative error below
  * 1e-15), x clamped to [-700, 700]. The PC kernel's exponential. */

@@ -74,22 +74,6 @@ void fr_ms_ws_free(fr_ms_ws *w)
     free(w);
 }
 
-/* ln(x!) for the counts of the data: a table for small integers (built on
- * first use), lgamma otherwise. The rollout evaluates the NLL at k - 1 bins
- * per sample, and lgamma was a third of the term's time. */
-enum { LNFACT_N = 1024 };
-static double g_lnfact[LNFACT_N];
-static int g_lnfact_ready;
-static double ln_fact(double x)
-{
-    if (!g_lnfact_ready) {
-        for (int q = 0; q < LNFACT_N; ++q) g_lnfact[q] = lgamma(q + 1.0);
-        g_lnfact_ready = 1;
-    }
-    if (x >= 0 && x < LNFACT_N && x == (double)(int)x) return g_lnfact[(int)x];
-    return lgamma(x + 1.0);
-}
-
 /* One entry of the rollout: the NLL of x under eta with dNLL/deta (and
  * dNLL/ds for Gaussian), and the observation model's mean with its
  * derivative, sharing the transcendental calls (one exp, one log1p and one
@@ -113,7 +97,7 @@ static double entry(const fr_model *m, const double *s, int n, double x, double 
     *mean = lam, *dmean = dl;
     *de = (1.0 - x / lam) * dl;
     *ds = 0.0;
-    return lam - x * log(lam) + ln_fact(x);
+    return lam - x * log(lam) + fr_ln_factorial(x);
 }
 
 static fr_err check_opts(const fr_model *m, const fr_ms_opts *o, const fr_ms_batch *b)
