@@ -67,7 +67,12 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(g_a.n_sweep_seeds, 0);
     CU_ASSERT_EQUAL(g_a.ranks_per_fit, 1);
     CU_ASSERT_EQUAL(g_a.sweep_se_rule, 1.0);
-    CU_ASSERT_EQUAL(g_a.sweep_min_independence, 0.5);
+    CU_ASSERT_EQUAL(g_a.sweep_min_independence, 0.25);
+    CU_ASSERT_EQUAL(g_a.n_sweep_coupling_lags, 2);
+    CU_ASSERT_EQUAL(g_a.sweep_coupling_lags[0], 1);
+    CU_ASSERT_EQUAL(g_a.sweep_coupling_lags[1], 4);
+    CU_ASSERT_EQUAL(g_a.sweep_min_predictability, 0.2);
+    CU_ASSERT_EQUAL(g_a.sweep_max_coupling, 0.2);
     CU_ASSERT_EQUAL(g_a.sweep_null_samples, 8);
     CU_ASSERT_EQUAL(g_a.sweep_null_max_points, 256);
     CU_ASSERT_EQUAL(g_a.sweep_null_nmc, 4);

@@ -544,7 +544,7 @@ static void test_selection(void)
     hand t2[] = {
         {4, 1, {4}, {1.00, 1.10, 0.90}, 0, 0, 0},
         {4, 2, {2, 2}, {0.99, 1.09, 0.89}, 0.45, 0.5, 0.01},
-        {4, 2, {3, 1}, {0.99, 1.09, 0.89}, 0.30, 0.5, 0.01},
+        {4, 2, {3, 1}, {0.99, 1.09, 0.89}, 0.40, 0.5, 0.01},
     };
     build(t2, 3, runs, recs);
     CU_ASSERT_EQUAL_FATAL(fr_sweep_select(runs, recs, 9, &rule, &sel), FR_OK);

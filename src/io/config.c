@@ -147,7 +147,7 @@ static const opt g_opts[] = {
      .max = 1048576, .help = "MPI ranks per fit (team size)"},
     {.key = "sweep.se_rule", .type = OT_DOUBLE, .off = OFF(sweep_se_rule), .def = "1.0", .min = 0, .max = 100,
      .help = "selection: a K or configuration within this many standard errors of the best counts as tied"},
-    {.key = "sweep.min_independence", .type = OT_DOUBLE, .off = OFF(sweep_min_independence), .def = "0.5",
+    {.key = "sweep.min_independence", .type = OT_DOUBLE, .off = OFF(sweep_min_independence), .def = "0.25",
      .min = -BIG, .max = 1,
      .help = "selection: a multi-group partition is supported when its independence score, mean - SE, "
              "is at least this"},
@@ -156,10 +156,10 @@ static const opt g_opts[] = {
      .help = "selection: a multi-group partition is supported when its held-out dynamical coupling between "
              "groups, mean + SE over folds, is at most this"},
     {.key = "sweep.coupling_lags", .type = OT_INTLIST, .off = OFF(sweep_coupling_lags),
-     .off_n = OFF(n_sweep_coupling_lags), .cap = NEL(sweep_coupling_lags), .def = "[1]", .min = 1, .max = 100000,
+     .off_n = OFF(n_sweep_coupling_lags), .cap = NEL(sweep_coupling_lags), .def = "[1, 4]", .min = 1, .max = 100000,
      .flags = OF_NONEMPTY,
      .help = "selection: horizons (bins) at which the coupling is measured; a run's coupling is the largest"},
-    {.key = "sweep.min_predictability", .type = OT_DOUBLE, .off = OFF(sweep_min_predictability), .def = "-1",
+    {.key = "sweep.min_predictability", .type = OT_DOUBLE, .off = OFF(sweep_min_predictability), .def = "0.2",
      .min = -BIG, .max = 1,
      .help = "selection: a multi-group partition is supported when its predictability (the held-out R^2 of "
              "each group's next latent from its own present, worst group), mean - SE over folds, is at least "

@@ -444,14 +444,16 @@ void fr_sweep_records_match(const fr_sweep_run *runs, int n, const fr_sweep_reco
 void fr_sweep_rule_defaults(fr_sweep_rule *rule)
 {
     rule->se_mult = 1.0;
-    rule->min_independence = 0.5;
+    rule->min_independence = 0.25;
     rule->null_samples = 8;
     rule->null_max_points = 256;
     rule->null_nmc = 4;
     rule->max_coupling = 0.2;
-    rule->n_coupling_lags = 1;
+    rule->n_coupling_lags = 2;
     rule->coupling_lags[0] = 1;
-    rule->min_predictability = -1;
+    rule->coupling_lags[1] = 4;
+
+    rule->min_predictability = 0.2;
     rule->bootstrap = 200;
 }
 
