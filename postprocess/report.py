@@ -625,7 +625,7 @@ def fig_answer(ctx, summary, sel):
     pts, best = evidence_per_K(ctx, summary)
     if not best:
         return False
-    fig, axs = plt.subplots(1, 3, figsize=(11.5, 3.5), gridspec_kw={"width_ratios": [1.25, 1, 1]})
+    fig, axs = plt.subplots(1, 4, figsize=(14.5, 3.5), gridspec_kw={"width_ratios": [1.25, 1, 1, 1]})
     ax = axs[0]
     Ks = sorted(best)
     m = np.array([best[K][0] for K in Ks])
@@ -648,8 +648,12 @@ def fig_answer(ctx, summary, sel):
     ax.set_title("1. K: smallest within %g SE of the best" % se_rule)
     ax.legend(frameon=False, fontsize=7)
     cands = [d for d in (rows or []) if d["K"] == Ksel and d["G"] >= 2 and d["beta"] > 0]
-    for j, (key, thr_key, what, sign) in enumerate((("independence", "min_independence", "independence (higher = more independent)", -1),
-                                                   ("coupling", "max_coupling", "coupling (0 = self-contained)", +1))):
+    evidence = (("independence", "min_independence", "independence (1 = independent)", -1, 0.25,
+                 "independent at equal times"),
+                ("coupling", "max_coupling", "coupling (0 = self-contained)", +1, 0.2, "independent over time"),
+                ("predictability", "min_predictability", "predictability (own-past R²)", -1, 0.2,
+                 "dynamics of its own"))
+    for j, (key, thr_key, what, sign, t_def, title) in enumerate(evidence):
         ax = axs[1 + j]
         if not cands:
             ax.axis("off")
@@ -666,15 +670,14 @@ def fig_answer(ctx, summary, sel):
                         color="C2" if ok else "0.45", capsize=3, ms=7 if chosen else 5)
             if chosen:
                 ax.plot(v, i, marker="*", ms=16, color="C3", mec="k", zorder=4)
-        t = float(S.get(thr_key, 0.5 if key == "independence" else 0.2))
+        t = float(S.get(thr_key, t_def))
         ax.axvline(t, color="C3", ls="--", lw=1)
         ax.text(t, len(cands) - 0.45, " threshold %g" % t, color="C3", fontsize=7, va="bottom")
         ax.set_yticks(y)
         ax.set_yticklabels(["%s β=%s" % (d["groups"], fr.beta_text(d["beta"])) for d in cands], fontsize=8)
         ax.set_ylim(-0.6, len(cands) - 0.1)
         ax.set_xlabel("%s, mean %s SE" % (what, "−" if sign < 0 else "+"))
-        ax.set_title("%d. %s at K = %d" % (2 + j, "independent at equal times" if j == 0 else "independent over time", Ksel),
-                     fontsize=10)
+        ax.set_title("%d. %s at K = %d" % (2 + j, title, Ksel), fontsize=10)
     if cands:
         axs[1].plot([], [], "o", color="C2", label="supported")
         axs[1].plot([], [], "o", color="0.45", label="not supported")
@@ -682,10 +685,11 @@ def fig_answer(ctx, summary, sel):
     fig.suptitle("Evidence for the answer (rule: docs/selection.md)", fontsize=11)
     ctx.save(fig, "answer_evidence.png",
              "Left: held-out NLL per bin of the best configuration at each K, mean ± SE over folds and seeds (grey: "
-             "every configuration); the dashed line is the one-SE band, the star the chosen K. Middle and right: at "
-             "the chosen K, every partition fitted with β > 0, its independence score (mean ± SE, must stay above "
-             "the threshold after subtracting one SE) and dynamical coupling (mean ± SE, must stay below the "
-             "threshold after adding one SE); green = supported, star = selected.")
+             "every configuration); the dashed line is the one-SE band, the star the chosen K. Then, at "
+             "the chosen K, every partition fitted with β > 0: its independence score (mean ± SE, must stay above "
+             "the threshold after subtracting one SE), dynamical coupling (max over the rule's horizons; must stay "
+             "below the threshold after adding one SE) and predictability (must stay above the threshold after "
+             "subtracting one SE); green = supported, star = selected.")
     ctx.answer_figure = "answer_evidence.png"
     return True
 
@@ -698,9 +702,10 @@ def fig_sweep(ctx, summary, sel):
         cfgs = sorted(rows, key=lambda d: (d["K"], d["G"], [-s for s in fr.parse_groups(d["groups"])], d["beta"]))
         get = {"nll": lambda d: (d["nll_mean"], d.get("nll_se", np.nan)),
                "independence": lambda d: (d.get("independence_mean", np.nan), d.get("independence_se", np.nan)),
-               "coupling": lambda d: (d.get("coupling_mean", np.nan), d.get("coupling_se", np.nan))}
+               "coupling": lambda d: (d.get("coupling_mean", np.nan), d.get("coupling_se", np.nan)),
+               "predictability": lambda d: (d.get("predictability_mean", np.nan), d.get("predictability_se", np.nan))}
         panels = (("nll", "held-out NLL (nats per bin)"), ("independence", "independence score"),
-                  ("coupling", "dynamical coupling"))
+                  ("coupling", "dynamical coupling"), ("predictability", "predictability"))
     elif summary:
         cfgs = summary
         get = {"nll": lambda d: (d["heldout_nll_per_bin"], d["heldout_nll_per_bin_se"])}
@@ -719,8 +724,9 @@ def fig_sweep(ctx, summary, sel):
             ax.errorbar(x[i], v, yerr=e if np.isfinite(e) else None, fmt="o", color=kc[d["K"]], capsize=3)
             if fr.matches_selection(d["K"], d["groups"], d["beta"], sel):
                 ax.plot(x[i], v, marker="*", ms=16, mfc="none", mec="k", mew=1.4)
-        if key in ("independence", "coupling"):
-            t = float(S.get("min_independence" if key == "independence" else "max_coupling", np.nan))
+        if key in ("independence", "coupling", "predictability"):
+            t = float(S.get({"independence": "min_independence", "coupling": "max_coupling",
+                             "predictability": "min_predictability"}[key], np.nan))
             if np.isfinite(t):
                 ax.axhline(t, color="C3", ls="--", lw=1, label="threshold %g" % t)
                 ax.legend(frameon=False, fontsize=8)
@@ -731,8 +737,8 @@ def fig_sweep(ctx, summary, sel):
                                rotation=60, ha="right")
     axs[-1, 0].set_xlabel("configuration (rank K, group sizes, β)")
     ctx.save(fig, "sweep_configs.png",
-             "Every configuration (K, partition, β): held-out NLL per bin, which chooses K, and the independence score "
-             "and dynamical coupling, which choose the partition (dashed: the rule's thresholds); mean ± SE; the "
+             "Every configuration (K, partition, β): held-out NLL per bin, which chooses K, and the independence score, "
+             "dynamical coupling and predictability, which choose the partition (dashed: the rule's thresholds); mean ± SE; the "
              "selected configuration is starred. Held-out NLL and PC do not rank partitions (docs/selection.md).")
 
 
@@ -914,11 +920,13 @@ figure{margin:1.2em 0}figcaption{color:#555;font-size:90%}pre{background:#f7f7f7
             # the selection's own evidence per configuration (K, groups, beta),
             # in its order (by held-out NLL)
             cols = [c for c in ("K", "groups", "beta", "n_runs", "n_folds", "nll_mean", "nll_se", "independence_mean",
-                                "independence_se", "coupling_mean", "coupling_se", "supported", "selected")
+                                "independence_se", "coupling_mean", "coupling_se", "predictability_mean",
+                                "predictability_se", "supported", "selected")
                     if c in ranked]
             E.append('<h3>Selection evidence per configuration</h3><p>independence: equal-time, 1 - PC / rotation '
                      'null (higher is more independent); coupling: how much the other groups improve the '
-                     'prediction of a group\'s next latent (0 = self-contained); both over each fold\'s '
+                     'prediction of a group\'s latent 1 or more bins ahead (0 = self-contained); predictability: '
+                     'how well the weakest group predicts its own next latent (held-out R²); all over each fold\'s '
                      'best-objective seed.</p><table id="selection-ranked"><tr>%s</tr>'
                      % "".join("<th>%s</th>" % html.escape(c) for c in cols))
             for i in range(len(ranked[cols[0]])):

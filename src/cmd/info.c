@@ -178,9 +178,16 @@ static fr_err answer_first(const char *path)
         str_attr(s, "why", buf, sizeof buf);
         printf("why: %s\n", buf);
         if (isfinite(num_attr(s, "independence")))
-            printf("evidence: independence %.3f +- %.3f (needs >= %g), coupling %.3f +- %.3f (needs <= %g)\n",
-               num_attr(s, "independence"), num_attr(s, "independence_se"), num_attr(s, "min_independence"),
-               num_attr(s, "coupling"), num_attr(s, "coupling_se"), num_attr(s, "max_coupling"));
+        {
+            printf("evidence: independence %.3f +- %.3f (needs >= %g), coupling %.3f +- %.3f (needs <= %g)",
+                   num_attr(s, "independence"), num_attr(s, "independence_se"), num_attr(s, "min_independence"),
+                   num_attr(s, "coupling"), num_attr(s, "coupling_se"), num_attr(s, "max_coupling"));
+            /* a results file written before the predictability has none */
+            if (isfinite(num_attr(s, "predictability")))
+                printf(", predictability %.3f +- %.3f (needs >= %g)", num_attr(s, "predictability"),
+                       num_attr(s, "predictability_se"), num_attr(s, "min_predictability"));
+            printf("\n");
+        }
         H5Gclose(s);
     } else if (H5Lexists(f, "/runs", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "/runs", H5P_DEFAULT);

@@ -353,15 +353,17 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
             char cg[256];
             fr_groups_text(c->G, c->groups, cg, sizeof cg);
             LOG_INFO("selected: K = %d, groups %s, beta %g, held-out nll/bin %.6g +- %.2g, independence %.3f +- %.3f, "
-                     "coupling %.3f +- %.3f",
-                     c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se);
+                     "coupling %.3f +- %.3f, predictability %.3f +- %.3f",
+                     c->K, cg, c->beta, c->nll_mean, c->nll_se, c->ind_mean, c->ind_se, c->coup_mean, c->coup_se,
+                     c->pred_mean, c->pred_se);
             LOG_INFO("confidence: %s", conf.text);
         }
         /* co-smoothing columns when the runs have held-out channels */
         int have_co = 0;
         for (int i = 0; i < n && !have_co; ++i) have_co = isfinite(recs[i].co_bps) || isfinite(recs[i].co_r2);
-        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %s%s", "K", "groups", "beta", "runs", "held-out nll/bin (SE)",
-                 "independence (SE)", "coupling (SE)", have_co ? "co_bps   co_r2    " : "", "");
+        LOG_INFO("  %-3s %-10s %-8s %-4s %-22s %-20s %-20s %-20s %s%s", "K", "groups", "beta", "runs",
+                 "held-out nll/bin (SE)", "independence (SE)", "coupling (SE)", "predictability (SE)",
+                 have_co ? "co_bps   co_r2    " : "", "");
         /* the ten best by NLL, then every multi-group row of the selected K
          * that the partition rule looked at (the chosen one included) */
         int Kc = sel.chosen >= 0 ? sel.ranked[sel.chosen].K : -1;
@@ -374,9 +376,9 @@ fr_err fr_sweep_assemble(const fr_config *base, const fr_sweep_run *runs, fr_swe
             char co[64] = "";
             if (have_co)
                 snprintf(co, sizeof co, "%-8.4f %-8.4f ", co_mean(runs, recs, n, s, 0), co_mean(runs, recs, n, s, 1));
-            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s%s", s->K, gt,
-                     s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se, co,
-                     c == sel.chosen ? "<- selected" : "", s->supported ? " supported" : "");
+            LOG_INFO("  %-3d %-10s %-8g %-4d %-10.6g (%-8.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %-7.3f (%-7.2g)   %s%s%s",
+                     s->K, gt, s->beta, s->n, s->nll_mean, s->nll_se, s->ind_mean, s->ind_se, s->coup_mean, s->coup_se,
+                     s->pred_mean, s->pred_se, co, c == sel.chosen ? "<- selected" : "", s->supported ? " supported" : "");
         }
     }
     fr_sweep_selection_free(&sel);
