@@ -2,8 +2,12 @@
 """The selection benchmark's design and report (driven by selection_grid.sh).
 
   selection_grid.py design            one line per ground truth (tab-separated)
-  selection_grid.py report WORK_DIR   the accuracy table from WORK_DIR/runs.tsv
+  selection_grid.py report WORK_DIR [HALF]
+                                      the accuracy table from WORK_DIR/runs.tsv
                                       and each truth's sweep results file
+  selection_grid.py tune WORK_DIR     the rule re-applied to the tuning half's
+                                      finished sweeps over a grid of its
+                                      parameters (how the defaults were set)
 
 Design: 16 truth structures (independent partitions 2+1, 2+2, 3+2, 2+2+2,
 3+1+1 over the `systems` families; coupled chains; one higher-dimensional
@@ -11,8 +15,10 @@ system; latent noise without dynamics), each at 3 SNR levels: 48 ground
 truths. Observation model and size (N, trials) rotate over the truths (a
 fractional design: not every truth is seen at every size and observation).
 Each truth has its own data seed; odd seeds form the reporting half, even
-seeds the tuning half. The selection rule's thresholds were not changed, so
-the tuning half is not needed to report; it is there for whoever tunes.
+seeds the tuning half. The rule's parameters (sweep.min_independence,
+sweep.max_coupling, sweep.coupling_lags, sweep.min_predictability) were set
+with `tune` on the tuning half alone; the reporting half is scored with the
+rule as shipped.
 """
 import math
 import os
@@ -169,6 +175,214 @@ def cmd_report(work, half):
         print("not run: " + ", ".join(r["id"] for r in missing))
 
 
+# ---- tuning: the rule re-applied to saved runs ------------------------------------
+# The evidence of every run is computed again from its saved latents and
+# train/held-out split (the sweep's per-run files), as src/core/coupling.c
+# does, at every horizon of TUNE_LAGS; then the rule of docs/selection.md is
+# applied with other parameters. `tune` first checks that, with the
+# parameters a results file records, this re-implementation gives the
+# selection the file records.
+TUNE_LAGS = (1, 2, 3, 4)
+
+
+def _feats(z, quad):
+    import numpy as np
+    K = z.shape[1]
+    f = [z]
+    if quad:
+        for i in range(K):
+            for j in range(i, K):
+                f.append((z[:, i] * z[:, j])[:, None])
+    return np.hstack(f)
+
+
+def _own(K, quad, k0, k1):
+    idx, p = list(range(k0, k1)), K
+    if quad:
+        for i in range(K):
+            for j in range(i, K):
+                if k0 <= i < k1 and k0 <= j < k1:
+                    idx.append(p)
+                p += 1
+    return idx
+
+
+def _sse(Xtr, Ytr, Xte, Yte):
+    import numpy as np
+    xm, ym = Xtr.mean(0), Ytr.mean(0)
+    Xc = Xtr - xm
+    C = Xc.T @ Xc / len(Xtr)
+    C += 1e-6 * np.trace(C) / C.shape[0] * np.eye(C.shape[0])
+    W = np.linalg.solve(C, Xc.T @ (Ytr - ym) / len(Xtr))
+    return float(((Yte - (ym + (Xte - xm) @ W)) ** 2).sum())
+
+
+def run_evidence(lat, off, is_train, groups, lags=TUNE_LAGS):
+    """{lag: (coupling max over groups, worst group's predictability)} of one
+    run's latents (rows, K; NaN rows are context bins) split into trials by
+    off, standardised with the training trials' bins."""
+    import numpy as np
+    K = lat.shape[1]
+    quad = K <= 10
+    tr_rows = np.concatenate([np.arange(off[k], off[k + 1]) for k in range(len(off) - 1) if is_train[k]])
+    L = lat[tr_rows]
+    L = L[~np.isnan(L[:, 0])]
+    z = (lat - L.mean(0)) / L.std(0)
+    out = {}
+    for lag in lags:
+        A, B, T = [], [], []
+        for k in range(len(off) - 1):
+            a = np.arange(off[k], off[k + 1] - lag)
+            a = a[~np.isnan(z[a, 0]) & ~np.isnan(z[a + lag, 0])]
+            A.append(z[a])
+            B.append(z[a + lag])
+            T.append(np.full(len(a), bool(is_train[k])))
+        A, B, T = np.vstack(A), np.vstack(B), np.concatenate(T)
+        X = _feats(A, quad)
+        cs, r2, k0 = [], [], 0
+        for g in groups:
+            k1 = k0 + g
+            oi = _own(K, quad, k0, k1)
+            Yte = B[~T][:, k0:k1]
+            sst = float(((Yte - Yte.mean(0)) ** 2).sum())
+            so = _sse(X[T][:, oi], B[T][:, k0:k1], X[~T][:, oi], Yte)
+            sa = _sse(X[T], B[T][:, k0:k1], X[~T], Yte) if len(groups) > 1 else so
+            cs.append((so - sa) / so if so > 0 else 0.0)
+            r2.append(1 - so / sst if sst > 0 else 0.0)
+            k0 = k1
+        out[lag] = (max(cs) if len(groups) > 1 else 0.0, min(r2))
+    return out
+
+
+def truth_evidence(work, tid):
+    """One row per finished run of a truth's sweep: K, groups, beta, seed,
+    fold, held-out NLL, objective, independence, and run_evidence; cached in
+    WORK_DIR/<id>.evidence.json."""
+    import json
+    import h5py
+    import numpy as np
+    cache = os.path.join(work, tid + ".evidence.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            return json.load(f)
+    sweep = os.path.join(work, tid + ".sweep.h5")
+    with h5py.File(os.path.join(work, tid + ".h5"), "r") as f:
+        off = f["trial_offsets"][()]
+    rows = []
+    with h5py.File(sweep, "r") as f:
+        t = f["sweep/table"]
+        col = {c: t[c][()] for c in ("run_id", "K", "groups", "beta", "seed", "fold", "status",
+                                     "heldout_nll_per_bin", "objective", "independence")}
+        for i, rid in enumerate(col["run_id"]):
+            rid = rid.decode() if isinstance(rid, bytes) else str(rid)
+            st = col["status"][i]
+            st = st.decode() if isinstance(st, bytes) else str(st)
+            g = col["groups"][i]
+            g = g.decode() if isinstance(g, bytes) else str(g)
+            if st != "done":
+                continue
+            with h5py.File(os.path.join(work, tid + ".sweep.h5.runs", rid + ".h5"), "r") as rf:
+                run = rf["runs"][rid]
+                lat, split = run["latents"][()], run["split"][()].astype(bool)
+            groups = [int(x) for x in g.split("+")]
+            ev = run_evidence(lat, off, split, groups)
+            rows.append({"K": int(col["K"][i]), "groups": g, "beta": float(col["beta"][i]),
+                         "seed": int(col["seed"][i]), "fold": int(col["fold"][i]),
+                         "nll": float(col["heldout_nll_per_bin"][i]), "objective": float(col["objective"][i]),
+                         "ind": float(col["independence"][i]),
+                         "coup": {str(k): v[0] for k, v in ev.items()}, "pred": {str(k): v[1] for k, v in ev.items()}})
+    with open(cache, "w") as f:
+        json.dump(rows, f)
+    return rows
+
+
+def _mse(v):
+    import numpy as np
+    v = np.array([x for x in v if x is not None and math.isfinite(x)], float)
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def apply_rule(rows, se=1.0, min_ind=0.25, max_coup=0.2, lags=(1, 4), min_pred=0.2):
+    """docs/selection.md's rule on evidence rows: (K, groups text)."""
+    cfg = {}
+    for r in rows:
+        cfg.setdefault((r["K"], r["groups"], r["beta"]), []).append(r)
+    sc = []
+    for (K, g, b), rs in cfg.items():
+        G = len(g.split("+"))
+        rep = {}
+        for r in rs:  # each fold's best-objective seed
+            if r["fold"] not in rep or r["objective"] < rep[r["fold"]]["objective"]:
+                rep[r["fold"]] = r
+        ev = list(rep.values())
+        nm, ns = _mse([r["nll"] for r in rs])
+        im, i_se = _mse([r["ind"] for r in ev])
+        cm, c_se = _mse([max(r["coup"][str(l)] for l in lags) for r in ev])
+        pm, p_se = _mse([r["pred"][str(lags[0])] for r in ev])
+        sup = (G >= 2 and b > 0 and im - i_se >= min_ind and cm + c_se <= max_coup and pm - p_se >= min_pred)
+        sc.append({"K": K, "g": g, "G": G, "nm": nm, "ns": ns, "sup": sup})
+    best = min(sc, key=lambda s: s["nm"])
+    thr = best["nm"] + se * (best["ns"] if math.isfinite(best["ns"]) else 0.0)
+    Ks = min(s["K"] for s in sc if s["nm"] <= thr)
+    at = [s for s in sc if s["K"] == Ks]
+    sup = [s for s in at if s["sup"]]
+    if sup:
+        ch = sorted(sup, key=lambda s: (-s["G"], s["nm"]))[0]
+    else:
+        ones = [s for s in at if s["G"] == 1]
+        ch = min(ones or at, key=lambda s: s["nm"])
+    return Ks, ch["g"]
+
+
+def cmd_tune(work):
+    import itertools
+    import h5py
+    runs = read_runs(work)
+    rows = [r for r in design() if r["half"] == "tune" and runs.get(r["id"], {}).get("rc") == 0
+            and os.path.exists(os.path.join(work, r["id"] + ".sweep.h5"))]
+    ev = {r["id"]: truth_evidence(work, r["id"]) for r in rows}
+    print("tuning half: %d truths with a finished sweep" % len(rows))
+    # the re-implementation against what each file recorded, with its parameters
+    agree = 0
+    for r in rows:
+        with h5py.File(os.path.join(work, r["id"] + ".sweep.h5"), "r") as f:
+            a = f["/sweep/selection"].attrs
+            lags = tuple(int(x) for x in str(a["coupling_lags"].decode() if isinstance(a["coupling_lags"], bytes)
+                                              else a["coupling_lags"]).split(",")) if "coupling_lags" in a else (1,)
+            p = dict(se=float(a["se_rule"]), min_ind=float(a["min_independence"]), max_coup=float(a["max_coupling"]),
+                     lags=lags, min_pred=float(a["min_predictability"]) if "min_predictability" in a else -1e9)
+            rec = (int(a["selected_K"]), selection(os.path.join(work, r["id"] + ".sweep.h5"))[2])
+        agree += apply_rule(ev[r["id"]], **p) == rec
+    print("re-implementation gives the recorded selection on %d of %d" % (agree, len(rows)))
+
+    def score_all(p):
+        ok = {l: [0, 0] for l, _ in SNRS}
+        fd, nfd = [], 0
+        for r in rows:
+            K, g = apply_rule(ev[r["id"]], **p)
+            sel = (K, sorted(int(x) for x in g.split("+")), g)
+            exact, _, multi = score(r, sel)
+            ok[r["snr_level"]][0] += exact
+            ok[r["snr_level"]][1] += 1
+            if r["kind"] != "independent":
+                nfd += 1
+                if multi:
+                    fd.append(r["id"])
+        return ok, fd, nfd
+
+    print("| min_independence | max_coupling | coupling_lags | min_predictability | exact mid+high | exact low |"
+          " multi-group on coupled/null |")
+    print("|---|---|---|---|---|---|---|")
+    for mi, mc, lags, mp in itertools.product((0.1, 0.2, 0.25, 0.3, 0.5), (0.1, 0.2), ((1,), (1, 2), (1, 4), (1, 2, 4)),
+                                              (-1e9, 0.1, 0.2)):
+        ok, fd, nfd = score_all(dict(min_ind=mi, max_coup=mc, lags=lags, min_pred=mp))
+        print("| %g | %g | %s | %s | %d/%d | %d/%d | %d/%d %s |" % (
+            mi, mc, ",".join(map(str, lags)), "off" if mp < -1 else "%g" % mp, ok["mid"][0] + ok["high"][0],
+            ok["mid"][1] + ok["high"][1], ok["low"][0], ok["low"][1], len(fd), nfd, " ".join(fd)))
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "design":
         cmd_design()
@@ -179,6 +393,9 @@ def main(argv):
             print("selection_grid.py: half must be report, tune or all, not '%s'" % half, file=sys.stderr)
             return 2
         cmd_report(argv[2], half)
+        return 0
+    if len(argv) >= 3 and argv[1] == "tune":
+        cmd_tune(argv[2])
         return 0
     print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
     return 2

@@ -96,3 +96,59 @@ def test_report(tmp_path):
 def test_bad_half():
     out = subprocess.run(["/usr/bin/python3", SCRIPT, "report", "/nonexistent", "odd"], capture_output=True, text=True)
     assert out.returncode == 2 and "half must be" in out.stderr and "Traceback" not in out.stderr
+
+
+def _rows(K, groups, nll, ind, coup, pred, beta=20.0):
+    """Three folds of one configuration, the same evidence at every horizon."""
+    return [{"K": K, "groups": groups, "beta": beta, "seed": 0, "fold": f, "nll": nll + 0.01 * f,
+             "objective": nll, "ind": ind, "coup": {str(l): coup for l in sg.TUNE_LAGS},
+             "pred": {str(l): pred for l in sg.TUNE_LAGS}} for f in range(3)]
+
+
+def test_apply_rule():
+    base = _rows(4, "4", 1.00, float("nan"), 0.0, float("nan"))
+    # independent, uncoupled, predictable: the split wins
+    assert sg.apply_rule(base + _rows(4, "2+2", 1.20, 0.6, 0.01, 0.7)) == (4, "2+2")
+    # each test alone rejects it
+    assert sg.apply_rule(base + _rows(4, "2+2", 1.20, 0.1, 0.01, 0.7)) == (4, "4")
+    assert sg.apply_rule(base + _rows(4, "2+2", 1.20, 0.6, 0.30, 0.7)) == (4, "4")
+    assert sg.apply_rule(base + _rows(4, "2+2", 1.20, 0.6, 0.01, 0.05)) == (4, "4")
+    # the coupling is the worst horizon of the rule's lags
+    r = _rows(4, "2+2", 1.20, 0.6, 0.01, 0.7)
+    for x in r:
+        x["coup"]["4"] = 0.5
+    assert sg.apply_rule(base + r) == (4, "4")
+    assert sg.apply_rule(base + r, lags=(1,)) == (4, "2+2")
+    # K: the smallest within one SE of the best
+    assert sg.apply_rule(base + _rows(5, "5", 0.995, float("nan"), 0.0, float("nan")))[0] == 4
+    assert sg.apply_rule(base + _rows(5, "5", 0.5, float("nan"), 0.0, float("nan")))[0] == 5
+
+
+def test_run_evidence():
+    """Two independent noisy rotations are uncoupled and predictable; white
+    noise latents are not predictable; a driven pair is coupled."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    T, B = 30, 80
+    off = np.arange(T + 1) * B
+
+    def sim(drive):
+        lat = np.zeros((T * B, 4))
+        for k in range(T):
+            z = rng.standard_normal(4)
+            for t in range(B):
+                lat[k * B + t] = z
+                w1, w2 = 2 * np.pi / 8, 2 * np.pi / 13
+                n = np.array([np.cos(w1) * z[0] - np.sin(w1) * z[1], np.sin(w1) * z[0] + np.cos(w1) * z[1],
+                              np.cos(w2) * z[2] - np.sin(w2) * z[3] + drive * np.tanh(z[0]),
+                              np.sin(w2) * z[2] + np.cos(w2) * z[3]])
+                z = 0.9 * n + 0.3 * rng.standard_normal(4)
+            lat[k * B] = np.nan
+        return lat
+
+    tr = np.arange(T) % 3 != 0
+    ev = sg.run_evidence(sim(0.0), off, tr, [2, 2])
+    assert all(ev[l][0] < 0.05 for l in ev) and ev[1][1] > 0.5
+    assert sg.run_evidence(sim(0.8), off, tr, [2, 2])[1][0] > 0.2
+    noise = rng.standard_normal((T * B, 4))
+    assert sg.run_evidence(noise, off, tr, [2, 2])[1][1] < 0.05
