@@ -138,6 +138,9 @@ typedef struct {
 } fr_sweep_rule;
 /* The documented defaults (the config's defaults). Not collective. */
 void fr_sweep_rule_defaults(fr_sweep_rule *rule);
+/* The rule's coupling horizons as text, joined by sep ("1, 4"). Not
+ * collective. */
+void fr_sweep_lags_text(const fr_sweep_rule *rule, const char *sep, char *buf, size_t cap);
 /* The settings a finished run's read-outs (independence null, coupling,
  * predictability) depend on, as one line, e.g. "null_samples=8
  * null_max_points=256 null_nmc=4 coupling_lags=1,4": a sweep resumed with

@@ -159,9 +159,8 @@ static fr_err write_selection(hid_t sw, const fr_sweep_selection *sel, const fr_
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "min_independence", rule->min_independence);
     if (rc == FR_OK) rc = fr_h5_attr_int(g, "null_samples", rule->null_samples);
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "max_coupling", rule->max_coupling);
-    char lags[256] = "";
-    for (int l = 0, len = 0; l < rule->n_coupling_lags && len < (int)sizeof lags - 16; ++l)
-        len += snprintf(lags + len, sizeof lags - (size_t)len, "%s%d", l ? ", " : "", rule->coupling_lags[l]);
+    char lags[256];
+    fr_sweep_lags_text(rule, ", ", lags, sizeof lags);
     if (rc == FR_OK) rc = fr_h5_attr_str(g, "coupling_lags", lags);
     if (rc == FR_OK) rc = fr_h5_attr_double(g, "min_predictability", rule->min_predictability);
     int n = sel->n;

@@ -297,12 +297,20 @@ const char *fr_sweep_status_name(int status)
 #define MANIFEST_HEADER_V4 "# facrnn sweep manifest v4"
 #define MANIFEST_HEADER "# facrnn sweep manifest v5"
 
+void fr_sweep_lags_text(const fr_sweep_rule *rule, const char *sep, char *buf, size_t cap)
+{
+    int len = 0;
+    if (cap) buf[0] = 0;
+    for (int l = 0; l < rule->n_coupling_lags && len >= 0 && (size_t)len < cap; ++l)
+        len += snprintf(buf + len, cap - (size_t)len, "%s%d", l ? sep : "", rule->coupling_lags[l]);
+}
+
 void fr_sweep_readout_text(const fr_sweep_rule *rule, char *buf, size_t cap)
 {
-    int len = snprintf(buf, cap, "null_samples=%d null_max_points=%d null_nmc=%d coupling_lags=", rule->null_samples,
-                       rule->null_max_points, rule->null_nmc);
-    for (int l = 0; l < rule->n_coupling_lags && len > 0 && (size_t)len < cap; ++l)
-        len += snprintf(buf + len, cap - (size_t)len, "%s%d", l ? "," : "", rule->coupling_lags[l]);
+    char lags[256];
+    fr_sweep_lags_text(rule, ",", lags, sizeof lags);
+    snprintf(buf, cap, "null_samples=%d null_max_points=%d null_nmc=%d coupling_lags=%s", rule->null_samples,
+             rule->null_max_points, rule->null_nmc, lags);
 }
 
 #define READOUT_PREFIX "# readout: "
@@ -554,9 +562,8 @@ fr_err fr_sweep_select(const fr_sweep_run *runs, const fr_sweep_record *recs, in
 {
     memset(sel, 0, sizeof *sel);
     sel->chosen = sel->best = -1;
-    char lags[256] = "";
-    for (int l = 0, len = 0; l < rule->n_coupling_lags && len < (int)sizeof lags - 16; ++l)
-        len += snprintf(lags + len, sizeof lags - (size_t)len, "%s%d", l ? ", " : "", rule->coupling_lags[l]);
+    char lags[256];
+    fr_sweep_lags_text(rule, ", ", lags, sizeof lags);
     snprintf(sel->rule, sizeof sel->rule,
              "K: for each K the configuration (partition, beta) with the lowest mean held-out NLL per bin over "
              "folds x seeds; choose the smallest K whose best mean is within %g standard error(s) of the overall "
